@@ -1,0 +1,124 @@
+//! Time as the lab sees it.
+//!
+//! Fault windows (`for_ms`), search lag and injected latency all read time
+//! through [`Clock`], so the same rules run on the wall clock over HTTP and on a
+//! virtual clock in tests and in the deterministic simulator, where waiting a
+//! day costs nothing and no test has to sleep.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::watch;
+
+/// A future returned by [`Clock::sleep`].
+pub type Sleep = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+/// A source of time that can also wait.
+///
+/// Implementations must be cheap to call: the services read the clock on every
+/// request.
+pub trait Clock: Send + Sync + 'static {
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> u64;
+    /// Completes once `ms` milliseconds of this clock's time have passed.
+    fn sleep(&self, ms: u64) -> Sleep;
+}
+
+/// A shared clock handle.
+pub type SharedClock = Arc<dyn Clock>;
+
+/// The wall clock, used when the services run for real.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
+    }
+
+    fn sleep(&self, ms: u64) -> Sleep {
+        Box::pin(tokio::time::sleep(Duration::from_millis(ms)))
+    }
+}
+
+/// A clock that moves only when told to.
+///
+/// Sleepers wake as soon as [`ManualClock::advance`] carries the time past
+/// their deadline, so tests of windows, lag and in-flight requests are exact
+/// and never wait on real time.
+#[derive(Debug, Clone)]
+pub struct ManualClock {
+    now: Arc<watch::Sender<u64>>,
+}
+
+impl ManualClock {
+    /// A clock that reads `start_ms` until advanced.
+    pub fn new(start_ms: u64) -> Self {
+        let (tx, _rx) = watch::channel(start_ms);
+        Self { now: Arc::new(tx) }
+    }
+
+    /// Moves time forward by `ms` and wakes every sleeper whose deadline passed.
+    pub fn advance(&self, ms: u64) {
+        self.now.send_modify(|now| *now += ms);
+    }
+
+    /// How many sleeps are waiting on this clock: lets a test wait until a
+    /// request has reached its injected latency before moving time.
+    pub fn sleepers(&self) -> usize {
+        self.now.receiver_count()
+    }
+}
+
+impl Default for ManualClock {
+    fn default() -> Self {
+        // 2026-01-01T00:00:00Z: a fixed, readable start for reproducible ledgers.
+        Self::new(1_767_225_600_000)
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> u64 {
+        *self.now.borrow()
+    }
+
+    fn sleep(&self, ms: u64) -> Sleep {
+        let mut rx = self.now.subscribe();
+        let deadline = *rx.borrow() + ms;
+        Box::pin(async move {
+            // The sender lives as long as the clock; if it is gone, time has
+            // stopped for good and the sleeper is released.
+            let _ = rx.wait_for(|now| *now >= deadline).await;
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn manual_sleep_completes_only_after_advance() {
+        let clock = ManualClock::new(1_000);
+        let mut sleep = clock.sleep(500);
+        assert_eq!(clock.sleepers(), 1);
+        assert!(futures_poll_once(&mut sleep).await.is_none());
+        clock.advance(499);
+        assert!(futures_poll_once(&mut sleep).await.is_none());
+        clock.advance(1);
+        sleep.await;
+        assert_eq!(clock.now_ms(), 1_500);
+        assert_eq!(clock.sleepers(), 0);
+    }
+
+    async fn futures_poll_once(sleep: &mut Sleep) -> Option<()> {
+        tokio::time::timeout(Duration::from_millis(0), sleep.as_mut())
+            .await
+            .ok()
+    }
+}

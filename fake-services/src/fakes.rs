@@ -1,0 +1,474 @@
+//! [`FakeServices`]: the four services' state and the one path every call
+//! takes through it — client fault headers, fault rules, idempotency key,
+//! latency, provider, and the fault that may replace the provider's answer.
+//!
+//! The HTTP routes and the in-process API (the simulator's, no sockets) both
+//! call [`FakeServices::call`], so the rules cannot drift apart.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde_json::{json, Value};
+
+use crate::clock::{SharedClock, SystemClock};
+use crate::fault_rules::{Action, Behavior, BehaviorSpec, BehaviorView, Decision, FieldError};
+use crate::idempotency::{Begin, IdempotencyStore, StoredResponse};
+use crate::ledger::{Record, Told};
+use crate::providers::{self, Answer, Books, Desk};
+use crate::service::{Operation, Service};
+
+/// The longest `X-Be-Slow` a client can ask for, so a typo cannot hang a
+/// connection for a day.
+pub const MAX_CLIENT_SLOW_MS: u64 = 600_000;
+
+/// The book server's per-request fault headers, as a call carries them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClientFaults {
+    /// `X-Be-Slow`.
+    pub slow: Option<ClientSlow>,
+    /// `X-Throttle: true`: answer 429.
+    pub throttle: bool,
+    /// `X-Crash: true`: answer 503 or 504 (email: send, then 503).
+    pub crash: bool,
+}
+
+/// How slow `X-Be-Slow` asks the service to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientSlow {
+    /// `true`: a random 1 to 10 seconds.
+    Random,
+    /// A number of seconds, here in milliseconds.
+    Millis(u64),
+}
+
+/// One call to a service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Call {
+    pub service: Service,
+    pub operation: Operation,
+    /// The JSON body for an effect; the query parameters, as an object, for a
+    /// search.
+    pub body: Value,
+    /// The `Idempotency-Key` header.
+    pub idempotency_key: Option<String>,
+    pub client_faults: ClientFaults,
+}
+
+impl Call {
+    /// A plain call with no key and no fault headers.
+    pub fn new(service: Service, operation: Operation, body: Value) -> Self {
+        Self {
+            service,
+            operation,
+            body,
+            idempotency_key: None,
+            client_faults: ClientFaults::default(),
+        }
+    }
+
+    /// The same call with an `Idempotency-Key`.
+    pub fn with_key(mut self, key: impl Into<String>) -> Self {
+        self.idempotency_key = Some(key.into());
+        self
+    }
+}
+
+/// How a call ended, as the client experiences it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    Response(Response),
+    /// The connection was closed without a response.
+    Dropped,
+}
+
+impl Reply {
+    /// The response, if there was one.
+    pub fn response(&self) -> Option<&Response> {
+        match self {
+            Reply::Response(r) => Some(r),
+            Reply::Dropped => None,
+        }
+    }
+}
+
+/// A response: status, JSON body (or empty), and the headers that matter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    /// JSON, or empty where the book server answers with no body.
+    pub body: Bytes,
+    /// `Retry-After` seconds, on a 429.
+    pub retry_after_s: Option<u64>,
+    /// `Idempotent-Replayed: true`: an earlier result, answered again.
+    pub replayed: bool,
+}
+
+impl Response {
+    fn json(status: u16, body: &Value) -> Self {
+        Self {
+            status,
+            body: Bytes::from(serde_json::to_vec(body).expect("a Value always serializes")),
+            retry_after_s: None,
+            replayed: false,
+        }
+    }
+
+    fn empty(status: u16) -> Self {
+        Self {
+            status,
+            body: Bytes::new(),
+            retry_after_s: None,
+            replayed: false,
+        }
+    }
+
+    /// Whether there is a (JSON) body; the book server's faults answer none.
+    pub fn body_is_json(&self) -> bool {
+        !self.body.is_empty()
+    }
+
+    /// The body parsed as JSON (`Null` when empty or not JSON).
+    pub fn json_body(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+/// The fake services: cheap to clone, every clone the same services.
+#[derive(Clone)]
+pub struct FakeServices {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    clock: SharedClock,
+    services: Vec<Mutex<ServiceState>>,
+}
+
+struct ServiceState {
+    service: Service,
+    behavior: Behavior,
+    books: Books,
+    keys: IdempotencyStore,
+    /// For `X-Crash`'s 503-or-504, `X-Be-Slow: true` and rule seeds.
+    rng: ChaCha8Rng,
+}
+
+impl ServiceState {
+    fn new(service: Service, seed: u64) -> Self {
+        let seed = seed.wrapping_add(service.index() as u64 * 0x9e37_79b9_7f4a_7c15);
+        Self {
+            service,
+            behavior: Behavior::default(),
+            books: Books::new(service, seed),
+            keys: IdempotencyStore::default(),
+            rng: ChaCha8Rng::seed_from_u64(seed),
+        }
+    }
+
+    /// The fault for one call: the client's headers first (the book server
+    /// checks slow, then throttle, then crash), then the service's rules.
+    fn decide(&mut self, call: &Call, now_ms: u64) -> Decision {
+        let client = call.client_faults;
+        let client_latency = match client.slow {
+            None => 0,
+            Some(ClientSlow::Millis(ms)) => ms.min(MAX_CLIENT_SLOW_MS),
+            Some(ClientSlow::Random) => self.rng.random_range(1..=10) * 1_000,
+        };
+        let header = |action| Decision {
+            latency_ms: client_latency,
+            action,
+            rule: None,
+        };
+        if client.throttle {
+            return header(Action::Throttle { retry_after_s: 1 });
+        }
+        if client.crash {
+            // The book server's email crash still queues the email.
+            return header(
+                if self.service == Service::Email && call.operation == Operation::Effect {
+                    Action::SendThenCrash { status: 503 }
+                } else {
+                    Action::Crash {
+                        status: if self.rng.random_bool(0.5) { 503 } else { 504 },
+                    }
+                },
+            );
+        }
+        let mut decision = if call.operation.faultable() {
+            self.behavior
+                .decide(call.operation.name(self.service), now_ms)
+        } else {
+            Decision::FORWARD
+        };
+        decision.latency_ms += client_latency;
+        decision
+    }
+}
+
+impl Default for FakeServices {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+static NEXT_SEED: AtomicU64 = AtomicU64::new(0);
+
+impl FakeServices {
+    /// Services on the wall clock with a fresh random seed.
+    pub fn new() -> Self {
+        let seed = rand::rng().random::<u64>() ^ NEXT_SEED.fetch_add(1, Ordering::Relaxed);
+        Self::with_clock(Arc::new(SystemClock), seed)
+    }
+
+    /// Services on `clock` whose ids and random choices follow from `seed`:
+    /// the same calls give the same ledgers.
+    pub fn with_clock(clock: SharedClock, seed: u64) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                clock,
+                services: Service::ALL
+                    .into_iter()
+                    .map(|s| Mutex::new(ServiceState::new(s, seed)))
+                    .collect(),
+            }),
+        }
+    }
+
+    /// The clock the services read.
+    pub fn clock(&self) -> &SharedClock {
+        &self.inner.clock
+    }
+
+    fn state(&self, service: Service) -> MutexGuard<'_, ServiceState> {
+        // A panic while holding the lock cannot leave a half-written record
+        // (each change is one push), so a poisoned lock is still sound.
+        self.inner.services[service.index()]
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Makes one call, as a client would over HTTP.
+    ///
+    /// Dropping the returned future early is safe: an idempotency key it
+    /// reserved is released. The HTTP routes run it to completion even when
+    /// the client hangs up, so an effect that started always lands in the
+    /// ledger.
+    pub async fn call(&self, call: Call) -> Reply {
+        let service = call.service;
+        let operation_name = call.operation.name(service);
+        let (decision, begin) = {
+            let mut state = self.state(service);
+            let decision = state.decide(&call, self.inner.clock.now_ms());
+            let begin = match &call.idempotency_key {
+                Some(key)
+                    if call.operation == Operation::Effect
+                        && decision.action.reaches_provider() =>
+                {
+                    Some(state.keys.begin(operation_name, key, &call.body))
+                }
+                _ => None,
+            };
+            (decision, begin)
+        };
+        let reservation = match (&begin, &call.idempotency_key) {
+            (Some(Begin::Proceed), Some(key)) => Some(Reservation {
+                fakes: self,
+                service,
+                operation: operation_name,
+                key: key.clone(),
+                settled: false,
+            }),
+            _ => None,
+        };
+        if decision.latency_ms > 0 {
+            self.inner.clock.sleep(decision.latency_ms).await;
+        }
+        match decision.action {
+            Action::Crash { status } => {
+                return Reply::Response(fault_response(status, service, decision))
+            }
+            Action::Throttle { retry_after_s } => {
+                let mut response = fault_response(429, service, decision);
+                response.retry_after_s = Some(retry_after_s);
+                return Reply::Response(response);
+            }
+            Action::DropBefore => return Reply::Dropped,
+            Action::Forward | Action::SendThenCrash { .. } | Action::DropAfter => {}
+        }
+        let told = match decision.action {
+            Action::SendThenCrash { status } => Some(Told::Response {
+                status,
+                fault: Some("send-then-crash".into()),
+            }),
+            Action::DropAfter => Some(Told::Dropped),
+            _ => None,
+        };
+        let provided = match begin {
+            Some(Begin::Replay(stored)) => Response {
+                status: stored.status,
+                body: stored.body,
+                retry_after_s: None,
+                replayed: true,
+            },
+            Some(Begin::InFlight) => Response::json(
+                409,
+                &json!({"error": "a request with this Idempotency-Key is still in flight; retry later"}),
+            ),
+            Some(Begin::Mismatch) => Response::json(
+                422,
+                &json!({"error": "this Idempotency-Key was already used with a different request body"}),
+            ),
+            Some(Begin::Proceed) | None => self.provide(&call, told, reservation),
+        };
+        match decision.action {
+            Action::SendThenCrash { status } => {
+                Reply::Response(fault_response(status, service, decision))
+            }
+            Action::DropAfter => Reply::Dropped,
+            _ => Reply::Response(provided),
+        }
+    }
+
+    /// The provider's part of a call.
+    fn provide(&self, call: &Call, told: Option<Told>, reservation: Option<Reservation<'_>>) -> Response {
+        let now_ms = self.inner.clock.now_ms();
+        let mut state = self.state(call.service);
+        let state = &mut *state;
+        match call.operation {
+            Operation::Status => Response::json(
+                200,
+                &providers::status(call.service, &state.books.records),
+            ),
+            Operation::Search => Response::json(
+                200,
+                &providers::search(call.service, &state.books.records, &call.body, now_ms),
+            ),
+            Operation::Clear => {
+                state.books.clear();
+                state.keys.clear();
+                Response::empty(200)
+            }
+            Operation::Effect => {
+                let mut desk = Desk {
+                    service: call.service,
+                    books: &mut state.books,
+                    now_ms,
+                    search_lag_ms: state.behavior.search_lag_ms(),
+                    idempotency_key: call.idempotency_key.as_deref(),
+                    told,
+                };
+                let answer = providers::perform(&mut desk, &call.body);
+                let (response, executed) = match answer {
+                    Answer::Executed { status, body } => (Response::json(status, &body), true),
+                    Answer::Rejected { status, body } => (Response::json(status, &body), false),
+                };
+                if let Some(mut reservation) = reservation {
+                    let stored = executed.then(|| StoredResponse {
+                        status: response.status,
+                        body: response.body.clone(),
+                    });
+                    state
+                        .keys
+                        .finish(reservation.operation, &reservation.key, stored);
+                    reservation.settled = true;
+                }
+                response
+            }
+        }
+    }
+
+    /// The service's rules with their state.
+    pub fn behavior(&self, service: Service) -> BehaviorView {
+        self.state(service)
+            .behavior
+            .view(self.inner.clock.now_ms())
+    }
+
+    /// Replaces the service's rules (counters and windows start afresh).
+    pub fn set_behavior(
+        &self,
+        service: Service,
+        spec: BehaviorSpec,
+    ) -> Result<BehaviorView, FieldError> {
+        spec.validate(service)?;
+        let now_ms = self.inner.clock.now_ms();
+        let mut state = self.state(service);
+        let state = &mut *state;
+        let rng = &mut state.rng;
+        state.behavior = Behavior::from_spec(spec, now_ms, || rng.random());
+        Ok(state.behavior.view(now_ms))
+    }
+
+    /// Whether the service has a rule that can still fire.
+    pub fn has_active_faults(&self, service: Service) -> bool {
+        self.state(service)
+            .behavior
+            .has_active_faults(self.inner.clock.now_ms())
+    }
+
+    /// Every effect the service performed, searchable or not.
+    pub fn ledger(&self, service: Service) -> Vec<Record> {
+        self.state(service).books.records.clone()
+    }
+
+    /// Forgets every record, key and rule of every service.
+    pub fn reset(&self) {
+        for service in Service::ALL {
+            let mut state = self.state(service);
+            state.books.clear();
+            state.keys.clear();
+            state.behavior = Behavior::default();
+        }
+    }
+}
+
+/// The answer of an injected fault. The book server's header faults answer
+/// with no body; a rule's fault says which rule it was, so a puzzled user can
+/// find it.
+fn fault_response(status: u16, service: Service, decision: Decision) -> Response {
+    match decision.rule {
+        None => Response::empty(status),
+        Some(rule) => Response::json(
+            status,
+            &json!({"error": format!("injected fault: {service} rule {rule} ({})", action_name(decision.action))}),
+        ),
+    }
+}
+
+fn action_name(action: Action) -> &'static str {
+    match action {
+        Action::Forward => "none",
+        Action::Crash { .. } => "crash",
+        Action::Throttle { .. } => "throttle",
+        Action::SendThenCrash { .. } => "send-then-crash",
+        Action::DropBefore => "drop-before",
+        Action::DropAfter => "drop-after",
+    }
+}
+
+/// An idempotency key reserved by a call that has not reached the provider
+/// yet. If the call is abandoned (its future dropped during the latency), the
+/// key is freed so that a retry is not refused with 409 for ever.
+struct Reservation<'a> {
+    fakes: &'a FakeServices,
+    service: Service,
+    operation: &'static str,
+    key: String,
+    /// Set once the provider's result is stored (under the lock already held).
+    settled: bool,
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if self.settled {
+            return;
+        }
+        self.fakes
+            .state(self.service)
+            .keys
+            .finish(self.operation, &self.key, None);
+    }
+}

@@ -1,0 +1,218 @@
+//! The book server's routes (and the searches beyond it), translated into
+//! [`Call`]s and back.
+
+use std::collections::BTreeMap;
+
+use axum::body::Body;
+use axum::extract::{RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, on, MethodFilter};
+use axum::Router;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde_json::{Map, Value};
+
+use super::{error, AppState, MAX_BODY_BYTES};
+use crate::fakes::{Call, ClientFaults, ClientSlow, FakeServices, Reply};
+use crate::serve::drop_connection;
+use crate::service::{Operation, Service};
+
+/// Where each service's operations live, as the book server lays them out.
+fn paths(service: Service) -> (MethodFilter, &'static str, &'static str) {
+    match service {
+        Service::Payments => (MethodFilter::POST, "/payments/charge", "/payments/charges"),
+        Service::Email => (MethodFilter::POST, "/email/send", "/email/emails"),
+        Service::Fulfillment => (
+            MethodFilter::PUT,
+            "/fulfillment/request",
+            "/fulfillment/requests",
+        ),
+        Service::ErrorCatcher => (
+            MethodFilter::PUT,
+            "/error-catcher/notification",
+            "/error-catcher/notifications",
+        ),
+    }
+}
+
+pub(super) fn routes(service: Service) -> Router<AppState> {
+    let (effect_method, effect_path, collection_path) = paths(service);
+    Router::new()
+        .route(
+            &format!("/{}/status", service.name()),
+            get(move |State(app): State<AppState>, headers: HeaderMap| {
+                simple(app.fakes, service, Operation::Status, headers, Value::Null)
+            }),
+        )
+        .route(
+            effect_path,
+            on(
+                effect_method,
+                move |State(app): State<AppState>, headers: HeaderMap, body: Body| {
+                    effect(app.fakes, service, headers, body)
+                },
+            ),
+        )
+        .route(
+            collection_path,
+            get(
+                move |State(app): State<AppState>, headers: HeaderMap, query: RawQuery| {
+                    simple(app.fakes, service, Operation::Search, headers, query_object(query))
+                },
+            )
+            .delete(move |State(app): State<AppState>, headers: HeaderMap| {
+                simple(app.fakes, service, Operation::Clear, headers, Value::Null)
+            }),
+        )
+}
+
+async fn effect(fakes: FakeServices, service: Service, headers: HeaderMap, body: Body) -> Response {
+    let body = match read_json(body).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let idempotency_key = match idempotency_key(&headers) {
+        Ok(key) => key,
+        Err(response) => return response,
+    };
+    run(
+        fakes,
+        Call {
+            service,
+            operation: Operation::Effect,
+            body,
+            idempotency_key,
+            client_faults: client_faults(&headers),
+        },
+    )
+    .await
+}
+
+async fn simple(
+    fakes: FakeServices,
+    service: Service,
+    operation: Operation,
+    headers: HeaderMap,
+    body: Value,
+) -> Response {
+    let call = Call {
+        client_faults: client_faults(&headers),
+        ..Call::new(service, operation, body)
+    };
+    run(fakes, call).await
+}
+
+/// Runs the call on its own task, so that a client hanging up mid-request
+/// cannot cancel an effect halfway: ledger truth includes effects nobody
+/// heard about.
+async fn run(fakes: FakeServices, call: Call) -> Response {
+    match tokio::spawn(async move { fakes.call(call).await }).await {
+        Ok(Reply::Dropped) => drop_connection(),
+        Ok(Reply::Response(reply)) => {
+            let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let is_json = reply.body_is_json();
+            let mut response = (status, reply.body).into_response();
+            let headers = response.headers_mut();
+            if is_json {
+                headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            }
+            if let Some(seconds) = reply.retry_after_s {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            }
+            if reply.replayed {
+                headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+            }
+            response
+        }
+        Err(join_error) => {
+            tracing::error!(%join_error, "a call failed inside the fake services");
+            error(StatusCode::INTERNAL_SERVER_ERROR, "the fake service failed; see its log")
+        }
+    }
+}
+
+/// Reads a body of at most [`MAX_BODY_BYTES`].
+pub(super) async fn read_body(body: Body) -> Result<bytes::Bytes, Response> {
+    match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(err) if err.is::<LengthLimitError>() => Err(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
+        )),
+        Err(err) => Err(error(
+            StatusCode::BAD_REQUEST,
+            &format!("could not read the request body: {err}"),
+        )),
+    }
+}
+
+/// The body as JSON; empty counts as `{}`, as with the book server.
+async fn read_json(body: Body) -> Result<Value, Response> {
+    let bytes = read_body(body).await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Object(Map::new()));
+    }
+    serde_json::from_slice(&bytes).map_err(|err| {
+        error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &format!("the request body is not valid JSON: {err}"),
+        )
+    })
+}
+
+/// `Idempotency-Key`, bare (as Stripe takes it) or as the draft's quoted
+/// structured-field string.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Response> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let bad = |why: &str| error(StatusCode::BAD_REQUEST, &format!("Idempotency-Key {why}"));
+    let text = value.to_str().map_err(|_| bad("must be ASCII text"))?.trim();
+    let text = text
+        .strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .unwrap_or(text);
+    if text.is_empty() {
+        return Err(bad("must not be empty"));
+    }
+    if text.len() > 255 {
+        return Err(bad("must be at most 255 characters"));
+    }
+    Ok(Some(text.to_string()))
+}
+
+/// The book server's fault headers. Values it would read as zero (`false`,
+/// garbage) ask for nothing, as there.
+fn client_faults(headers: &HeaderMap) -> ClientFaults {
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.trim().to_ascii_lowercase())
+    };
+    let slow = text("x-be-slow").and_then(|v| {
+        if v == "true" {
+            Some(ClientSlow::Random)
+        } else {
+            v.parse::<f64>()
+                .ok()
+                .filter(|s| s.is_finite() && *s > 0.0)
+                .map(|s| ClientSlow::Millis((s * 1000.0) as u64))
+        }
+    });
+    ClientFaults {
+        slow,
+        throttle: text("x-throttle").as_deref() == Some("true"),
+        crash: text("x-crash").as_deref() == Some("true"),
+    }
+}
+
+/// Query parameters as a JSON object of strings (the last of a repeated name wins).
+fn query_object(RawQuery(query): RawQuery) -> Value {
+    let pairs: Vec<(String, String)> = query
+        .as_deref()
+        .map(|q| serde_urlencoded::from_str(q).unwrap_or_default())
+        .unwrap_or_default();
+    let map: BTreeMap<String, String> = pairs.into_iter().collect();
+    Value::Object(map.into_iter().map(|(k, v)| (k, Value::String(v))).collect())
+}

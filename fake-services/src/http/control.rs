@@ -1,0 +1,266 @@
+//! The control routes: behaviour (JSON and the HTML form), ledgers, reset.
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::Json;
+use serde_json::{json, Map, Value};
+
+use super::api::read_body;
+use super::{error, pages, parse_service, wants_html, AppState};
+use crate::fault_rules::{BehaviorSpec, FieldError};
+use crate::service::Service;
+
+/// The control token a request carries: the `Authorization: Bearer` header,
+/// or a `token` query parameter or form field (what a browser can send).
+fn presented_token(headers: &HeaderMap, query: Option<&str>, form: &[(String, String)]) -> Option<String> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| t.trim().to_string());
+    let from_pairs = |pairs: &[(String, String)]| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == "token")
+            .map(|(_, v)| v.clone())
+    };
+    bearer
+        .or_else(|| from_pairs(&query_pairs(query)))
+        .or_else(|| from_pairs(form))
+}
+
+/// Ok when no token is configured or the right one was presented.
+fn authorize(
+    app: &AppState,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    form: &[(String, String)],
+) -> Result<(), Response> {
+    let Some(expected) = app.control_token.as_deref() else {
+        return Ok(());
+    };
+    match presented_token(headers, query, form) {
+        Some(given) if constant_time_eq(given.as_bytes(), expected.as_bytes()) => Ok(()),
+        _ => {
+            let mut response = error(
+                StatusCode::UNAUTHORIZED,
+                "this route needs the control token: send `Authorization: Bearer <token>` (from a browser, add `?token=<token>` to the address)",
+            );
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, "Bearer".parse().expect("static"));
+            Err(response)
+        }
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
+    query
+        .map(|q| serde_urlencoded::from_str(q).unwrap_or_default())
+        .unwrap_or_default()
+}
+
+pub(super) async fn get_behavior(
+    State(app): State<AppState>,
+    Path(service): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let service = match parse_service(&service) {
+        Ok(s) => s,
+        Err(response) => return response,
+    };
+    if let Err(response) = authorize(&app, &headers, query.as_deref(), &[]) {
+        return response;
+    }
+    if wants_html(&headers) {
+        let token = token_for_links(&app, query.as_deref());
+        return Html(pages::behavior_page(&app.fakes, service, token.as_deref(), None)).into_response();
+    }
+    Json(app.fakes.behavior(service)).into_response()
+}
+
+pub(super) async fn put_behavior(
+    State(app): State<AppState>,
+    Path(service): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let service = match parse_service(&service) {
+        Ok(s) => s,
+        Err(response) => return response,
+    };
+    if let Err(response) = authorize(&app, &headers, query.as_deref(), &[]) {
+        return response;
+    }
+    let body = match read_body(body).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    match BehaviorSpec::from_json(service, &body).and_then(|spec| app.fakes.set_behavior(service, spec)) {
+        Ok(view) => Json(view).into_response(),
+        Err(err) => field_error(&err),
+    }
+}
+
+fn field_error(err: &FieldError) -> Response {
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Json(json!({"error": err.to_string(), "field": err.field})),
+    )
+        .into_response()
+}
+
+/// The HTML form's submission: same validation as `PUT`, errors shown in the form.
+pub(super) async fn post_behavior_form(
+    State(app): State<AppState>,
+    Path(service): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let service = match parse_service(&service) {
+        Ok(s) => s,
+        Err(response) => return response,
+    };
+    let body = match read_body(body).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let form: Vec<(String, String)> = match serde_urlencoded::from_bytes(&body) {
+        Ok(form) => form,
+        Err(err) => {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &format!("the form body is not URL-encoded: {err}"),
+            )
+        }
+    };
+    if let Err(response) = authorize(&app, &headers, query.as_deref(), &form) {
+        return response;
+    }
+    let token = form
+        .iter()
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.clone())
+        .or_else(|| token_for_links(&app, query.as_deref()));
+    let spec = form_to_json(service, &form);
+    let result = serde_json::to_vec(&spec)
+        .map_err(|e| FieldError::new("form", e.to_string()))
+        .and_then(|json| BehaviorSpec::from_json(service, &json))
+        .and_then(|spec| app.fakes.set_behavior(service, spec));
+    match result {
+        Ok(_) => {
+            let mut to = format!("/{}/behavior", service.name());
+            if let Some(token) = token {
+                to.push_str(&format!("?token={}", pages::url_encode(&token)));
+            }
+            Redirect::to(&to).into_response()
+        }
+        Err(err) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Html(pages::behavior_page(&app.fakes, service, token.as_deref(), Some(&err))),
+        )
+            .into_response(),
+    }
+}
+
+/// The token to carry in the form's links, when one is configured.
+fn token_for_links(app: &AppState, query: Option<&str>) -> Option<String> {
+    app.control_token.as_ref().as_ref()?;
+    query_pairs(query)
+        .into_iter()
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v)
+}
+
+/// Turns the form's fields (`mode_0`, `calls_0`, `operations_0`, …, and
+/// `search_lag_ms`) into the JSON that `PUT` takes, so that one validation
+/// serves both. A number field that does not parse is passed on as text, so
+/// the error names the field.
+fn form_to_json(service: Service, form: &[(String, String)]) -> Value {
+    let field = |name: &str| {
+        form.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.trim())
+            .filter(|v| !v.is_empty())
+    };
+    let number = |text: &str| {
+        text.parse::<i64>()
+            .map(Value::from)
+            .or_else(|_| text.parse::<f64>().map(Value::from))
+            .unwrap_or_else(|_| Value::from(text))
+    };
+    let mut faults = Vec::new();
+    let rows = form
+        .iter()
+        .filter_map(|(k, _)| k.strip_prefix("mode_")?.parse::<usize>().ok())
+        .max()
+        .map_or(0, |n| n + 1);
+    for row in 0..rows {
+        let Some(mode) = field(&format!("mode_{row}")) else {
+            continue;
+        };
+        if field(&format!("remove_{row}")).is_some() {
+            continue;
+        }
+        let mut rule = Map::new();
+        rule.insert("mode".into(), Value::from(mode));
+        for key in ["calls", "probability", "seed", "for_ms", "sleep_ms", "status", "retry_after_s"] {
+            if let Some(text) = field(&format!("{key}_{row}")) {
+                rule.insert(key.into(), number(text));
+            }
+        }
+        let ops: Vec<Value> = form
+            .iter()
+            .filter(|(k, _)| *k == format!("operations_{row}"))
+            .map(|(_, v)| Value::from(v.as_str()))
+            .collect();
+        // Every box ticked means "all operations": leave the limit out.
+        if !ops.is_empty() && ops.len() < service.faultable_operations().len() {
+            rule.insert("operations".into(), Value::Array(ops));
+        }
+        faults.push(Value::Object(rule));
+    }
+    let mut spec = Map::new();
+    spec.insert("faults".into(), Value::Array(faults));
+    if let Some(lag) = field("search_lag_ms") {
+        spec.insert("search_lag_ms".into(), number(lag));
+    }
+    Value::Object(spec)
+}
+
+pub(super) async fn ledger(State(app): State<AppState>, Path(service): Path<String>) -> Response {
+    match parse_service(&service) {
+        Ok(service) => Json(app.fakes.ledger(service)).into_response(),
+        Err(response) => response,
+    }
+}
+
+pub(super) async fn reset(
+    State(app): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let body = match read_body(body).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+    if let Err(response) = authorize(&app, &headers, query.as_deref(), &form) {
+        return response;
+    }
+    app.fakes.reset();
+    if wants_html(&headers) {
+        return Redirect::to("/").into_response();
+    }
+    Json(json!({"status": "reset"})).into_response()
+}

@@ -1,0 +1,311 @@
+//! Server-rendered HTML: the index, a ledger page per service ("NONE YET"
+//! when empty, as in the book server, plus what the client was told and which
+//! orders have more than one effect), and the "Make it behave badly" form.
+//! No JavaScript: every page works from a plain form.
+
+use std::fmt::Write;
+
+use axum::extract::{Path, State};
+use axum::response::{Html, IntoResponse, Response};
+
+use super::{parse_service, AppState};
+use crate::fakes::FakeServices;
+use crate::fault_rules::{FieldError, Mode};
+use crate::ledger::{duplicated_orders, scalar_to_string, Record};
+use crate::service::Service;
+
+const STYLE: &str = "
+body { font-family: system-ui, helvetica, sans-serif; color: #222; margin: 1.5rem; }
+h1 { font-weight: 500; letter-spacing: 1px; }
+table { border-collapse: collapse; margin: 1rem 0; }
+th, td { border: solid thin #888; padding: .35rem .6rem; text-align: left; vertical-align: top; }
+th { background: #e8e8e8; font-weight: 500; }
+tr.dup td { background: #ffe3e3; }
+tr.spent td { color: #888; }
+.warn { background: #fff3cd; border: solid thin #e0b000; padding: .6rem; }
+.error { background: #ffe3e3; border: solid thin #c00; padding: .6rem; }
+code, .mono { font-family: ui-monospace, monospace; font-size: 90%; }
+fieldset { margin: .6rem 0; }
+label { margin-right: .8rem; }
+input[type=number] { width: 7rem; }
+";
+
+/// Escapes text for HTML element content and quoted attribute values.
+pub(super) fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Percent-encodes a query parameter value.
+pub(super) fn url_encode(text: &str) -> String {
+    serde_urlencoded::to_string([("", text)])
+        .map(|s| s.trim_start_matches('=').to_string())
+        .unwrap_or_default()
+}
+
+fn page(title: &str, body: &str) -> String {
+    format!(
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{t}</title><style>{STYLE}</style></head>\n<body><main>\n<p><a href=\"/\">idemlab fake services</a></p>\n<h1>{t}</h1>\n{body}\n</main></body></html>\n",
+        t = escape(title)
+    )
+}
+
+pub(super) async fn index(State(app): State<AppState>) -> Html<String> {
+    let mut body = String::from(
+        "<table><thead><tr><th>Service</th><th>Records</th><th>Faults</th><th></th></tr></thead><tbody>\n",
+    );
+    for service in Service::ALL {
+        let records = app.fakes.ledger(service).len();
+        let faulty = app.fakes.has_active_faults(service);
+        let _ = writeln!(
+            body,
+            "<tr><td><a href=\"/{n}/ui\">{title}</a></td><td>{records}</td><td>{state}</td><td><a href=\"/{n}/behavior\">Make it behave badly…</a></td></tr>",
+            n = service.name(),
+            title = service.title(),
+            state = if faulty { "🛑 faults in force" } else { "✅ none" },
+        );
+    }
+    body.push_str(
+        "</tbody></table>\n<form method=\"post\" action=\"/reset\"><button>Reset every ledger and behaviour</button></form>\n",
+    );
+    Html(page("Fake services", &body))
+}
+
+/// The columns of a service's ledger table: header, and how to read the cell.
+fn columns(service: Service) -> Vec<(&'static str, fn(&Record) -> String)> {
+    fn field(record: &Record, pointer: &str) -> String {
+        record
+            .request
+            .pointer(pointer)
+            .map(|v| scalar_to_string(v).unwrap_or_else(|| v.to_string()))
+            .unwrap_or_default()
+    }
+    match service {
+        Service::Payments => vec![
+            ("Charge", |r| r.id.clone()),
+            ("Customer", |r| field(r, "/customer_id")),
+            ("Amount (cents)", |r| field(r, "/amount_cents")),
+            ("Status", |r| {
+                r.response
+                    .get("status")
+                    .and_then(scalar_to_string)
+                    .unwrap_or_default()
+            }),
+            ("Metadata", |r| field(r, "/metadata")),
+        ],
+        Service::Email => vec![
+            ("Email", |r| r.id.clone()),
+            ("To", |r| field(r, "/to")),
+            ("Template", |r| field(r, "/template_id")),
+            ("Template data", |r| field(r, "/template_data")),
+        ],
+        Service::Fulfillment => vec![
+            ("Request", |r| r.id.clone()),
+            ("Customer", |r| field(r, "/customer_id")),
+            ("Address", |r| field(r, "/address")),
+            ("Product", |r| field(r, "/product_id")),
+            ("Quantity", |r| field(r, "/quantity")),
+            ("Metadata", |r| field(r, "/metadata")),
+        ],
+        Service::ErrorCatcher => vec![
+            ("Notification", |r| r.id.clone()),
+            ("Exception", |r| field(r, "/exception_class")),
+            ("Message", |r| field(r, "/exception_message")),
+        ],
+    }
+}
+
+pub(super) async fn ledger_page(
+    State(app): State<AppState>,
+    Path(service): Path<String>,
+) -> Response {
+    let service = match parse_service(&service) {
+        Ok(s) => s,
+        Err(response) => return response,
+    };
+    let records = app.fakes.ledger(service);
+    let duplicates = duplicated_orders(&records);
+    let mut body = String::new();
+    if !duplicates.is_empty() {
+        body.push_str("<p class=\"warn\">⚠ More than one effect for ");
+        let list: Vec<String> = duplicates
+            .iter()
+            .map(|(order, n)| format!("order {} ({n}×)", escape(order)))
+            .collect();
+        body.push_str(&list.join(", "));
+        body.push_str("</p>\n");
+    }
+    let columns = columns(service);
+    body.push_str("<table><thead><tr>");
+    for (title, _) in &columns {
+        let _ = write!(body, "<th>{title}</th>");
+    }
+    body.push_str("<th>Idempotency-Key</th><th>Client was told</th><th>Time</th></tr></thead><tbody>\n");
+    if records.is_empty() {
+        let _ = writeln!(
+            body,
+            "<tr><td colspan=\"{}\">NONE YET</td></tr>",
+            columns.len() + 3
+        );
+    }
+    for record in &records {
+        let duplicated = record.is_success()
+            && record
+                .order_id()
+                .is_some_and(|o| duplicates.iter().any(|(d, _)| *d == o));
+        body.push_str(if duplicated { "<tr class=\"dup\">" } else { "<tr>" });
+        for (_, read) in &columns {
+            let _ = write!(body, "<td class=\"mono\">{}</td>", escape(&read(record)));
+        }
+        let _ = writeln!(
+            body,
+            "<td class=\"mono\">{}</td><td>{}</td><td>{}</td></tr>",
+            escape(record.idempotency_key.as_deref().unwrap_or("")),
+            escape(&record.told.describe()),
+            escape(&record.created_at()),
+        );
+    }
+    body.push_str("</tbody></table>\n");
+    let _ = write!(
+        body,
+        "<p><a href=\"/{n}/behavior\">Make it behave badly…</a> · <a href=\"/{n}/ledger\">ledger as JSON</a></p>",
+        n = service.name()
+    );
+    Html(page(service.title(), &body)).into_response()
+}
+
+/// The behaviour form: one fieldset per rule in force (with its state), one
+/// blank fieldset to add a rule, and the search lag.
+pub(super) fn behavior_page(
+    fakes: &FakeServices,
+    service: Service,
+    token: Option<&str>,
+    problem: Option<&FieldError>,
+) -> String {
+    let view = fakes.behavior(service);
+    let n = service.name();
+    let mut body = String::new();
+    if let Some(err) = problem {
+        let _ = writeln!(
+            body,
+            "<p class=\"error\">Not saved: <code>{}</code>: {}</p>",
+            escape(&err.field),
+            escape(&err.error)
+        );
+    }
+    let _ = writeln!(
+        body,
+        "<p>Rules are looked at in order for each <code>{}</code> or <code>search</code> call; the first that applies decides (a <code>slow</code> rule adds latency and lets the next decide). Saving replaces every rule and restarts its counters.</p>",
+        service.effect_name()
+    );
+    let _ = writeln!(body, "<form method=\"post\" action=\"/{n}/behavior\">");
+    if let Some(token) = token {
+        let _ = writeln!(
+            body,
+            "<input type=\"hidden\" name=\"token\" value=\"{}\">",
+            escape(token)
+        );
+    }
+    let blank = crate::fault_rules::FaultView {
+        spec: crate::fault_rules::FaultSpec::new(Mode::Crash),
+        state: crate::fault_rules::FaultState {
+            hits: 0,
+            remaining_calls: None,
+            expires_at_ms: None,
+            seed: None,
+            spent: false,
+        },
+    };
+    let rows = view.faults.iter().map(Some).chain([None]);
+    for (i, rule) in rows.enumerate() {
+        let spec = rule.map_or(&blank.spec, |r| &r.spec);
+        let legend = match rule {
+            Some(r) => format!(
+                "Rule {i}: {} — applied {} time(s){}",
+                spec.mode.name(),
+                r.state.hits,
+                if r.state.spent { ", spent" } else { "" }
+            ),
+            None => "Add a rule".to_string(),
+        };
+        let _ = writeln!(body, "<fieldset><legend>{}</legend>", escape(&legend));
+        let _ = write!(body, "<label>mode <select name=\"mode_{i}\">");
+        if rule.is_none() {
+            body.push_str("<option value=\"\" selected>(none)</option>");
+        }
+        for mode in Mode::ALL {
+            let selected = rule.is_some() && spec.mode == mode;
+            let _ = write!(
+                body,
+                "<option value=\"{m}\"{s}>{m}</option>",
+                m = mode.name(),
+                s = if selected { " selected" } else { "" }
+            );
+        }
+        body.push_str("</select></label>\n");
+        let numbers: [(&str, Option<String>); 7] = [
+            ("calls", spec.calls.map(|v| v.to_string())),
+            ("probability", spec.probability.map(|v| v.to_string())),
+            ("seed", spec.seed.map(|v| v.to_string())),
+            ("for_ms", spec.for_ms.map(|v| v.to_string())),
+            ("sleep_ms", spec.sleep_ms.map(|v| v.to_string())),
+            ("status", spec.status.map(|v| v.to_string())),
+            ("retry_after_s", spec.retry_after_s.map(|v| v.to_string())),
+        ];
+        for (name, value) in numbers {
+            let _ = write!(
+                body,
+                "<label>{name} <input name=\"{name}_{i}\" value=\"{}\" inputmode=\"decimal\"></label>",
+                escape(value.as_deref().unwrap_or(""))
+            );
+        }
+        body.push_str("<br>operations: ");
+        for op in service.faultable_operations() {
+            let checked = spec
+                .operations
+                .as_ref()
+                .is_none_or(|ops| ops.iter().any(|o| o == op));
+            let _ = write!(
+                body,
+                "<label><input type=\"checkbox\" name=\"operations_{i}\" value=\"{op}\"{}> {op}</label>",
+                if checked { " checked" } else { "" }
+            );
+        }
+        if rule.is_some() {
+            let _ = write!(
+                body,
+                "<label><input type=\"checkbox\" name=\"remove_{i}\" value=\"1\"> remove</label>"
+            );
+        }
+        body.push_str("</fieldset>\n");
+    }
+    let _ = writeln!(
+        body,
+        "<p><label>search lag (ms) <input name=\"search_lag_ms\" value=\"{}\" inputmode=\"numeric\"></label></p>",
+        view.search_lag_ms
+    );
+    body.push_str("<button>Save</button></form>\n");
+    let _ = writeln!(
+        body,
+        "<form method=\"post\" action=\"/{n}/behavior\">{}<input type=\"hidden\" name=\"search_lag_ms\" value=\"0\"><button>Behave well again (clear every rule)</button></form>",
+        token
+            .map(|t| format!("<input type=\"hidden\" name=\"token\" value=\"{}\">", escape(t)))
+            .unwrap_or_default()
+    );
+    let _ = writeln!(
+        body,
+        "<p><a href=\"/{n}/ui\">{} ledger</a></p>",
+        service.title()
+    );
+    page(&format!("{} — make it behave badly", service.title()), &body)
+}

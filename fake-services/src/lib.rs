@@ -1,0 +1,46 @@
+//! Fake third-party services — payments, email, fulfillment and an error
+//! catcher — that a job pipeline talks to, and that can be told to fail the
+//! way real providers fail: crash, throttle, slow down, perform the effect and
+//! then crash, or drop the connection. Their HTTP API is a superset of the fake
+//! API server from "Ruby on Rails Background Jobs with Sidekiq" (v1.2.1).
+//!
+//! # Layout
+//!
+//! - [`fakes`]: [`FakeServices`], the state of all four and the one path every
+//!   call takes; also the in-process API (no sockets) for the simulator.
+//! - [`fault_rules`]: server-side fault rules and their limits.
+//! - [`idempotency`]: the `Idempotency-Key` header's store.
+//! - [`ledger`]: the records of effects, with what the client was told.
+//! - `providers`: each provider's own business rules (charge, send, …).
+//! - [`http`]: the axum routes and HTML pages; [`serve`]: the server loop that
+//!   can drop a connection unanswered.
+//! - [`clock`]: wall or manual time; [`ids`]: `ch_1a2b3c4d`-style ids.
+//! - [`cli`]: `fake-services` / `lab fakes`.
+
+pub mod cli;
+pub mod clock;
+pub mod fakes;
+pub mod fault_rules;
+pub mod http;
+pub mod idempotency;
+pub mod ids;
+pub mod ledger;
+mod providers;
+pub mod serve;
+pub mod service;
+
+pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
+pub use fakes::{Call, ClientFaults, ClientSlow, FakeServices, Reply, Response};
+pub use fault_rules::{BehaviorSpec, FaultSpec, Mode};
+pub use ledger::{Record, Told};
+pub use service::{Operation, Service};
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -1,0 +1,21 @@
+//! The error catcher: a Bugsnag-like inbox of exception notifications.
+
+use serde_json::{json, Map, Value};
+
+use super::{blank, Answer, Desk};
+
+pub(super) fn notify(desk: &mut Desk<'_>, body: &Value, fields: &Map<String, Value>) -> Answer {
+    if blank(fields.get("exception_class")) || blank(fields.get("exception_message")) {
+        return Answer::Rejected {
+            status: 422,
+            body: json!({"error": "exception class or message is missing"}),
+        };
+    }
+    let id = desk.next_id();
+    let response = json!({"notification_id": id});
+    desk.record(id, body, 202, &response);
+    Answer::Executed {
+        status: 202,
+        body: response,
+    }
+}

@@ -1,0 +1,31 @@
+//! Fulfillment: shipping requests, replayed by `metadata.idempotency_key`.
+
+use serde_json::{json, Map, Value};
+
+use super::{blank, metadata_key, Answer, Desk};
+
+pub(super) fn request(desk: &mut Desk<'_>, body: &Value, fields: &Map<String, Value>) -> Answer {
+    let key = metadata_key(body);
+    if let Some(earlier) = key.as_deref().and_then(|k| desk.by_metadata_key(k)) {
+        return Answer::Executed {
+            status: 202,
+            body: earlier.response.clone(),
+        };
+    }
+    if blank(fields.get("address")) {
+        return Answer::Rejected {
+            status: 422,
+            body: json!({"status": "rejected", "error": "Missing address"}),
+        };
+    }
+    let id = desk.next_id();
+    let response = json!({"status": "accepted", "request_id": id});
+    let index = desk.record(id, body, 202, &response);
+    if let Some(key) = key {
+        desk.remember_metadata_key(key, index);
+    }
+    Answer::Executed {
+        status: 202,
+        body: response,
+    }
+}

@@ -1,0 +1,55 @@
+//! Payments: charges, declines, and the book server's
+//! `metadata.idempotency_key` replay of successful charges.
+
+use serde_json::{json, Map, Value};
+
+use super::{metadata_key, Answer, Desk};
+
+/// The amount the book server declines, so a lab can show a decline on demand.
+pub const DECLINED_AMOUNT_CENTS: u64 = 9999;
+
+pub(super) fn charge(desk: &mut Desk<'_>, body: &Value, fields: &Map<String, Value>) -> Answer {
+    let amount = match fields.get("amount_cents") {
+        None | Some(Value::Null) => None,
+        Some(value) => match value.as_u64() {
+            Some(cents) => Some(cents),
+            None => {
+                return Answer::Rejected {
+                    status: 422,
+                    body: json!({
+                        "status": "error",
+                        "error": format!("amount_cents must be a whole number of cents, got {value}"),
+                    }),
+                }
+            }
+        },
+    };
+    let key = metadata_key(body);
+    // Only a successful charge is replayed: a decline may be retried and
+    // charge for real, as with the book server.
+    if let Some(earlier) = key.as_deref().and_then(|k| desk.by_metadata_key(k)) {
+        return Answer::Executed {
+            status: 201,
+            body: earlier.response.clone(),
+        };
+    }
+    if amount == Some(DECLINED_AMOUNT_CENTS) {
+        let response = json!({"status": "declined", "explanation": "Insufficient funds"});
+        let id = desk.next_id();
+        desk.record(id, body, 200, &response);
+        return Answer::Executed {
+            status: 200,
+            body: response,
+        };
+    }
+    let id = desk.next_id();
+    let response = json!({"status": "success", "charge_id": id});
+    let index = desk.record(id, body, 201, &response);
+    if let Some(key) = key {
+        desk.remember_metadata_key(key, index);
+    }
+    Answer::Executed {
+        status: 201,
+        body: response,
+    }
+}
