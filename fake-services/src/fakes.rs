@@ -158,7 +158,7 @@ struct ServiceState {
 
 impl ServiceState {
     fn new(service: Service, seed: u64) -> Self {
-        let seed = seed.wrapping_add(service.index() as u64 * 0x9e37_79b9_7f4a_7c15);
+        let seed = seed.wrapping_add((service.index() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
         Self {
             service,
             behavior: Behavior::default(),

@@ -21,7 +21,8 @@ impl IdSequence {
         Self {
             prefix,
             next: 0,
-            key: (seed ^ (seed >> 32)) as u32,
+            // Mixed, so that small seeds do not start at ids like `ch_00000000`.
+            key: scramble((seed ^ (seed >> 32)) as u32 ^ 0x9e37_79b9),
         }
     }
 
