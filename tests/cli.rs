@@ -29,7 +29,10 @@ fn help_lists_the_commands() {
 
 #[test]
 fn a_bad_bind_address_is_a_clear_error() {
-    let output = lab().args(["fakes", "--bind", "localhost"]).output().unwrap();
+    let output = lab()
+        .args(["fakes", "--bind", "localhost"])
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(stderr.contains("--bind"), "{stderr}");

@@ -99,7 +99,11 @@ fn main() {
         "POST /payments/charge on {addr}: {} connections, {} s{}",
         options.connections,
         options.seconds,
-        if server.is_some() { " (server in process)" } else { "" }
+        if server.is_some() {
+            " (server in process)"
+        } else {
+            ""
+        }
     );
     let (latencies, errors, elapsed) = client.block_on(load(addr, &options));
     report(latencies, errors, elapsed);
@@ -139,7 +143,8 @@ async fn one_connection(addr: SocketAddr, connection: usize, deadline: Instant) 
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let Ok((mut sender, conn)) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await
+        let Ok((mut sender, conn)) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await
         else {
             errors += 1;
             continue;

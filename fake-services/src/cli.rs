@@ -38,11 +38,17 @@ pub async fn run(args: FakesArgs) -> std::io::Result<()> {
     );
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
-        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {}: {e}", args.bind)))?;
+        .map_err(|e| {
+            std::io::Error::new(e.kind(), format!("cannot listen on {}: {e}", args.bind))
+        })?;
     let addr = listener.local_addr()?;
     println!("fake services listening on http://{addr}");
     for service in Service::ALL {
-        println!("  {:<14} http://{addr}/{}/ui", service.title(), service.name());
+        println!(
+            "  {:<14} http://{addr}/{}/ui",
+            service.title(),
+            service.name()
+        );
     }
     if args.control_token.is_some() {
         println!("  behaviour and reset routes need the control token");

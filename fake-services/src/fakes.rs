@@ -333,15 +333,19 @@ impl FakeServices {
     }
 
     /// The provider's part of a call.
-    fn provide(&self, call: &Call, told: Option<Told>, reservation: Option<Reservation<'_>>) -> Response {
+    fn provide(
+        &self,
+        call: &Call,
+        told: Option<Told>,
+        reservation: Option<Reservation<'_>>,
+    ) -> Response {
         let now_ms = self.inner.clock.now_ms();
         let mut state = self.state(call.service);
         let state = &mut *state;
         match call.operation {
-            Operation::Status => Response::json(
-                200,
-                &providers::status(call.service, &state.books.records),
-            ),
+            Operation::Status => {
+                Response::json(200, &providers::status(call.service, &state.books.records))
+            }
             Operation::Search => Response::json(
                 200,
                 &providers::search(call.service, &state.books.records, &call.body, now_ms),
@@ -382,9 +386,7 @@ impl FakeServices {
 
     /// The service's rules with their state.
     pub fn behavior(&self, service: Service) -> BehaviorView {
-        self.state(service)
-            .behavior
-            .view(self.inner.clock.now_ms())
+        self.state(service).behavior.view(self.inner.clock.now_ms())
     }
 
     /// Replaces the service's rules (counters and windows start afresh).

@@ -217,13 +217,27 @@ impl BehaviorSpec {
     /// field (`faults[1].probability`) in the error.
     pub fn from_json(service: Service, body: &[u8]) -> Result<Self, FieldError> {
         let de = &mut serde_json::Deserializer::from_slice(body);
-        let spec: BehaviorSpec = serde_path_to_error::deserialize(de).map_err(|err| {
+        let spec: BehaviorSpec = serde_path_to_error::deserialize(&mut *de).map_err(|err| {
             let path = err.path().to_string();
+            let err = err.into_inner();
+            // Malformed JSON is the body's fault, not a field's (its path
+            // would read like `faults[0].?`); the message has line and column.
+            let malformed = matches!(
+                err.classify(),
+                serde_json::error::Category::Syntax | serde_json::error::Category::Eof
+            );
             FieldError::new(
-                if path == "." { "body".into() } else { path },
-                err.into_inner().to_string(),
+                if path == "." || malformed {
+                    "body".into()
+                } else {
+                    path
+                },
+                err.to_string(),
             )
         })?;
+        // Text after the JSON value (`{...} x`) is malformed too.
+        de.end()
+            .map_err(|err| FieldError::new("body", err.to_string()))?;
         spec.validate(service)?;
         Ok(spec)
     }
@@ -280,7 +294,9 @@ struct Rule {
 
 impl Rule {
     fn new(spec: FaultSpec, now_ms: u64, pick_seed: &mut impl FnMut() -> u64) -> Self {
-        let seed = spec.probability.map(|_| spec.seed.unwrap_or_else(&mut *pick_seed));
+        let seed = spec
+            .probability
+            .map(|_| spec.seed.unwrap_or_else(&mut *pick_seed));
         Self {
             hits: 0,
             remaining: spec.calls,
@@ -334,9 +350,15 @@ pub struct Decision {
 pub enum Action {
     /// No fault: the provider answers.
     Forward,
-    Crash { status: u16 },
-    Throttle { retry_after_s: u64 },
-    SendThenCrash { status: u16 },
+    Crash {
+        status: u16,
+    },
+    Throttle {
+        retry_after_s: u64,
+    },
+    SendThenCrash {
+        status: u16,
+    },
     DropBefore,
     DropAfter,
 }
@@ -550,14 +572,38 @@ mod tests {
     fn errors_name_the_field() {
         let cases = [
             (r#"{"faults":[{"mode":"explode"}]}"#, "faults[0].mode"),
-            (r#"{"faults":[{"mode":"crash","probability":1.5}]}"#, "faults[0].probability"),
-            (r#"{"faults":[{"mode":"crash"},{"mode":"crash","calls":-1}]}"#, "faults[1].calls"),
-            (r#"{"faults":[{"mode":"crash","calls":0}]}"#, "faults[0].calls"),
-            (r#"{"faults":[{"mode":"crash","sleep_ms":5}]}"#, "faults[0].sleep_ms"),
-            (r#"{"faults":[{"mode":"crash","status":404}]}"#, "faults[0].status"),
-            (r#"{"faults":[{"mode":"crash","seed":3}]}"#, "faults[0].seed"),
-            (r#"{"faults":[{"mode":"crash","operations":["send"]}]}"#, "faults[0].operations[0]"),
-            (r#"{"faults":[{"mode":"crash","colour":"red"}]}"#, "faults[0]"),
+            (
+                r#"{"faults":[{"mode":"crash","probability":1.5}]}"#,
+                "faults[0].probability",
+            ),
+            (
+                r#"{"faults":[{"mode":"crash"},{"mode":"crash","calls":-1}]}"#,
+                "faults[1].calls",
+            ),
+            (
+                r#"{"faults":[{"mode":"crash","calls":0}]}"#,
+                "faults[0].calls",
+            ),
+            (
+                r#"{"faults":[{"mode":"crash","sleep_ms":5}]}"#,
+                "faults[0].sleep_ms",
+            ),
+            (
+                r#"{"faults":[{"mode":"crash","status":404}]}"#,
+                "faults[0].status",
+            ),
+            (
+                r#"{"faults":[{"mode":"crash","seed":3}]}"#,
+                "faults[0].seed",
+            ),
+            (
+                r#"{"faults":[{"mode":"crash","operations":["send"]}]}"#,
+                "faults[0].operations[0]",
+            ),
+            (
+                r#"{"faults":[{"mode":"crash","colour":"red"}]}"#,
+                "faults[0]",
+            ),
             (r#"{"search_lag_ms":-5}"#, "search_lag_ms"),
             (r#"{"faults":"#, "body"),
         ];
@@ -572,7 +618,10 @@ mod tests {
 
     #[test]
     fn get_output_can_be_put_back() {
-        let b = behavior(r#"{"faults":[{"mode":"crash","calls":1}],"search_lag_ms":7}"#, 0);
+        let b = behavior(
+            r#"{"faults":[{"mode":"crash","calls":1}],"search_lag_ms":7}"#,
+            0,
+        );
         let json = serde_json::to_vec(&b.view(0)).unwrap();
         let spec = BehaviorSpec::from_json(Service::Payments, &json).unwrap();
         assert_eq!(spec.faults[0].calls, Some(1));

@@ -12,7 +12,7 @@ use axum::Router;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::{Map, Value};
 
-use super::{error, AppState, MAX_BODY_BYTES};
+use super::{ApiError, AppState, MAX_BODY_BYTES};
 use crate::fakes::{Call, ClientFaults, ClientSlow, FakeServices, Reply};
 use crate::serve::drop_connection;
 use crate::service::{Operation, Service};
@@ -57,7 +57,13 @@ pub(super) fn routes(service: Service) -> Router<AppState> {
             collection_path,
             get(
                 move |State(app): State<AppState>, headers: HeaderMap, query: RawQuery| {
-                    simple(app.fakes, service, Operation::Search, headers, query_object(query))
+                    simple(
+                        app.fakes,
+                        service,
+                        Operation::Search,
+                        headers,
+                        query_object(query),
+                    )
                 },
             )
             .delete(move |State(app): State<AppState>, headers: HeaderMap| {
@@ -66,16 +72,15 @@ pub(super) fn routes(service: Service) -> Router<AppState> {
         )
 }
 
-async fn effect(fakes: FakeServices, service: Service, headers: HeaderMap, body: Body) -> Response {
-    let body = match read_json(body).await {
-        Ok(body) => body,
-        Err(response) => return response,
-    };
-    let idempotency_key = match idempotency_key(&headers) {
-        Ok(key) => key,
-        Err(response) => return response,
-    };
-    run(
+async fn effect(
+    fakes: FakeServices,
+    service: Service,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let body = read_json(body).await?;
+    let idempotency_key = idempotency_key(&headers)?;
+    Ok(run(
         fakes,
         Call {
             service,
@@ -85,7 +90,7 @@ async fn effect(fakes: FakeServices, service: Service, headers: HeaderMap, body:
             client_faults: client_faults(&headers),
         },
     )
-    .await
+    .await)
 }
 
 async fn simple(
@@ -109,12 +114,16 @@ async fn run(fakes: FakeServices, call: Call) -> Response {
     match tokio::spawn(async move { fakes.call(call).await }).await {
         Ok(Reply::Dropped) => drop_connection(),
         Ok(Reply::Response(reply)) => {
-            let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let status =
+                StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             let is_json = reply.body_is_json();
             let mut response = (status, reply.body).into_response();
             let headers = response.headers_mut();
             if is_json {
-                headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
             }
             if let Some(seconds) = reply.retry_after_s {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
@@ -126,48 +135,55 @@ async fn run(fakes: FakeServices, call: Call) -> Response {
         }
         Err(join_error) => {
             tracing::error!(%join_error, "a call failed inside the fake services");
-            error(StatusCode::INTERNAL_SERVER_ERROR, "the fake service failed; see its log")
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the fake service failed; see its log",
+            )
+            .into_response()
         }
     }
 }
 
 /// Reads a body of at most [`MAX_BODY_BYTES`].
-pub(super) async fn read_body(body: Body) -> Result<bytes::Bytes, Response> {
+pub(super) async fn read_body(body: Body) -> Result<bytes::Bytes, ApiError> {
     match Limited::new(body, MAX_BODY_BYTES).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(err) if err.is::<LengthLimitError>() => Err(error(
+        Err(err) if err.is::<LengthLimitError>() => Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            &format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
+            format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
         )),
-        Err(err) => Err(error(
+        Err(err) => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
-            &format!("could not read the request body: {err}"),
+            format!("could not read the request body: {err}"),
         )),
     }
 }
 
 /// The body as JSON; empty counts as `{}`, as with the book server.
-async fn read_json(body: Body) -> Result<Value, Response> {
+async fn read_json(body: Body) -> Result<Value, ApiError> {
     let bytes = read_body(body).await?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Object(Map::new()));
     }
     serde_json::from_slice(&bytes).map_err(|err| {
-        error(
+        ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            &format!("the request body is not valid JSON: {err}"),
+            format!("the request body is not valid JSON: {err}"),
         )
     })
 }
 
 /// `Idempotency-Key`, bare (as Stripe takes it) or as the draft's quoted
 /// structured-field string.
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Response> {
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(value) = headers.get("idempotency-key") else {
         return Ok(None);
     };
-    let bad = |why: &str| error(StatusCode::BAD_REQUEST, &format!("Idempotency-Key {why}"));
-    let text = value.to_str().map_err(|_| bad("must be ASCII text"))?.trim();
+    let bad = |why: &str| ApiError::new(StatusCode::BAD_REQUEST, format!("Idempotency-Key {why}"));
+    let text = value
+        .to_str()
+        .map_err(|_| bad("must be ASCII text"))?
+        .trim();
     let text = text
         .strip_prefix('"')
         .and_then(|t| t.strip_suffix('"'))
@@ -214,5 +230,9 @@ fn query_object(RawQuery(query): RawQuery) -> Value {
         .map(|q| serde_urlencoded::from_str(q).unwrap_or_default())
         .unwrap_or_default();
     let map: BTreeMap<String, String> = pairs.into_iter().collect();
-    Value::Object(map.into_iter().map(|(k, v)| (k, Value::String(v))).collect())
+    Value::Object(
+        map.into_iter()
+            .map(|(k, v)| (k, Value::String(v)))
+            .collect(),
+    )
 }

@@ -8,13 +8,17 @@ use axum::Json;
 use serde_json::{json, Map, Value};
 
 use super::api::read_body;
-use super::{error, pages, parse_service, wants_html, AppState};
+use super::{pages, parse_service, wants_html, ApiError, AppState};
 use crate::fault_rules::{BehaviorSpec, FieldError};
 use crate::service::Service;
 
 /// The control token a request carries: the `Authorization: Bearer` header,
 /// or a `token` query parameter or form field (what a browser can send).
-fn presented_token(headers: &HeaderMap, query: Option<&str>, form: &[(String, String)]) -> Option<String> {
+fn presented_token(
+    headers: &HeaderMap,
+    query: Option<&str>,
+    form: &[(String, String)],
+) -> Option<String> {
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -37,22 +41,16 @@ fn authorize(
     headers: &HeaderMap,
     query: Option<&str>,
     form: &[(String, String)],
-) -> Result<(), Response> {
+) -> Result<(), ApiError> {
     let Some(expected) = app.control_token.as_deref() else {
         return Ok(());
     };
     match presented_token(headers, query, form) {
         Some(given) if constant_time_eq(given.as_bytes(), expected.as_bytes()) => Ok(()),
-        _ => {
-            let mut response = error(
-                StatusCode::UNAUTHORIZED,
-                "this route needs the control token: send `Authorization: Bearer <token>` (from a browser, add `?token=<token>` to the address)",
-            );
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, "Bearer".parse().expect("static"));
-            Err(response)
-        }
+        _ => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "this route needs the control token: send `Authorization: Bearer <token>` (from a browser, add `?token=<token>` to the address)",
+        )),
     }
 }
 
@@ -71,19 +69,15 @@ pub(super) async fn get_behavior(
     Path(service): Path<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
-) -> Response {
-    let service = match parse_service(&service) {
-        Ok(s) => s,
-        Err(response) => return response,
-    };
-    if let Err(response) = authorize(&app, &headers, query.as_deref(), &[]) {
-        return response;
-    }
+) -> Result<Response, ApiError> {
+    let service = parse_service(&service)?;
+    authorize(&app, &headers, query.as_deref(), &[])?;
     if wants_html(&headers) {
         let token = token_for_links(&app, query.as_deref());
-        return Html(pages::behavior_page(&app.fakes, service, token.as_deref(), None)).into_response();
+        let page = pages::behavior_page(&app.fakes, service, token.as_deref(), None);
+        return Ok(Html(page).into_response());
     }
-    Json(app.fakes.behavior(service)).into_response()
+    Ok(Json(app.fakes.behavior(service)).into_response())
 }
 
 pub(super) async fn put_behavior(
@@ -92,22 +86,18 @@ pub(super) async fn put_behavior(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Body,
-) -> Response {
-    let service = match parse_service(&service) {
-        Ok(s) => s,
-        Err(response) => return response,
-    };
-    if let Err(response) = authorize(&app, &headers, query.as_deref(), &[]) {
-        return response;
-    }
-    let body = match read_body(body).await {
-        Ok(body) => body,
-        Err(response) => return response,
-    };
-    match BehaviorSpec::from_json(service, &body).and_then(|spec| app.fakes.set_behavior(service, spec)) {
-        Ok(view) => Json(view).into_response(),
-        Err(err) => field_error(&err),
-    }
+) -> Result<Response, ApiError> {
+    let service = parse_service(&service)?;
+    authorize(&app, &headers, query.as_deref(), &[])?;
+    let body = read_body(body).await?;
+    Ok(
+        match BehaviorSpec::from_json(service, &body)
+            .and_then(|spec| app.fakes.set_behavior(service, spec))
+        {
+            Ok(view) => Json(view).into_response(),
+            Err(err) => field_error(&err),
+        },
+    )
 }
 
 fn field_error(err: &FieldError) -> Response {
@@ -125,27 +115,16 @@ pub(super) async fn post_behavior_form(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Body,
-) -> Response {
-    let service = match parse_service(&service) {
-        Ok(s) => s,
-        Err(response) => return response,
-    };
-    let body = match read_body(body).await {
-        Ok(body) => body,
-        Err(response) => return response,
-    };
-    let form: Vec<(String, String)> = match serde_urlencoded::from_bytes(&body) {
-        Ok(form) => form,
-        Err(err) => {
-            return error(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                &format!("the form body is not URL-encoded: {err}"),
-            )
-        }
-    };
-    if let Err(response) = authorize(&app, &headers, query.as_deref(), &form) {
-        return response;
-    }
+) -> Result<Response, ApiError> {
+    let service = parse_service(&service)?;
+    let body = read_body(body).await?;
+    let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).map_err(|err| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("the form body is not URL-encoded: {err}"),
+        )
+    })?;
+    authorize(&app, &headers, query.as_deref(), &form)?;
     let token = form
         .iter()
         .find(|(k, _)| k == "token")
@@ -156,7 +135,7 @@ pub(super) async fn post_behavior_form(
         .map_err(|e| FieldError::new("form", e.to_string()))
         .and_then(|json| BehaviorSpec::from_json(service, &json))
         .and_then(|spec| app.fakes.set_behavior(service, spec));
-    match result {
+    Ok(match result {
         Ok(_) => {
             let mut to = format!("/{}/behavior", service.name());
             if let Some(token) = token {
@@ -166,10 +145,15 @@ pub(super) async fn post_behavior_form(
         }
         Err(err) => (
             StatusCode::UNPROCESSABLE_ENTITY,
-            Html(pages::behavior_page(&app.fakes, service, token.as_deref(), Some(&err))),
+            Html(pages::behavior_page(
+                &app.fakes,
+                service,
+                token.as_deref(),
+                Some(&err),
+            )),
         )
             .into_response(),
-    }
+    })
 }
 
 /// The token to carry in the form's links, when one is configured.
@@ -213,7 +197,15 @@ fn form_to_json(service: Service, form: &[(String, String)]) -> Value {
         }
         let mut rule = Map::new();
         rule.insert("mode".into(), Value::from(mode));
-        for key in ["calls", "probability", "seed", "for_ms", "sleep_ms", "status", "retry_after_s"] {
+        for key in [
+            "calls",
+            "probability",
+            "seed",
+            "for_ms",
+            "sleep_ms",
+            "status",
+            "retry_after_s",
+        ] {
             if let Some(text) = field(&format!("{key}_{row}")) {
                 rule.insert(key.into(), number(text));
             }
@@ -237,11 +229,12 @@ fn form_to_json(service: Service, form: &[(String, String)]) -> Value {
     Value::Object(spec)
 }
 
-pub(super) async fn ledger(State(app): State<AppState>, Path(service): Path<String>) -> Response {
-    match parse_service(&service) {
-        Ok(service) => Json(app.fakes.ledger(service)).into_response(),
-        Err(response) => response,
-    }
+pub(super) async fn ledger(
+    State(app): State<AppState>,
+    Path(service): Path<String>,
+) -> Result<Response, ApiError> {
+    let service = parse_service(&service)?;
+    Ok(Json(app.fakes.ledger(service)).into_response())
 }
 
 pub(super) async fn reset(
@@ -249,18 +242,13 @@ pub(super) async fn reset(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Body,
-) -> Response {
-    let body = match read_body(body).await {
-        Ok(body) => body,
-        Err(response) => return response,
-    };
+) -> Result<Response, ApiError> {
+    let body = read_body(body).await?;
     let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
-    if let Err(response) = authorize(&app, &headers, query.as_deref(), &form) {
-        return response;
-    }
+    authorize(&app, &headers, query.as_deref(), &form)?;
     app.fakes.reset();
     if wants_html(&headers) {
-        return Redirect::to("/").into_response();
+        return Ok(Redirect::to("/").into_response());
     }
-    Json(json!({"status": "reset"})).into_response()
+    Ok(Json(json!({"status": "reset"})).into_response())
 }

@@ -69,7 +69,13 @@ async fn check_accept(request: Request, next: Next) -> Response {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
         .collect();
     let any = |t: &str| accepted.iter().any(|a| a == t);
     let json = any("application/json") || any("*/*");
@@ -91,9 +97,38 @@ async fn not_found(method: Method, uri: axum::http::Uri) -> Response {
     )
 }
 
-/// A JSON error body: `{"error": "..."}`.
+/// An error answer: the status and a JSON `{"error": "..."}` body that says
+/// what was wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, Json(json!({ "error": self.message }))).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
+    }
+}
+
 fn error(status: StatusCode, message: &str) -> Response {
-    (status, Json(json!({ "error": message }))).into_response()
+    ApiError::new(status, message).into_response()
 }
 
 /// Whether a browser is asking: it lists `text/html` in `Accept`.
@@ -105,7 +140,8 @@ fn wants_html(headers: &HeaderMap) -> bool {
 }
 
 /// The `{service}` path segment, or a 404 naming the four services.
-fn parse_service(name: &str) -> Result<Service, Response> {
-    name.parse()
-        .map_err(|err: crate::service::UnknownService| error(StatusCode::NOT_FOUND, &err.to_string()))
+fn parse_service(name: &str) -> Result<Service, ApiError> {
+    name.parse().map_err(|err: crate::service::UnknownService| {
+        ApiError::new(StatusCode::NOT_FOUND, err.to_string())
+    })
 }

@@ -8,7 +8,7 @@ use std::fmt::Write;
 use axum::extract::{Path, State};
 use axum::response::{Html, IntoResponse, Response};
 
-use super::{parse_service, AppState};
+use super::{parse_service, ApiError, AppState};
 use crate::fakes::FakeServices;
 use crate::fault_rules::{FieldError, Mode};
 use crate::ledger::{duplicated_orders, scalar_to_string, Record};
@@ -81,8 +81,10 @@ pub(super) async fn index(State(app): State<AppState>) -> Html<String> {
     Html(page("Fake services", &body))
 }
 
-/// The columns of a service's ledger table: header, and how to read the cell.
-fn columns(service: Service) -> Vec<(&'static str, fn(&Record) -> String)> {
+/// A ledger table's column: its header, and how to read its cell.
+type Column = (&'static str, fn(&Record) -> String);
+
+fn columns(service: Service) -> Vec<Column> {
     fn field(record: &Record, pointer: &str) -> String {
         record
             .request
@@ -128,11 +130,8 @@ fn columns(service: Service) -> Vec<(&'static str, fn(&Record) -> String)> {
 pub(super) async fn ledger_page(
     State(app): State<AppState>,
     Path(service): Path<String>,
-) -> Response {
-    let service = match parse_service(&service) {
-        Ok(s) => s,
-        Err(response) => return response,
-    };
+) -> Result<Response, ApiError> {
+    let service = parse_service(&service)?;
     let records = app.fakes.ledger(service);
     let duplicates = duplicated_orders(&records);
     let mut body = String::new();
@@ -150,7 +149,9 @@ pub(super) async fn ledger_page(
     for (title, _) in &columns {
         let _ = write!(body, "<th>{title}</th>");
     }
-    body.push_str("<th>Idempotency-Key</th><th>Client was told</th><th>Time</th></tr></thead><tbody>\n");
+    body.push_str(
+        "<th>Idempotency-Key</th><th>Client was told</th><th>Time</th></tr></thead><tbody>\n",
+    );
     if records.is_empty() {
         let _ = writeln!(
             body,
@@ -163,7 +164,11 @@ pub(super) async fn ledger_page(
             && record
                 .order_id()
                 .is_some_and(|o| duplicates.iter().any(|(d, _)| *d == o));
-        body.push_str(if duplicated { "<tr class=\"dup\">" } else { "<tr>" });
+        body.push_str(if duplicated {
+            "<tr class=\"dup\">"
+        } else {
+            "<tr>"
+        });
         for (_, read) in &columns {
             let _ = write!(body, "<td class=\"mono\">{}</td>", escape(&read(record)));
         }
@@ -181,7 +186,7 @@ pub(super) async fn ledger_page(
         "<p><a href=\"/{n}/behavior\">Make it behave badly…</a> · <a href=\"/{n}/ledger\">ledger as JSON</a></p>",
         n = service.name()
     );
-    Html(page(service.title(), &body)).into_response()
+    Ok(Html(page(service.title(), &body)).into_response())
 }
 
 /// The behaviour form: one fieldset per rule in force (with its state), one
@@ -307,5 +312,8 @@ pub(super) fn behavior_page(
         "<p><a href=\"/{n}/ui\">{} ledger</a></p>",
         service.title()
     );
-    page(&format!("{} — make it behave badly", service.title()), &body)
+    page(
+        &format!("{} — make it behave badly", service.title()),
+        &body,
+    )
 }

@@ -37,7 +37,10 @@ pub(super) fn search<'a>(
     records
         .filter(|r| {
             r.request.get("to").and_then(scalar_to_string).as_ref() == Some(&email)
-                && r.request.get("template_id").and_then(scalar_to_string).as_ref()
+                && r.request
+                    .get("template_id")
+                    .and_then(scalar_to_string)
+                    .as_ref()
                     == Some(&template_id)
         })
         .map(Record::search_view)

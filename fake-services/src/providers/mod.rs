@@ -119,12 +119,7 @@ pub(crate) fn perform(desk: &mut Desk<'_>, body: &Value) -> Answer {
 
 /// Answers a search: the records the query matches that the search index
 /// already shows at `now_ms`.
-pub(crate) fn search(
-    service: Service,
-    records: &[Record],
-    query: &Value,
-    now_ms: u64,
-) -> Value {
+pub(crate) fn search(service: Service, records: &[Record], query: &Value, now_ms: u64) -> Value {
     let param = |name: &str| query.get(name).and_then(scalar_to_string);
     let visible = records.iter().filter(|r| r.searchable_at_ms <= now_ms);
     let found: Vec<Value> = match service {

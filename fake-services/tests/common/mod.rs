@@ -31,7 +31,9 @@ pub async fn spawn_with(options: HttpOptions) -> TestFakes {
     let fakes = FakeServices::with_clock(Arc::new(clock.clone()), 42);
     let app = router(fakes.clone(), options);
     let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let server = RunningServer::start(addr, app).await.expect("bind a free port");
+    let server = RunningServer::start(addr, app)
+        .await
+        .expect("bind a free port");
     TestFakes {
         base: server.url(),
         fakes,
