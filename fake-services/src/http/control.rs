@@ -8,7 +8,7 @@ use axum::Json;
 use serde_json::{json, Map, Value};
 
 use super::api::read_body;
-use super::{pages, parse_service, wants_html, ApiError, AppState};
+use super::{pages, parse_service, token_for_links, wants_html, ApiError, AppState};
 use crate::fault_rules::{BehaviorSpec, FieldError};
 use crate::service::Service;
 
@@ -58,7 +58,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
+pub(super) fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
     query
         .map(|q| serde_urlencoded::from_str(q).unwrap_or_default())
         .unwrap_or_default()
@@ -74,7 +74,7 @@ pub(super) async fn get_behavior(
     authorize(&app, &headers, query.as_deref(), &[])?;
     if wants_html(&headers) {
         let token = token_for_links(&app, query.as_deref());
-        let page = pages::behavior_page(&app.fakes, service, token.as_deref(), None);
+        let page = pages::behavior_page(&app, service, token.as_deref(), None);
         return Ok(Html(page).into_response());
     }
     Ok(Json(app.fakes.behavior(service)).into_response())
@@ -137,16 +137,13 @@ pub(super) async fn post_behavior_form(
         .and_then(|spec| app.fakes.set_behavior(service, spec));
     Ok(match result {
         Ok(_) => {
-            let mut to = format!("/{}/behavior", service.name());
-            if let Some(token) = token {
-                to.push_str(&format!("?token={}", pages::url_encode(&token)));
-            }
+            let to = pages::with_token(&format!("/{}/behavior", service.name()), token.as_deref());
             Redirect::to(&to).into_response()
         }
         Err(err) => (
             StatusCode::UNPROCESSABLE_ENTITY,
             Html(pages::behavior_page(
-                &app.fakes,
+                &app,
                 service,
                 token.as_deref(),
                 Some(&err),
@@ -154,15 +151,6 @@ pub(super) async fn post_behavior_form(
         )
             .into_response(),
     })
-}
-
-/// The token to carry in the form's links, when one is configured.
-fn token_for_links(app: &AppState, query: Option<&str>) -> Option<String> {
-    app.control_token.as_ref().as_ref()?;
-    query_pairs(query)
-        .into_iter()
-        .find(|(k, _)| k == "token")
-        .map(|(_, v)| v)
 }
 
 /// Turns the form's fields (`mode_0`, `calls_0`, `operations_0`, …, and

@@ -139,6 +139,16 @@ fn wants_html(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.contains("text/html"))
 }
 
+/// The control token given in the address (`?token=`), to carry along in
+/// the pages' links and forms, when one is configured.
+fn token_for_links(app: &AppState, query: Option<&str>) -> Option<String> {
+    app.control_token.as_ref().as_ref()?;
+    control::query_pairs(query)
+        .into_iter()
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v)
+}
+
 /// The `{service}` path segment, or a 404 naming the four services.
 fn parse_service(name: &str) -> Result<Service, ApiError> {
     name.parse().map_err(|err: crate::service::UnknownService| {

@@ -5,11 +5,10 @@
 
 use std::fmt::Write;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::response::{Html, IntoResponse, Response};
 
-use super::{parse_service, ApiError, AppState};
-use crate::fakes::FakeServices;
+use super::{parse_service, token_for_links, ApiError, AppState};
 use crate::fault_rules::{FieldError, Mode};
 use crate::ledger::{duplicated_orders, scalar_to_string, Record};
 use crate::service::Service;
@@ -60,7 +59,31 @@ fn page(title: &str, body: &str) -> String {
     )
 }
 
-pub(super) async fn index(State(app): State<AppState>) -> Html<String> {
+/// `path` with `?token=…` added when there is a token to carry.
+pub(super) fn with_token(path: &str, token: Option<&str>) -> String {
+    match token {
+        Some(token) => format!("{path}?token={}", url_encode(token)),
+        None => path.to_string(),
+    }
+}
+
+/// A hidden form field carrying the token, or a field to type it in when the
+/// server wants one and the page was not given it.
+fn token_field(app: &AppState, token: Option<&str>) -> String {
+    match token {
+        Some(token) => format!(
+            "<input type=\"hidden\" name=\"token\" value=\"{}\">",
+            escape(token)
+        ),
+        None if app.control_token.is_some() => {
+            "<label>control token <input type=\"password\" name=\"token\"></label> ".to_string()
+        }
+        None => String::new(),
+    }
+}
+
+pub(super) async fn index(State(app): State<AppState>, RawQuery(query): RawQuery) -> Html<String> {
+    let token = token_for_links(&app, query.as_deref());
     let mut body = String::from(
         "<table><thead><tr><th>Service</th><th>Records</th><th>Faults</th><th></th></tr></thead><tbody>\n",
     );
@@ -69,14 +92,17 @@ pub(super) async fn index(State(app): State<AppState>) -> Html<String> {
         let faulty = app.fakes.has_active_faults(service);
         let _ = writeln!(
             body,
-            "<tr><td><a href=\"/{n}/ui\">{title}</a></td><td>{records}</td><td>{state}</td><td><a href=\"/{n}/behavior\">Make it behave badly…</a></td></tr>",
-            n = service.name(),
+            "<tr><td><a href=\"{ui}\">{title}</a></td><td>{records}</td><td>{state}</td><td><a href=\"{behavior}\">Make it behave badly…</a></td></tr>",
+            ui = escape(&with_token(&format!("/{}/ui", service.name()), token.as_deref())),
+            behavior = escape(&with_token(&format!("/{}/behavior", service.name()), token.as_deref())),
             title = service.title(),
             state = if faulty { "🛑 faults in force" } else { "✅ none" },
         );
     }
-    body.push_str(
-        "</tbody></table>\n<form method=\"post\" action=\"/reset\"><button>Reset every ledger and behaviour</button></form>\n",
+    let _ = writeln!(
+        body,
+        "</tbody></table>\n<form method=\"post\" action=\"/reset\">{}<button>Reset every ledger and behaviour</button></form>",
+        token_field(&app, token.as_deref())
     );
     Html(page("Fake services", &body))
 }
@@ -130,8 +156,10 @@ fn columns(service: Service) -> Vec<Column> {
 pub(super) async fn ledger_page(
     State(app): State<AppState>,
     Path(service): Path<String>,
+    RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let service = parse_service(&service)?;
+    let token = token_for_links(&app, query.as_deref());
     let records = app.fakes.ledger(service);
     let duplicates = duplicated_orders(&records);
     let mut body = String::new();
@@ -183,8 +211,9 @@ pub(super) async fn ledger_page(
     body.push_str("</tbody></table>\n");
     let _ = write!(
         body,
-        "<p><a href=\"/{n}/behavior\">Make it behave badly…</a> · <a href=\"/{n}/ledger\">ledger as JSON</a></p>",
-        n = service.name()
+        "<p><a href=\"{behavior}\">Make it behave badly…</a> · <a href=\"/{n}/ledger\">ledger as JSON</a></p>",
+        n = service.name(),
+        behavior = escape(&with_token(&format!("/{}/behavior", service.name()), token.as_deref())),
     );
     Ok(Html(page(service.title(), &body)).into_response())
 }
@@ -192,12 +221,12 @@ pub(super) async fn ledger_page(
 /// The behaviour form: one fieldset per rule in force (with its state), one
 /// blank fieldset to add a rule, and the search lag.
 pub(super) fn behavior_page(
-    fakes: &FakeServices,
+    app: &AppState,
     service: Service,
     token: Option<&str>,
     problem: Option<&FieldError>,
 ) -> String {
-    let view = fakes.behavior(service);
+    let view = app.fakes.behavior(service);
     let n = service.name();
     let mut body = String::new();
     if let Some(err) = problem {
@@ -214,13 +243,7 @@ pub(super) fn behavior_page(
         service.effect_name()
     );
     let _ = writeln!(body, "<form method=\"post\" action=\"/{n}/behavior\">");
-    if let Some(token) = token {
-        let _ = writeln!(
-            body,
-            "<input type=\"hidden\" name=\"token\" value=\"{}\">",
-            escape(token)
-        );
-    }
+    body.push_str(&token_field(app, token));
     let blank = crate::fault_rules::FaultView {
         spec: crate::fault_rules::FaultSpec::new(Mode::Crash),
         state: crate::fault_rules::FaultState {
@@ -303,13 +326,12 @@ pub(super) fn behavior_page(
     let _ = writeln!(
         body,
         "<form method=\"post\" action=\"/{n}/behavior\">{}<input type=\"hidden\" name=\"search_lag_ms\" value=\"0\"><button>Behave well again (clear every rule)</button></form>",
-        token
-            .map(|t| format!("<input type=\"hidden\" name=\"token\" value=\"{}\">", escape(t)))
-            .unwrap_or_default()
+        token_field(app, token)
     );
     let _ = writeln!(
         body,
-        "<p><a href=\"/{n}/ui\">{} ledger</a></p>",
+        "<p><a href=\"{}\">{} ledger</a></p>",
+        escape(&with_token(&format!("/{n}/ui"), token)),
         service.title()
     );
     page(
