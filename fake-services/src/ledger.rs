@@ -17,7 +17,8 @@ use crate::service::Service;
 #[serde(tag = "outcome", rename_all = "kebab-case")]
 pub enum Told {
     /// A response with this status; `fault` names the injected fault that
-    /// replaced the provider's own answer (`send-then-crash`, `x-crash`).
+    /// replaced the provider's own answer (`send-then-crash`, which is also
+    /// what the book's `X-Crash` header does to an email).
     Response {
         status: u16,
         #[serde(default, skip_serializing_if = "Option::is_none")]
