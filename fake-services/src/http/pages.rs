@@ -26,7 +26,7 @@ tr.spent td { color: #888; }
 code, .mono { font-family: ui-monospace, monospace; font-size: 90%; }
 fieldset { margin: .6rem 0; }
 label { margin-right: .8rem; }
-input[type=number] { width: 7rem; }
+fieldset input:not([type]) { width: 6rem; }
 ";
 
 /// Escapes text for HTML element content and quoted attribute values.
@@ -284,7 +284,14 @@ pub(super) fn behavior_page(
         let numbers: [(&str, Option<String>); 7] = [
             ("calls", spec.calls.map(|v| v.to_string())),
             ("probability", spec.probability.map(|v| v.to_string())),
-            ("seed", spec.seed.map(|v| v.to_string())),
+            // The seed in use, also when the server chose it: saving the form
+            // again keeps the rule reproducible.
+            (
+                "seed",
+                spec.seed
+                    .or(rule.and_then(|r| r.state.seed))
+                    .map(|v| v.to_string()),
+            ),
             ("for_ms", spec.for_ms.map(|v| v.to_string())),
             ("sleep_ms", spec.sleep_ms.map(|v| v.to_string())),
             ("status", spec.status.map(|v| v.to_string())),
