@@ -4,11 +4,10 @@
 
 mod common;
 
-use common::{spawn, spawn_with, TestFakes};
+use common::{charge_body, error_mentions, send_json, spawn, spawn_with, TestFakes};
 use fake_services::http::HttpOptions;
 use fake_services::Service;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE};
-use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 const TOKEN: &str = "s3cret";
@@ -16,13 +15,11 @@ const TOKEN: &str = "s3cret";
 /// What a browser sends with a form submission or a page load.
 const BROWSER_ACCEPT: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
 
-async fn send_json(request: reqwest::RequestBuilder) -> (StatusCode, Value) {
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    let body = serde_json::from_str(&text)
-        .unwrap_or_else(|err| panic!("{status}: not JSON ({err}): {text:?}"));
-    (status, body)
+/// A charge body, as text, whose `customer_id` is `len` characters of padding.
+fn padded_charge(len: usize) -> String {
+    let mut body = charge_body(1, 100);
+    body["customer_id"] = json!("x".repeat(len));
+    body.to_string()
 }
 
 fn no_redirects() -> reqwest::Client {
@@ -30,6 +27,28 @@ fn no_redirects() -> reqwest::Client {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()
+}
+
+/// Submits the payments behaviour form as a browser does, without following
+/// the redirect.
+async fn submit_behavior_form(tf: &TestFakes, form: &[(&str, &str)]) -> reqwest::Response {
+    no_redirects()
+        .post(tf.url("/payments/behavior"))
+        .header(ACCEPT, BROWSER_ACCEPT)
+        .form(form)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// `GET /payments/behavior` with the token as a bearer: status and JSON body.
+async fn behavior_with_token(tf: &TestFakes) -> (u16, Value) {
+    send_json(
+        tf.client
+            .get(tf.url("/payments/behavior"))
+            .bearer_auth(TOKEN),
+    )
+    .await
 }
 
 async fn spawn_with_token() -> TestFakes {
@@ -44,14 +63,7 @@ async fn spawn_with_token() -> TestFakes {
 #[tokio::test]
 async fn bodies_over_one_mebibyte_are_413() {
     let tf = spawn().await;
-    let padding = "x".repeat((1 << 20) + 16);
-    let body = json!({
-        "customer_id": padding,
-        "payment_method_id": "pm_1",
-        "amount_cents": 100,
-        "metadata": {"order_id": 1},
-    })
-    .to_string();
+    let body = padded_charge((1 << 20) + 16);
     let (status, answer) = send_json(
         tf.client
             .post(tf.url("/payments/charge"))
@@ -60,12 +72,7 @@ async fn bodies_over_one_mebibyte_are_413() {
     )
     .await;
     assert_eq!(status, 413);
-    assert!(
-        answer["error"]
-            .as_str()
-            .is_some_and(|e| e.contains("larger than")),
-        "{answer}"
-    );
+    assert!(error_mentions(&answer, "larger than"), "{answer}");
     assert!(tf.ledger(Service::Payments).await.is_empty());
 
     let (status, answer) = send_json(
@@ -82,13 +89,7 @@ async fn bodies_over_one_mebibyte_are_413() {
     assert!(answer["error"].is_string(), "{answer}");
 
     // A body just under the limit is read (and charged).
-    let small = json!({
-        "customer_id": "x".repeat((1 << 20) - 200),
-        "payment_method_id": "pm_1",
-        "amount_cents": 100,
-        "metadata": {"order_id": 1},
-    })
-    .to_string();
+    let small = padded_charge((1 << 20) - 200);
     assert!(small.len() < 1 << 20);
     let response = tf
         .client
@@ -151,10 +152,7 @@ async fn unknown_routes_are_404_json() {
             .unwrap()
             .starts_with("application/json"));
         let body: Value = response.json().await.unwrap();
-        assert!(
-            body["error"].as_str().is_some_and(|e| e.contains(path)),
-            "{body}"
-        );
+        assert!(error_mentions(&body, path), "{body}");
     }
 }
 
@@ -244,19 +242,12 @@ async fn invalid_fault_rules_are_422_and_change_nothing() {
     }
 
     // The behaviour in force is the one set before.
-    let (status, now) = send_json(tf.client.get(tf.url("/payments/behavior"))).await;
-    assert_eq!(status, 200);
+    let now = tf.behavior(Service::Payments).await;
     assert_eq!(now, previous);
     assert_eq!(now["search_lag_ms"], 250);
     assert_eq!(now["faults"].as_array().unwrap().len(), 1);
     // ... and still acts: searches crash with its status, charges go through.
-    let response = tf
-        .client
-        .get(tf.url("/payments/charges"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 502);
+    assert_eq!(tf.get_status("/payments/charges").await, 502);
     let (status, second_charge) = send_json(tf.charge(2)).await;
     assert_eq!(status, 201);
 
@@ -271,14 +262,7 @@ async fn invalid_fault_rules_are_422_and_change_nothing() {
 #[tokio::test]
 async fn the_behavior_form_shows_its_errors() {
     let tf = spawn().await;
-    let client = no_redirects();
-    let response = client
-        .post(tf.url("/payments/behavior"))
-        .header(ACCEPT, BROWSER_ACCEPT)
-        .form(&[("mode_0", "crash"), ("calls_0", "abc")])
-        .send()
-        .await
-        .unwrap();
+    let response = submit_behavior_form(&tf, &[("mode_0", "crash"), ("calls_0", "abc")]).await;
     assert_eq!(response.status(), 422);
     assert!(response.headers()[CONTENT_TYPE]
         .to_str()
@@ -287,28 +271,25 @@ async fn the_behavior_form_shows_its_errors() {
     let html = response.text().await.unwrap();
     assert!(html.contains("Not saved"), "{html}");
     assert!(html.contains("faults[0].calls"), "{html}");
-    let (_, behavior) = send_json(tf.client.get(tf.url("/payments/behavior"))).await;
+    let (_, behavior) = tf.get_json("/payments/behavior").await;
     assert_eq!(behavior["faults"], json!([]), "nothing was saved");
 
-    let response = client
-        .post(tf.url("/payments/behavior"))
-        .header(ACCEPT, BROWSER_ACCEPT)
-        .form(&[
+    let response = submit_behavior_form(
+        &tf,
+        &[
             ("mode_0", "crash"),
             ("calls_0", "2"),
             ("status_0", "504"),
             ("operations_0", "charge"),
             ("mode_1", ""),
             ("search_lag_ms", "40"),
-        ])
-        .send()
-        .await
-        .unwrap();
+        ],
+    )
+    .await;
     assert_eq!(response.status(), 303);
     assert_eq!(response.headers()[LOCATION], "/payments/behavior");
 
-    let (status, behavior) = send_json(tf.client.get(tf.url("/payments/behavior"))).await;
-    assert_eq!(status, 200);
+    let behavior = tf.behavior(Service::Payments).await;
     let faults = behavior["faults"].as_array().unwrap();
     assert_eq!(faults.len(), 1, "{behavior}");
     assert_eq!(faults[0]["mode"], "crash");
@@ -338,12 +319,7 @@ async fn bad_idempotency_keys_are_400() {
     ] {
         let (status, body) = send_json(tf.charge(1).header("Idempotency-Key", key.as_str())).await;
         assert_eq!(status, 400, "key of {} chars", key.len());
-        assert!(
-            body["error"]
-                .as_str()
-                .is_some_and(|e| e.contains("Idempotency-Key")),
-            "{body}"
-        );
+        assert!(error_mentions(&body, "Idempotency-Key"), "{body}");
     }
     assert!(tf.ledger(Service::Payments).await.is_empty());
 
@@ -399,15 +375,10 @@ async fn control_routes_need_the_token() {
         assert_eq!(response.status(), 401);
         assert_eq!(response.headers()[WWW_AUTHENTICATE], "Bearer");
         let body: Value = response.json().await.unwrap();
-        assert!(body["error"].as_str().unwrap().contains("token"), "{body}");
+        assert!(error_mentions(&body, "token"), "{body}");
     }
     // None of those changed anything.
-    let (status, behavior) = send_json(
-        tf.client
-            .get(tf.url("/payments/behavior"))
-            .bearer_auth(TOKEN),
-    )
-    .await;
+    let (status, behavior) = behavior_with_token(&tf).await;
     assert_eq!(status, 200);
     assert_eq!(behavior["faults"], json!([]));
 }
@@ -425,12 +396,7 @@ async fn the_token_opens_the_control_routes() {
     assert_eq!(status, 200);
     assert_eq!(set["faults"][0]["mode"], "throttle");
 
-    let (status, got) = send_json(
-        tf.client
-            .get(tf.url("/payments/behavior"))
-            .bearer_auth(TOKEN),
-    )
-    .await;
+    let (status, got) = behavior_with_token(&tf).await;
     assert_eq!(status, 200);
     assert_eq!(got, set);
 
@@ -450,12 +416,7 @@ async fn the_token_opens_the_control_routes() {
     assert_eq!(status, 200);
     assert_eq!(reset, json!({"status": "reset"}));
     assert!(tf.ledger(Service::Payments).await.is_empty());
-    let (_, got) = send_json(
-        tf.client
-            .get(tf.url("/payments/behavior"))
-            .bearer_auth(TOKEN),
-    )
-    .await;
+    let (_, got) = behavior_with_token(&tf).await;
     assert_eq!(got["faults"], json!([]));
 }
 
@@ -464,35 +425,12 @@ async fn book_routes_need_no_token() {
     let tf = spawn_with_token().await;
     let (status, charge) = send_json(tf.charge(1)).await;
     assert_eq!(status, 201, "{charge}");
-    let response = tf
-        .client
-        .get(tf.url("/payments/status"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let (status, _) = send_json(
-        tf.client
-            .post(tf.url("/email/send"))
-            .json(&json!({"to": "a@b.c", "template_id": "t"})),
-    )
-    .await;
+    assert_eq!(tf.get_status("/payments/status").await, 200);
+    let (status, _) = send_json(tf.post_email(&json!({"to": "a@b.c", "template_id": "t"}))).await;
     assert_eq!(status, 202);
-    let response = tf
-        .client
-        .delete(tf.url("/payments/charges"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    assert_eq!(tf.delete_status("/payments/charges").await, 200);
     assert!(tf.ledger(Service::Payments).await.is_empty());
-    let response = tf
-        .client
-        .delete(tf.url("/email/emails"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    assert_eq!(tf.delete_status("/email/emails").await, 200);
     assert!(tf.ledger(Service::Email).await.is_empty());
 }
 
@@ -500,25 +438,18 @@ async fn book_routes_need_no_token() {
 async fn the_form_with_the_token_field_saves() {
     let tf = spawn_with_token().await;
     let client = no_redirects();
-    let response = client
-        .post(tf.url("/payments/behavior"))
-        .header(ACCEPT, BROWSER_ACCEPT)
-        .form(&[("token", TOKEN), ("mode_0", "crash"), ("calls_0", "1")])
-        .send()
-        .await
-        .unwrap();
+    let response = submit_behavior_form(
+        &tf,
+        &[("token", TOKEN), ("mode_0", "crash"), ("calls_0", "1")],
+    )
+    .await;
     assert_eq!(response.status(), 303);
     assert_eq!(
         response.headers()[LOCATION],
         format!("/payments/behavior?token={TOKEN}").as_str()
     );
 
-    let (status, behavior) = send_json(
-        tf.client
-            .get(tf.url("/payments/behavior"))
-            .bearer_auth(TOKEN),
-    )
-    .await;
+    let (status, behavior) = behavior_with_token(&tf).await;
     assert_eq!(status, 200);
     assert_eq!(behavior["faults"][0]["mode"], "crash");
     assert_eq!(behavior["faults"][0]["calls"], 1);
@@ -548,19 +479,15 @@ async fn the_form_with_the_token_field_saves() {
 #[tokio::test]
 async fn the_index_page_carries_the_token_to_its_forms_and_links() {
     let tf = spawn_with_token().await;
-    let page = |path: &'static str| {
-        let request = tf.client.get(tf.url(path)).header("accept", "text/html");
-        async move { request.send().await.unwrap().text().await.unwrap() }
-    };
     // Given the token in the address: a hidden field and links that carry it.
-    let with = page("/?token=s3cret").await;
+    let with = tf.page("/?token=s3cret").await;
     assert!(
         with.contains(r#"<input type="hidden" name="token" value="s3cret">"#),
         "{with}"
     );
     assert!(with.contains("/payments/behavior?token=s3cret"), "{with}");
     // Without it: a field to type it in, and no token anywhere in the page.
-    let without = page("/").await;
+    let without = tf.page("/").await;
     assert!(
         without.contains(r#"type="password" name="token""#),
         "{without}"

@@ -3,10 +3,11 @@
 
 mod common;
 
-use common::{spawn, wait_until, TestFakes};
+use common::{
+    charge_body, email_body, fulfillment_body, send_json, spawn, status_and_json, TestFakes,
+};
 use fake_services::{Clock, Service};
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
-use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -19,73 +20,10 @@ fn has_id_format(id: &Value, prefix: &str) -> bool {
         .is_some_and(|hex| hex.len() == 8 && hex.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
-async fn json_of(response: reqwest::Response) -> Value {
-    let text = response.text().await.unwrap();
-    serde_json::from_str(&text).unwrap_or_else(|err| panic!("not JSON ({err}): {text:?}"))
-}
-
-/// Sends a request and returns its status and JSON body.
-async fn send_json(request: reqwest::RequestBuilder) -> (StatusCode, Value) {
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    (status, json_of(response).await)
-}
-
-/// A charge body for `order_id` with `amount_cents` and an optional
-/// `metadata.idempotency_key`.
-fn charge_body(order_id: u64, amount_cents: u64, key: Option<&str>) -> Value {
-    let mut metadata = json!({"order_id": order_id});
-    if let Some(key) = key {
-        metadata["idempotency_key"] = json!(key);
-    }
-    json!({
-        "customer_id": "cus_1",
-        "payment_method_id": "pm_1",
-        "amount_cents": amount_cents,
-        "metadata": metadata,
-    })
-}
-
-fn fulfillment_body(order_id: u64, address: Option<&str>, key: Option<&str>) -> Value {
-    let mut metadata = json!({"order_id": order_id});
-    if let Some(key) = key {
-        metadata["idempotency_key"] = json!(key);
-    }
-    let mut body = json!({
-        "customer_id": "cus_1",
-        "product_id": "prod_1",
-        "quantity": 2,
-        "metadata": metadata,
-    });
-    if let Some(address) = address {
-        body["address"] = json!(address);
-    }
+/// `body` with `metadata.idempotency_key` set to `key`.
+fn with_key(mut body: Value, key: &str) -> Value {
+    body["metadata"]["idempotency_key"] = json!(key);
     body
-}
-
-fn email_body(to: &str, template_id: &str, order_id: u64) -> Value {
-    json!({"to": to, "template_id": template_id, "template_data": {"order_id": order_id}})
-}
-
-/// An HTML page, asked for as a browser asks.
-async fn page(tf: &TestFakes, path: &str) -> String {
-    let response = tf
-        .client
-        .get(tf.url(path))
-        .header(ACCEPT, "text/html")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200, "GET {path}");
-    let content_type = response.headers()[CONTENT_TYPE]
-        .to_str()
-        .unwrap()
-        .to_string();
-    assert!(
-        content_type.starts_with("text/html"),
-        "{path}: {content_type}"
-    );
-    response.text().await.unwrap()
 }
 
 /// A request written by hand on a raw socket, for what reqwest cannot send
@@ -112,13 +50,7 @@ async fn raw_request(tf: &TestFakes, head: &str) -> (u16, String) {
 #[tokio::test]
 async fn payments_status_is_ok() {
     let tf = spawn().await;
-    let response = tf
-        .client
-        .get(tf.url("/payments/status"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    assert_eq!(tf.get_status("/payments/status").await, 200);
 }
 
 #[tokio::test]
@@ -130,7 +62,7 @@ async fn a_charge_succeeds_with_a_charge_id_and_lands_in_the_ledger() {
         .to_str()
         .unwrap()
         .starts_with("application/json"));
-    let body = json_of(response).await;
+    let (_, body) = status_and_json(response).await;
     assert_eq!(body["status"], "success", "{body}");
     assert!(has_id_format(&body["charge_id"], "ch_"), "{body}");
     assert_eq!(body.as_object().unwrap().len(), 2, "{body}");
@@ -154,12 +86,7 @@ async fn a_charge_succeeds_with_a_charge_id_and_lands_in_the_ledger() {
 #[tokio::test]
 async fn amount_9999_is_declined_and_recorded() {
     let tf = spawn().await;
-    let (status, body) = send_json(
-        tf.client
-            .post(tf.url("/payments/charge"))
-            .json(&charge_body(5, 9999, None)),
-    )
-    .await;
+    let (status, body) = send_json(tf.post_charge(&charge_body(5, 9999))).await;
     assert_eq!(status, 200);
     assert_eq!(
         body,
@@ -174,11 +101,7 @@ async fn amount_9999_is_declined_and_recorded() {
 #[tokio::test]
 async fn metadata_idempotency_key_replays_a_successful_charge() {
     let tf = spawn().await;
-    let charge = |order| {
-        tf.client
-            .post(tf.url("/payments/charge"))
-            .json(&charge_body(order, 12300, Some("order-7-charge")))
-    };
+    let charge = |order| tf.post_charge(&with_key(charge_body(order, 12300), "order-7-charge"));
     let (status, first) = send_json(charge(7)).await;
     assert_eq!(status, 201);
     assert_eq!(first["status"], "success");
@@ -190,12 +113,8 @@ async fn metadata_idempotency_key_replays_a_successful_charge() {
     assert_eq!(ledger.len(), 1, "no new charge: {ledger:?}");
 
     // Another key charges anew.
-    let (status, other) = send_json(
-        tf.client
-            .post(tf.url("/payments/charge"))
-            .json(&charge_body(7, 12300, Some("order-7-charge-b"))),
-    )
-    .await;
+    let (status, other) =
+        send_json(tf.post_charge(&with_key(charge_body(7, 12300), "order-7-charge-b"))).await;
     assert_eq!(status, 201);
     assert_ne!(other["charge_id"], first["charge_id"]);
     assert_eq!(tf.ledger(Service::Payments).await.len(), 2);
@@ -204,35 +123,20 @@ async fn metadata_idempotency_key_replays_a_successful_charge() {
 #[tokio::test]
 async fn a_key_used_on_a_decline_does_not_replay() {
     let tf = spawn().await;
-    let key = Some("order-8-charge");
-    let (status, declined) = send_json(
-        tf.client
-            .post(tf.url("/payments/charge"))
-            .json(&charge_body(8, 9999, key)),
-    )
-    .await;
+    let key = "order-8-charge";
+    let (status, declined) = send_json(tf.post_charge(&with_key(charge_body(8, 9999), key))).await;
     assert_eq!(status, 200);
     assert_eq!(declined["status"], "declined");
 
     // The retry with a good card charges for real.
-    let (status, charged) = send_json(
-        tf.client
-            .post(tf.url("/payments/charge"))
-            .json(&charge_body(8, 12300, key)),
-    )
-    .await;
+    let (status, charged) = send_json(tf.post_charge(&with_key(charge_body(8, 12300), key))).await;
     assert_eq!(status, 201, "{charged}");
     assert_eq!(charged["status"], "success");
     assert!(has_id_format(&charged["charge_id"], "ch_"));
     assert_eq!(tf.ledger(Service::Payments).await.len(), 2);
 
     // And from then on the key replays that success.
-    let (status, replayed) = send_json(
-        tf.client
-            .post(tf.url("/payments/charge"))
-            .json(&charge_body(8, 12300, key)),
-    )
-    .await;
+    let (status, replayed) = send_json(tf.post_charge(&with_key(charge_body(8, 12300), key))).await;
     assert_eq!(status, 201);
     assert_eq!(replayed, charged);
     assert_eq!(tf.ledger(Service::Payments).await.len(), 2);
@@ -241,22 +145,12 @@ async fn a_key_used_on_a_decline_does_not_replay() {
 #[tokio::test]
 async fn delete_charges_clears_the_ledger_and_the_keys() {
     let tf = spawn().await;
-    let keyed = || {
-        tf.client
-            .post(tf.url("/payments/charge"))
-            .json(&charge_body(3, 12300, Some("k-3")))
-    };
+    let keyed = || tf.post_charge(&with_key(charge_body(3, 12300), "k-3"));
     let (_, first) = send_json(keyed()).await;
     assert_eq!(send_json(tf.charge(4)).await.0, 201);
     assert_eq!(tf.ledger(Service::Payments).await.len(), 2);
 
-    let response = tf
-        .client
-        .delete(tf.url("/payments/charges"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    assert_eq!(tf.delete_status("/payments/charges").await, 200);
     assert!(tf.ledger(Service::Payments).await.is_empty());
 
     // The cleared key charges again, as on a fresh server.
@@ -271,21 +165,17 @@ async fn delete_charges_clears_the_ledger_and_the_keys() {
 #[tokio::test]
 async fn fulfillment_request_is_accepted_and_counted() {
     let tf = spawn().await;
-    let (status, body) = send_json(tf.client.get(tf.url("/fulfillment/status"))).await;
+    let (status, body) = tf.get_json("/fulfillment/status").await;
     assert_eq!(status, 200);
     assert_eq!(body, json!({"num_requests": 0}));
 
-    let (status, body) = send_json(
-        tf.client
-            .put(tf.url("/fulfillment/request"))
-            .json(&fulfillment_body(1, Some("1 Main St"), None)),
-    )
-    .await;
+    let (status, body) =
+        send_json(tf.put_fulfillment(&fulfillment_body(1, Some("1 Main St")))).await;
     assert_eq!(status, 202);
     assert_eq!(body["status"], "accepted");
     assert!(has_id_format(&body["request_id"], "fr_"), "{body}");
 
-    let (_, status_body) = send_json(tf.client.get(tf.url("/fulfillment/status"))).await;
+    let (_, status_body) = tf.get_json("/fulfillment/status").await;
     assert_eq!(status_body, json!({"num_requests": 1}));
     let ledger = tf.ledger(Service::Fulfillment).await;
     assert_eq!(ledger.len(), 1);
@@ -297,12 +187,7 @@ async fn fulfillment_request_is_accepted_and_counted() {
 async fn fulfillment_without_an_address_is_rejected() {
     let tf = spawn().await;
     for address in [None, Some(""), Some("   ")] {
-        let (status, body) = send_json(
-            tf.client
-                .put(tf.url("/fulfillment/request"))
-                .json(&fulfillment_body(1, address, None)),
-        )
-        .await;
+        let (status, body) = send_json(tf.put_fulfillment(&fulfillment_body(1, address))).await;
         assert_eq!(status, 422, "address {address:?}");
         assert_eq!(
             body,
@@ -311,33 +196,25 @@ async fn fulfillment_without_an_address_is_rejected() {
         );
     }
     assert!(tf.ledger(Service::Fulfillment).await.is_empty());
-    let (_, status_body) = send_json(tf.client.get(tf.url("/fulfillment/status"))).await;
+    let (_, status_body) = tf.get_json("/fulfillment/status").await;
     assert_eq!(status_body, json!({"num_requests": 0}));
 }
 
 #[tokio::test]
 async fn fulfillment_metadata_key_replays_the_stored_response() {
     let tf = spawn().await;
-    let request = || {
-        tf.client
-            .put(tf.url("/fulfillment/request"))
-            .json(&fulfillment_body(9, Some("9 Elm St"), Some("ship-9")))
-    };
+    let request = || tf.put_fulfillment(&with_key(fulfillment_body(9, Some("9 Elm St")), "ship-9"));
     let (status, first) = send_json(request()).await;
     assert_eq!(status, 202);
     let (status, again) = send_json(request()).await;
     assert_eq!(status, 202);
     assert_eq!(again, first);
     assert_eq!(tf.ledger(Service::Fulfillment).await.len(), 1);
-    let (_, status_body) = send_json(tf.client.get(tf.url("/fulfillment/status"))).await;
+    let (_, status_body) = tf.get_json("/fulfillment/status").await;
     assert_eq!(status_body, json!({"num_requests": 1}));
 
     // Without a key, every request is a new one.
-    let plain = || {
-        tf.client
-            .put(tf.url("/fulfillment/request"))
-            .json(&fulfillment_body(9, Some("9 Elm St"), None))
-    };
+    let plain = || tf.put_fulfillment(&fulfillment_body(9, Some("9 Elm St")));
     let (_, a) = send_json(plain()).await;
     let (_, b) = send_json(plain()).await;
     assert_ne!(a["request_id"], b["request_id"]);
@@ -348,24 +225,13 @@ async fn fulfillment_metadata_key_replays_the_stored_response() {
 async fn delete_fulfillment_requests_clears() {
     let tf = spawn().await;
     for order in 1..=2 {
-        let (status, _) = send_json(
-            tf.client
-                .put(tf.url("/fulfillment/request"))
-                .json(&fulfillment_body(order, Some("x"), None)),
-        )
-        .await;
+        let (status, _) = send_json(tf.put_fulfillment(&fulfillment_body(order, Some("x")))).await;
         assert_eq!(status, 202);
     }
-    let (_, status_body) = send_json(tf.client.get(tf.url("/fulfillment/status"))).await;
+    let (_, status_body) = tf.get_json("/fulfillment/status").await;
     assert_eq!(status_body, json!({"num_requests": 2}));
-    let response = tf
-        .client
-        .delete(tf.url("/fulfillment/requests"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let (_, status_body) = send_json(tf.client.get(tf.url("/fulfillment/status"))).await;
+    assert_eq!(tf.delete_status("/fulfillment/requests").await, 200);
+    let (_, status_body) = tf.get_json("/fulfillment/status").await;
     assert_eq!(status_body, json!({"num_requests": 0}));
     assert!(tf.ledger(Service::Fulfillment).await.is_empty());
 }
@@ -375,12 +241,8 @@ async fn delete_fulfillment_requests_clears() {
 #[tokio::test]
 async fn an_email_is_queued() {
     let tf = spawn().await;
-    let (status, body) = send_json(tf.client.post(tf.url("/email/send")).json(&email_body(
-        "pat@example.com",
-        "order-confirmation",
-        1,
-    )))
-    .await;
+    let (status, body) =
+        send_json(tf.post_email(&email_body("pat@example.com", "order-confirmation", 1))).await;
     assert_eq!(status, 202);
     assert_eq!(body["status"], "queued");
     assert!(has_id_format(&body["email_id"], "em_"), "{body}");
@@ -410,7 +272,7 @@ async fn an_email_needs_to_and_template_id() {
         ),
     ];
     for (body, message) in cases {
-        let (status, answer) = send_json(tf.client.post(tf.url("/email/send")).json(&body)).await;
+        let (status, answer) = send_json(tf.post_email(&body)).await;
         assert_eq!(status, 422, "{body}");
         assert_eq!(
             answer,
@@ -431,12 +293,7 @@ async fn email_search_matches_address_and_template_exactly() {
         ("sam@example.com", "order-confirmation", 2),
         ("pat@example.com", "order-confirmation", 3),
     ] {
-        let (status, body) = send_json(
-            tf.client
-                .post(tf.url("/email/send"))
-                .json(&email_body(to, template, order)),
-        )
-        .await;
+        let (status, body) = send_json(tf.post_email(&email_body(to, template, order))).await;
         assert_eq!(status, 202);
         ids.push(body["email_id"].clone());
     }
@@ -496,20 +353,9 @@ async fn email_search_matches_address_and_template_exactly() {
 #[tokio::test]
 async fn delete_emails_clears() {
     let tf = spawn().await;
-    let (status, _) = send_json(
-        tf.client
-            .post(tf.url("/email/send"))
-            .json(&email_body("a@b.c", "t", 1)),
-    )
-    .await;
+    let (status, _) = send_json(tf.post_email(&email_body("a@b.c", "t", 1))).await;
     assert_eq!(status, 202);
-    let response = tf
-        .client
-        .delete(tf.url("/email/emails"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    assert_eq!(tf.delete_status("/email/emails").await, 200);
     assert!(tf.ledger(Service::Email).await.is_empty());
     let (_, found) = send_json(
         tf.client
@@ -525,11 +371,9 @@ async fn delete_emails_clears() {
 #[tokio::test]
 async fn a_notification_is_accepted() {
     let tf = spawn().await;
-    let (status, body) = send_json(
-        tf.client
-            .put(tf.url("/error-catcher/notification"))
-            .json(&json!({"exception_class": "RuntimeError", "exception_message": "boom"})),
-    )
+    let (status, body) = send_json(tf.put_notification(
+        &json!({"exception_class": "RuntimeError", "exception_message": "boom"}),
+    ))
     .await;
     assert_eq!(status, 202);
     assert!(has_id_format(&body["notification_id"], "err_"), "{body}");
@@ -549,12 +393,7 @@ async fn a_notification_needs_class_and_message() {
         json!({"exception_class": "RuntimeError", "exception_message": " "}),
         json!({}),
     ] {
-        let (status, _) = send_json(
-            tf.client
-                .put(tf.url("/error-catcher/notification"))
-                .json(&body),
-        )
-        .await;
+        let (status, _) = send_json(tf.put_notification(&body)).await;
         assert_eq!(status, 422, "{body}");
     }
     assert!(tf.ledger(Service::ErrorCatcher).await.is_empty());
@@ -563,21 +402,12 @@ async fn a_notification_needs_class_and_message() {
 #[tokio::test]
 async fn delete_notifications_clears() {
     let tf = spawn().await;
-    let (status, _) = send_json(
-        tf.client
-            .put(tf.url("/error-catcher/notification"))
-            .json(&json!({"exception_class": "E", "exception_message": "m"})),
-    )
-    .await;
+    let (status, _) =
+        send_json(tf.put_notification(&json!({"exception_class": "E", "exception_message": "m"})))
+            .await;
     assert_eq!(status, 202);
     assert_eq!(tf.ledger(Service::ErrorCatcher).await.len(), 1);
-    let response = tf
-        .client
-        .delete(tf.url("/error-catcher/notifications"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    assert_eq!(tf.delete_status("/error-catcher/notifications").await, 200);
     assert!(tf.ledger(Service::ErrorCatcher).await.is_empty());
 }
 
@@ -593,7 +423,7 @@ async fn no_accept_header_is_not_acceptable() {
     .await;
     assert_eq!(status, 406);
 
-    let body = charge_body(1, 12300, None).to_string();
+    let body = charge_body(1, 12300).to_string();
     let (status, _) = raw_request(
         &tf,
         &format!(
@@ -738,10 +568,8 @@ async fn x_throttle_answers_429_with_no_body_and_no_effect() {
     assert!(tf.ledger(Service::Payments).await.is_empty());
 
     let response = tf
-        .client
-        .post(tf.url("/email/send"))
+        .post_email(&email_body("a@b.c", "t", 1))
         .header("X-Throttle", "true")
-        .json(&email_body("a@b.c", "t", 1))
         .send()
         .await
         .unwrap();
@@ -779,10 +607,8 @@ async fn x_crash_on_a_charge_is_5xx_and_charges_nothing() {
 async fn x_crash_on_an_email_sends_it_and_answers_503() {
     let tf = spawn().await;
     let response = tf
-        .client
-        .post(tf.url("/email/send"))
+        .post_email(&email_body("pat@example.com", "order-confirmation", 1))
         .header("X-Crash", "true")
-        .json(&email_body("pat@example.com", "order-confirmation", 1))
         .send()
         .await
         .unwrap();
@@ -811,12 +637,7 @@ async fn x_be_slow_with_seconds_waits_for_the_clock() {
     let tf = spawn().await;
     let start = tf.clock.now_ms();
     let task = tokio::spawn(tf.charge(1).header("X-Be-Slow", "2").send());
-    let clock = tf.clock.clone();
-    wait_until("the charge is waiting on the clock", || {
-        let clock = clock.clone();
-        async move { clock.sleepers() >= 1 }
-    })
-    .await;
+    tf.wait_for_sleepers(1).await;
     assert!(!task.is_finished());
 
     tf.clock.advance(1_999);
@@ -841,12 +662,7 @@ async fn x_be_slow_with_seconds_waits_for_the_clock() {
 async fn x_be_slow_true_waits_at_most_ten_seconds() {
     let tf = spawn().await;
     let task = tokio::spawn(tf.charge(1).header("X-Be-Slow", "true").send());
-    let clock = tf.clock.clone();
-    wait_until("the charge is waiting on the clock", || {
-        let clock = clock.clone();
-        async move { clock.sleepers() >= 1 }
-    })
-    .await;
+    tf.wait_for_sleepers(1).await;
     assert!(!task.is_finished());
     tf.clock.advance(10_000);
     let response = task.await.unwrap().unwrap();
@@ -859,7 +675,7 @@ async fn x_be_slow_true_waits_at_most_ten_seconds() {
 #[tokio::test]
 async fn the_index_links_every_ledger_page() {
     let tf = spawn().await;
-    let html = page(&tf, "/").await;
+    let html = tf.page("/").await;
     for service in ["payments", "fulfillment", "email", "error-catcher"] {
         let link = format!("href=\"/{service}/ui\"");
         assert!(html.contains(&link), "no {link} in {html}");
@@ -870,7 +686,7 @@ async fn the_index_links_every_ledger_page() {
 async fn ledger_pages_say_none_yet_when_empty() {
     let tf = spawn().await;
     for service in Service::ALL {
-        let html = page(&tf, &format!("/{}/ui", service.name())).await;
+        let html = tf.page(&format!("/{}/ui", service.name())).await;
         assert!(html.contains("NONE YET"), "{service}: {html}");
         assert!(html.contains("Client was told"), "{service}");
     }
@@ -880,52 +696,39 @@ async fn ledger_pages_say_none_yet_when_empty() {
 async fn ledger_pages_show_a_row_per_record() {
     let tf = spawn().await;
     let (_, charge) = send_json(tf.charge(1)).await;
-    let (_, email) = send_json(tf.client.post(tf.url("/email/send")).json(&email_body(
-        "pat@example.com",
-        "order-confirmation",
-        1,
-    )))
-    .await;
+    let (_, email) =
+        send_json(tf.post_email(&email_body("pat@example.com", "order-confirmation", 1))).await;
     let response = tf
-        .client
-        .post(tf.url("/email/send"))
+        .post_email(&email_body("sam@example.com", "order-confirmation", 2))
         .header("X-Crash", "true")
-        .json(&email_body("sam@example.com", "order-confirmation", 2))
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 503);
-    let (_, request) = send_json(
-        tf.client
-            .put(tf.url("/fulfillment/request"))
-            .json(&fulfillment_body(1, Some("1 Main St"), None)),
-    )
-    .await;
-    let (_, notification) = send_json(
-        tf.client
-            .put(tf.url("/error-catcher/notification"))
-            .json(&json!({"exception_class": "RuntimeError", "exception_message": "boom"})),
-    )
+    let (_, request) = send_json(tf.put_fulfillment(&fulfillment_body(1, Some("1 Main St")))).await;
+    let (_, notification) = send_json(tf.put_notification(
+        &json!({"exception_class": "RuntimeError", "exception_message": "boom"}),
+    ))
     .await;
 
-    let payments = page(&tf, "/payments/ui").await;
+    let payments = tf.page("/payments/ui").await;
     assert!(!payments.contains("NONE YET"));
     assert!(payments.contains(charge["charge_id"].as_str().unwrap()));
     assert!(payments.contains("<td>201</td>"), "{payments}");
 
-    let emails = page(&tf, "/email/ui").await;
+    let emails = tf.page("/email/ui").await;
     assert!(emails.contains(email["email_id"].as_str().unwrap()));
     assert!(emails.contains("sam@example.com"));
     assert!(emails.contains("<td>202</td>"), "{emails}");
     assert!(emails.contains("503 (send-then-crash)"), "{emails}");
     assert_eq!(emails.matches("<tr><td class=\"mono\">em_").count(), 2);
 
-    let fulfillment = page(&tf, "/fulfillment/ui").await;
+    let fulfillment = tf.page("/fulfillment/ui").await;
     assert!(fulfillment.contains(request["request_id"].as_str().unwrap()));
     assert!(fulfillment.contains("1 Main St"));
     assert!(fulfillment.contains("<td>202</td>"));
 
-    let errors = page(&tf, "/error-catcher/ui").await;
+    let errors = tf.page("/error-catcher/ui").await;
     assert!(errors.contains(notification["notification_id"].as_str().unwrap()));
     assert!(errors.contains("RuntimeError"));
     assert!(errors.contains("<td>202</td>"));
@@ -938,22 +741,17 @@ async fn ledger_pages_show_a_row_per_record() {
 #[tokio::test]
 async fn two_charges_for_one_order_are_marked() {
     let tf = spawn().await;
-    let html = page(&tf, "/payments/ui").await;
+    let html = tf.page("/payments/ui").await;
     assert!(!html.contains("More than one effect"));
 
     let (_, first) = send_json(tf.charge(7)).await;
     let (_, second) = send_json(tf.charge(7)).await;
     let (_, other) = send_json(tf.charge(8)).await;
     // A decline for order 8 is not a second effect.
-    let (status, _) = send_json(
-        tf.client
-            .post(tf.url("/payments/charge"))
-            .json(&charge_body(8, 9999, None)),
-    )
-    .await;
+    let (status, _) = send_json(tf.post_charge(&charge_body(8, 9999))).await;
     assert_eq!(status, 200);
 
-    let html = page(&tf, "/payments/ui").await;
+    let html = tf.page("/payments/ui").await;
     assert!(html.contains("More than one effect"), "{html}");
     assert!(html.contains("order 7 (2×)"), "{html}");
     assert!(!html.contains("order 8"), "{html}");

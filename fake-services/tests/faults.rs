@@ -3,70 +3,27 @@
 
 mod common;
 
-use common::{spawn, wait_until, TestFakes};
+use common::{
+    email_body, error_mentions, fulfillment_body, send_json, spawn, status_and_json, TestFakes,
+    START_MS,
+};
 use fake_services::Service;
-use serde_json::{json, Value};
-
-/// The manual clock's start (`ManualClock::default`).
-const START_MS: u64 = 1_767_225_600_000;
-
-async fn status_and_json(response: reqwest::Response) -> (u16, Value) {
-    let status = response.status().as_u16();
-    let bytes = response.bytes().await.unwrap();
-    let body = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&bytes)))
-    };
-    (status, body)
-}
-
-async fn get(tf: &TestFakes, path: &str) -> (u16, Value) {
-    status_and_json(tf.client.get(tf.url(path)).send().await.unwrap()).await
-}
-
-/// Waits until `n` calls sit in injected latency on the manual clock.
-async fn wait_for_sleepers(tf: &TestFakes, n: usize) {
-    let clock = &tf.clock;
-    wait_until("calls sit in their latency", || async move {
-        clock.sleepers() >= n
-    })
-    .await;
-}
-
-async fn behavior(tf: &TestFakes, service: Service) -> Value {
-    let (status, body) = get(tf, &format!("/{}/behavior", service.name())).await;
-    assert_eq!(status, 200);
-    body
-}
+use serde_json::json;
 
 async fn charge_status(tf: &TestFakes, order_id: u64) -> u16 {
     tf.charge(order_id).send().await.unwrap().status().as_u16()
 }
 
 fn send_email(tf: &TestFakes) -> reqwest::RequestBuilder {
-    tf.client.post(tf.url("/email/send")).json(&json!({
-        "to": "pat@example.com",
-        "template_id": "order-confirmation",
-        "template_data": {"order_id": 7},
-    }))
+    tf.post_email(&email_body("pat@example.com", "order-confirmation", 7))
 }
 
 fn request_fulfillment(tf: &TestFakes) -> reqwest::RequestBuilder {
-    tf.client.put(tf.url("/fulfillment/request")).json(&json!({
-        "customer_id": "cus_1",
-        "address": "1 Main St",
-        "product_id": "prod_1",
-        "quantity": 1,
-        "metadata": {"order_id": 7},
-    }))
+    tf.put_fulfillment(&fulfillment_body(7, Some("1 Main St")))
 }
 
 fn notify_error(tf: &TestFakes) -> reqwest::RequestBuilder {
-    tf.client
-        .put(tf.url("/error-catcher/notification"))
-        .json(&json!({"exception_class": "RuntimeError", "exception_message": "boom"}))
+    tf.put_notification(&json!({"exception_class": "RuntimeError", "exception_message": "boom"}))
 }
 
 // ---------------------------------------------------------------- modes
@@ -97,7 +54,7 @@ async fn crash_answers_503_naming_the_rule_and_performs_nothing() {
         json!({"faults": [{"mode": "throttle", "operations": ["search"]}, {"mode": "crash"}]}),
     )
     .await;
-    let (status, body) = status_and_json(tf.charge(1).send().await.unwrap()).await;
+    let (status, body) = send_json(tf.charge(1)).await;
     assert_eq!(status, 503);
     let error = body["error"].as_str().unwrap();
     assert!(
@@ -134,10 +91,7 @@ async fn throttle_answers_429_with_retry_after() {
     assert_eq!(response.status(), 429);
     assert_eq!(response.headers()["retry-after"], "1");
     let (_, body) = status_and_json(response).await;
-    assert!(
-        body["error"].as_str().unwrap().contains("throttle"),
-        "{body}"
-    );
+    assert!(error_mentions(&body, "throttle"), "{body}");
 
     tf.set_behavior(
         Service::Payments,
@@ -166,11 +120,11 @@ async fn slow_waits_until_the_clock_has_moved_sleep_ms() {
     .await;
     let request = tf.charge(1);
     let pending = tokio::spawn(async move { request.send().await.unwrap() });
-    wait_for_sleepers(&tf, 1).await;
+    tf.wait_for_sleepers(1).await;
 
     tf.clock.advance(299);
     // A round trip through the server, then the charge must still be waiting.
-    assert_eq!(get(&tf, "/payments/status").await.0, 200);
+    assert_eq!(tf.get_json("/payments/status").await.0, 200);
     assert!(
         !pending.is_finished(),
         "answered before sleep_ms had passed"
@@ -204,15 +158,15 @@ async fn slow_then_crash_is_a_delayed_503() {
     .await;
     let request = tf.charge(1);
     let pending = tokio::spawn(async move { request.send().await.unwrap() });
-    wait_for_sleepers(&tf, 1).await;
-    assert_eq!(get(&tf, "/payments/status").await.0, 200);
+    tf.wait_for_sleepers(1).await;
+    assert_eq!(tf.get_json("/payments/status").await.0, 200);
     assert!(!pending.is_finished(), "the crash came without the latency");
     tf.clock.advance(500);
     let (status, body) = status_and_json(pending.await.unwrap()).await;
     assert_eq!(status, 503);
-    assert!(body["error"].as_str().unwrap().contains("rule 1"), "{body}");
+    assert!(error_mentions(&body, "rule 1"), "{body}");
     assert!(tf.ledger(Service::Payments).await.is_empty());
-    let view = behavior(&tf, Service::Payments).await;
+    let view = tf.behavior(Service::Payments).await;
     assert_eq!(view["faults"][0]["state"]["hits"], 1);
     assert_eq!(view["faults"][1]["state"]["hits"], 1);
 }
@@ -225,12 +179,9 @@ async fn send_then_crash_performs_the_effect_then_answers_503() {
         json!({"faults": [{"mode": "send-then-crash"}]}),
     )
     .await;
-    let (status, body) = status_and_json(tf.charge(1).send().await.unwrap()).await;
+    let (status, body) = send_json(tf.charge(1)).await;
     assert_eq!(status, 503);
-    assert!(
-        body["error"].as_str().unwrap().contains("send-then-crash"),
-        "{body}"
-    );
+    assert!(error_mentions(&body, "send-then-crash"), "{body}");
     assert!(
         body.get("charge_id").is_none(),
         "the client must not hear the charge"
@@ -323,7 +274,7 @@ async fn calls_limits_a_rule_to_the_next_n_calls() {
     assert_eq!(view["faults"][0]["state"]["remaining_calls"], 3);
     assert_eq!(charge_status(&tf, 1).await, 503);
     assert_eq!(charge_status(&tf, 1).await, 503);
-    let view = behavior(&tf, Service::Payments).await;
+    let view = tf.behavior(Service::Payments).await;
     assert_eq!(view["faults"][0]["state"]["hits"], 2);
     assert_eq!(view["faults"][0]["state"]["remaining_calls"], 1);
     assert_eq!(view["faults"][0]["state"]["spent"], false);
@@ -331,7 +282,7 @@ async fn calls_limits_a_rule_to_the_next_n_calls() {
     assert_eq!(charge_status(&tf, 1).await, 201);
     assert_eq!(charge_status(&tf, 1).await, 201);
 
-    let view = behavior(&tf, Service::Payments).await;
+    let view = tf.behavior(Service::Payments).await;
     let rule = &view["faults"][0];
     assert_eq!(rule["mode"], "crash", "a spent rule stays visible");
     assert_eq!(rule["calls"], 3);
@@ -365,7 +316,7 @@ async fn faulted_pattern(probability: f64, seed: u64) -> Vec<bool> {
         "a faulted call has no effect"
     );
     assert_eq!(
-        behavior(&tf, Service::Payments).await["faults"][0]["state"]["hits"],
+        tf.behavior(Service::Payments).await["faults"][0]["state"]["hits"],
         faulted as u64
     );
     pattern
@@ -402,14 +353,14 @@ async fn for_ms_applies_within_its_window_only() {
     tf.clock.advance(999);
     assert_eq!(charge_status(&tf, 1).await, 503);
     assert_eq!(
-        behavior(&tf, Service::Payments).await["faults"][0]["state"]["spent"],
+        tf.behavior(Service::Payments).await["faults"][0]["state"]["spent"],
         false
     );
     tf.clock.advance(1);
     assert_eq!(charge_status(&tf, 1).await, 201);
     tf.clock.advance(60_000);
     assert_eq!(charge_status(&tf, 1).await, 201);
-    let view = behavior(&tf, Service::Payments).await;
+    let view = tf.behavior(Service::Payments).await;
     assert_eq!(view["faults"][0]["state"]["spent"], true);
     assert_eq!(view["faults"][0]["state"]["hits"], 2);
 }
@@ -422,11 +373,11 @@ async fn operations_limit_a_rule_to_the_named_operations() {
         json!({"faults": [{"mode": "crash", "operations": ["charge"]}]}),
     )
     .await;
-    assert_eq!(get(&tf, "/payments/charges").await, (200, json!([])));
-    assert_eq!(get(&tf, "/payments/charges?order_id=1").await.0, 200);
+    assert_eq!(tf.get_json("/payments/charges").await, (200, json!([])));
+    assert_eq!(tf.get_json("/payments/charges?order_id=1").await.0, 200);
     assert_eq!(charge_status(&tf, 1).await, 503);
     assert_eq!(
-        behavior(&tf, Service::Payments).await["faults"][0]["state"]["hits"],
+        tf.behavior(Service::Payments).await["faults"][0]["state"]["hits"],
         1,
         "searches do not count as hits of a charge-only rule"
     );
@@ -437,7 +388,7 @@ async fn operations_limit_a_rule_to_the_named_operations() {
     )
     .await;
     assert_eq!(charge_status(&tf, 1).await, 201);
-    assert_eq!(get(&tf, "/payments/charges?order_id=1").await.0, 503);
+    assert_eq!(tf.get_json("/payments/charges?order_id=1").await.0, 503);
     assert_eq!(tf.ledger(Service::Payments).await.len(), 1);
 
     // Both named: both fail.
@@ -447,7 +398,7 @@ async fn operations_limit_a_rule_to_the_named_operations() {
     )
     .await;
     assert_eq!(charge_status(&tf, 1).await, 503);
-    assert_eq!(get(&tf, "/payments/charges").await.0, 503);
+    assert_eq!(tf.get_json("/payments/charges").await.0, 503);
 }
 
 #[tokio::test]
@@ -460,7 +411,7 @@ async fn the_first_rule_that_applies_decides() {
     .await;
     assert_eq!(charge_status(&tf, 1).await, 429);
     assert_eq!(charge_status(&tf, 1).await, 503);
-    let view = behavior(&tf, Service::Payments).await;
+    let view = tf.behavior(Service::Payments).await;
     assert_eq!(view["faults"][0]["state"]["hits"], 1);
     assert_eq!(
         view["faults"][1]["state"]["hits"], 1,
@@ -475,7 +426,7 @@ async fn the_first_rule_that_applies_decides() {
     .await;
     assert_eq!(charge_status(&tf, 1).await, 503);
     assert_eq!(charge_status(&tf, 1).await, 503);
-    let view = behavior(&tf, Service::Payments).await;
+    let view = tf.behavior(Service::Payments).await;
     assert_eq!(view["faults"][1]["state"]["hits"], 0);
     assert_eq!(view["faults"][1]["state"]["spent"], false);
 
@@ -506,12 +457,9 @@ async fn faults_apply_to_email_send() {
         json!({"faults": [{"mode": "send-then-crash", "calls": 1}]}),
     )
     .await;
-    let (status, body) = status_and_json(send_email(&tf).send().await.unwrap()).await;
+    let (status, body) = send_json(send_email(&tf)).await;
     assert_eq!(status, 503);
-    assert!(
-        body["error"].as_str().unwrap().contains("email rule 0"),
-        "{body}"
-    );
+    assert!(error_mentions(&body, "email rule 0"), "{body}");
     let ledger = tf.ledger(Service::Email).await;
     assert_eq!(ledger.len(), 1);
     assert_eq!(ledger[0]["response"]["status"], "queued");
@@ -564,15 +512,9 @@ async fn faults_apply_to_error_catcher_notifications() {
         json!({"faults": [{"mode": "crash", "status": 500, "calls": 1}]}),
     )
     .await;
-    let (status, body) = status_and_json(notify_error(&tf).send().await.unwrap()).await;
+    let (status, body) = send_json(notify_error(&tf)).await;
     assert_eq!(status, 500);
-    assert!(
-        body["error"]
-            .as_str()
-            .unwrap()
-            .contains("error-catcher rule 0"),
-        "{body}"
-    );
+    assert!(error_mentions(&body, "error-catcher rule 0"), "{body}");
     assert!(tf.ledger(Service::ErrorCatcher).await.is_empty());
     assert_eq!(notify_error(&tf).send().await.unwrap().status(), 202);
 
@@ -595,10 +537,10 @@ async fn faults_do_not_apply_to_status_polls() {
         tf.set_behavior(service, json!({"faults": [{"mode": "crash", "calls": 1}]}))
             .await;
         for _ in 0..3 {
-            let (status, _) = get(&tf, &format!("/{}/status", service.name())).await;
+            let (status, _) = tf.get_json(&format!("/{}/status", service.name())).await;
             assert_eq!(status, 200, "{service} status was faulted");
         }
-        let view = behavior(&tf, service).await;
+        let view = tf.behavior(service).await;
         assert_eq!(view["faults"][0]["state"]["hits"], 0, "{service}");
         assert_eq!(view["faults"][0]["state"]["spent"], false, "{service}");
     }
@@ -606,17 +548,17 @@ async fn faults_do_not_apply_to_status_polls() {
     assert_eq!(charge_status(&tf, 1).await, 503);
     assert_eq!(charge_status(&tf, 1).await, 201);
     assert_eq!(
-        get(&tf, "/fulfillment/status").await,
+        tf.get_json("/fulfillment/status").await,
         (200, json!({"num_requests": 0}))
     );
     assert_eq!(request_fulfillment(&tf).send().await.unwrap().status(), 503);
     assert_eq!(
-        get(&tf, "/fulfillment/status").await,
+        tf.get_json("/fulfillment/status").await,
         (200, json!({"num_requests": 0}))
     );
     assert_eq!(request_fulfillment(&tf).send().await.unwrap().status(), 202);
     assert_eq!(
-        get(&tf, "/fulfillment/status").await,
+        tf.get_json("/fulfillment/status").await,
         (200, json!({"num_requests": 1}))
     );
 }
@@ -645,14 +587,13 @@ async fn reset_clears_every_ledger_and_behaviour() {
         .await;
     }
 
-    let (status, body) =
-        status_and_json(tf.client.post(tf.url("/reset")).send().await.unwrap()).await;
+    let (status, body) = send_json(tf.client.post(tf.url("/reset"))).await;
     assert_eq!((status, body), (200, json!({"status": "reset"})));
 
     for service in Service::ALL {
         assert!(tf.ledger(service).await.is_empty(), "{service} ledger");
         assert_eq!(
-            behavior(&tf, service).await,
+            tf.behavior(service).await,
             json!({"faults": [], "search_lag_ms": 0}),
             "{service} behaviour"
         );
@@ -667,7 +608,7 @@ async fn reset_clears_every_ledger_and_behaviour() {
     assert_eq!(keyed.status(), 201);
     assert!(keyed.headers().get("idempotent-replayed").is_none());
     // No search lag left either.
-    let (_, found) = get(&tf, "/payments/charges?order_id=1").await;
+    let (_, found) = tf.get_json("/payments/charges?order_id=1").await;
     assert_eq!(found.as_array().unwrap().len(), 1);
 }
 
@@ -684,19 +625,17 @@ async fn deleting_charges_clears_only_the_payments_records() {
     )
     .await;
 
-    let response = tf
-        .client
-        .delete(tf.url("/payments/charges"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200, "clearing is not faulted");
+    assert_eq!(
+        tf.delete_status("/payments/charges").await,
+        200,
+        "clearing is not faulted"
+    );
 
     assert!(tf.ledger(Service::Payments).await.is_empty());
-    assert_eq!(get(&tf, "/payments/charges").await, (200, json!([])));
+    assert_eq!(tf.get_json("/payments/charges").await, (200, json!([])));
     assert_eq!(tf.ledger(Service::Email).await.len(), 1);
     assert_eq!(tf.ledger(Service::Fulfillment).await.len(), 1);
-    let view = behavior(&tf, Service::Payments).await;
+    let view = tf.behavior(Service::Payments).await;
     assert_eq!(view["faults"].as_array().unwrap().len(), 1, "rules stay");
     assert_eq!(view["faults"][0]["state"]["hits"], 0);
     assert_eq!(charge_status(&tf, 3).await, 503);

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use common::{spawn, wait_until, TestFakes};
+use common::{charge_body, error_mentions, spawn, wait_until, TestFakes};
 use fake_services::Service;
 use serde_json::{json, Value};
 use tokio::sync::Barrier;
@@ -52,29 +52,8 @@ async fn send(request: reqwest::RequestBuilder) -> Raw {
     Raw::from(request.send().await.unwrap()).await
 }
 
-fn charge_body(order_id: u64, amount_cents: u64) -> Value {
-    json!({
-        "customer_id": "cus_1",
-        "payment_method_id": "pm_1",
-        "amount_cents": amount_cents,
-        "metadata": {"order_id": order_id},
-    })
-}
-
 fn charge_with(tf: &TestFakes, key: &str, body: &Value) -> reqwest::RequestBuilder {
-    tf.client
-        .post(tf.url("/payments/charge"))
-        .header(KEY, key)
-        .json(body)
-}
-
-/// Waits until `n` calls sit in injected latency on the manual clock.
-async fn wait_for_sleepers(tf: &TestFakes, n: usize) {
-    let clock = &tf.clock;
-    wait_until("calls sit in their latency", || async move {
-        clock.sleepers() >= n
-    })
-    .await;
+    tf.post_charge(body).header(KEY, key)
 }
 
 #[tokio::test]
@@ -125,10 +104,7 @@ async fn same_key_with_another_body_is_refused_with_422() {
     let other = send(charge_with(&tf, "k", &charge_body(7, 200))).await;
     assert_eq!(other.status, 422);
     assert_eq!(other.replayed, None);
-    assert!(other.json()["error"]
-        .as_str()
-        .unwrap()
-        .contains("Idempotency-Key"));
+    assert!(error_mentions(&other.json(), "Idempotency-Key"));
     assert_eq!(tf.ledger(Service::Payments).await.len(), 1);
     // The original body still replays.
     let again = send(charge_with(&tf, "k", &charge_body(7, 100))).await;
@@ -143,22 +119,14 @@ async fn a_key_is_scoped_to_its_service() {
     assert_eq!(charge.status, 201);
 
     let email_body = json!({"to": "pat@example.com", "template_id": "t1", "template_data": {}});
-    let email = send(
-        tf.client
-            .post(tf.url("/email/send"))
-            .header(KEY, "shared")
-            .json(&email_body),
-    )
-    .await;
+    let email = send(tf.post_email(&email_body).header(KEY, "shared")).await;
     assert_eq!(email.status, 202, "not a mismatch with the charge's body");
     assert_eq!(email.replayed, None);
     assert_eq!(tf.ledger(Service::Email).await.len(), 1);
 
     let fulfillment = send(
-        tf.client
-            .put(tf.url("/fulfillment/request"))
-            .header(KEY, "shared")
-            .json(&json!({"customer_id": "c", "address": "1 Main St", "product_id": "p", "quantity": 1, "metadata": {}})),
+        tf.put_fulfillment(&json!({"customer_id": "c", "address": "1 Main St", "product_id": "p", "quantity": 1, "metadata": {}}))
+            .header(KEY, "shared"),
     )
     .await;
     assert_eq!(fulfillment.status, 202);
@@ -168,13 +136,7 @@ async fn a_key_is_scoped_to_its_service() {
     let again = send(charge_with(&tf, "shared", &charge_body(7, 100))).await;
     assert_eq!((again.status, &again.body), (201, &charge.body));
     assert!(again.is_replay());
-    let email_again = send(
-        tf.client
-            .post(tf.url("/email/send"))
-            .header(KEY, "shared")
-            .json(&email_body),
-    )
-    .await;
+    let email_again = send(tf.post_email(&email_body).header(KEY, "shared")).await;
     assert_eq!(email_again.body, email.body);
     assert!(email_again.is_replay());
     assert_eq!(tf.ledger(Service::Payments).await.len(), 1);
@@ -191,12 +153,12 @@ async fn same_key_while_the_first_is_in_flight_is_refused_with_409() {
     .await;
     let body = charge_body(7, 100);
     let a = tokio::spawn(send(charge_with(&tf, "K", &body)));
-    wait_for_sleepers(&tf, 1).await;
+    tf.wait_for_sleepers(1).await;
 
     let b = send(charge_with(&tf, "K", &body)).await;
     assert_eq!(b.status, 409);
     assert_eq!(b.replayed, None);
-    assert!(b.json()["error"].as_str().unwrap().contains("in flight"));
+    assert!(error_mentions(&b.json(), "in flight"));
     // A different body is a mismatch even while the first is in flight.
     assert_eq!(
         send(charge_with(&tf, "K", &charge_body(7, 200)))
@@ -274,12 +236,7 @@ async fn the_retry_after_drop_after_gets_the_original_success() {
 #[tokio::test]
 async fn a_validation_failure_does_not_store_the_key() {
     let tf = spawn().await;
-    let request = |body: &Value| {
-        tf.client
-            .put(tf.url("/fulfillment/request"))
-            .header(KEY, "K")
-            .json(body)
-    };
+    let request = |body: &Value| tf.put_fulfillment(body).header(KEY, "K");
     let blank = json!({"customer_id": "c", "address": "  ", "product_id": "p", "quantity": 1, "metadata": {"order_id": 7}});
     for _ in 0..2 {
         let rejected = send(request(&blank)).await;
@@ -434,7 +391,7 @@ async fn concurrent_requests_overlapping_a_slow_first_one_get_409() {
     let handles = race(&tf, &done);
     // The first to arrive takes both the slow rule and the key; every other
     // one is refused at once, while the first is still asleep.
-    wait_for_sleepers(&tf, 1).await;
+    tf.wait_for_sleepers(1).await;
     let finished = &done;
     wait_until("every other racer has its answer", || async move {
         finished.load(Ordering::SeqCst) >= RACERS - 1

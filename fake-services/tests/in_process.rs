@@ -5,13 +5,9 @@ mod common;
 
 use std::sync::Arc;
 
+use common::charge_body;
 use fake_services::{Call, FakeServices, ManualClock, Operation, Reply, Service};
-use serde_json::{json, Value};
-
-fn charge_body(order: u64) -> Value {
-    json!({"customer_id": "cus_1", "payment_method_id": "pm_1", "amount_cents": 12300,
-           "metadata": {"order_id": order}})
-}
+use serde_json::json;
 
 /// A mixed workload: faults by probability, keys, a decline, an email.
 async fn workload(fakes: &FakeServices) -> Vec<Option<u16>> {
@@ -27,7 +23,11 @@ async fn workload(fakes: &FakeServices) -> Vec<Option<u16>> {
         .unwrap();
     let mut statuses = Vec::new();
     for order in 0..30 {
-        let mut call = Call::new(Service::Payments, Operation::Effect, charge_body(order));
+        let mut call = Call::new(
+            Service::Payments,
+            Operation::Effect,
+            charge_body(order, 12300),
+        );
         if order % 3 == 0 {
             call = call.with_key(format!("order-{order}"));
         }
@@ -87,10 +87,12 @@ async fn http_and_in_process_calls_give_the_same_ledger() {
     // In process: same seed, same clock start, same calls.
     let fakes = FakeServices::with_clock(Arc::new(ManualClock::default()), 42);
     for order in 0..5 {
-        let body = json!({"customer_id": "cus_1", "payment_method_id": "pm_1",
-                          "amount_cents": 12300, "metadata": {"order_id": order}});
-        let call =
-            Call::new(Service::Payments, Operation::Effect, body).with_key(format!("k{order}"));
+        let call = Call::new(
+            Service::Payments,
+            Operation::Effect,
+            charge_body(order, 12300),
+        )
+        .with_key(format!("k{order}"));
         assert_eq!(fakes.call(call).await.response().unwrap().status, 201);
     }
     assert_eq!(
@@ -112,7 +114,7 @@ async fn an_abandoned_call_frees_its_idempotency_key() {
             .unwrap(),
         )
         .unwrap();
-    let call = Call::new(Service::Payments, Operation::Effect, charge_body(1)).with_key("k");
+    let call = Call::new(Service::Payments, Operation::Effect, charge_body(1, 12300)).with_key("k");
     let slow = tokio::spawn({
         let fakes = fakes.clone();
         let call = call.clone();

@@ -4,22 +4,16 @@
 
 mod common;
 
-use common::{spawn, TestFakes};
+use common::{
+    charge_body, email_body, error_mentions, fulfillment_body, send_json, spawn, TestFakes,
+    START_MS,
+};
 use fake_services::Service;
 use serde_json::{json, Value};
 
-/// The manual clock's start (`ManualClock::default`).
-const START_MS: u64 = 1_767_225_600_000;
-
-async fn get(tf: &TestFakes, path: &str) -> (u16, Value) {
-    let response = tf.client.get(tf.url(path)).send().await.unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap())
-}
-
 /// A successful search's results.
 async fn search(tf: &TestFakes, path: &str) -> Vec<Value> {
-    let (status, body) = get(tf, path).await;
+    let (status, body) = tf.get_json(path).await;
     assert_eq!(status, 200, "{path}: {body}");
     match body {
         Value::Array(found) => found,
@@ -31,55 +25,38 @@ fn ids(found: &[Value]) -> Vec<&str> {
     found.iter().map(|r| r["id"].as_str().unwrap()).collect()
 }
 
+/// Sends `request`, asserts it answers `status`, and returns the new record's
+/// id, found at `field` in the answer.
+async fn created_id(request: reqwest::RequestBuilder, status: u16, field: &str) -> String {
+    let (got, body) = send_json(request).await;
+    assert_eq!(got, status, "{body}");
+    body[field].as_str().unwrap().to_string()
+}
+
 /// Charges `order_id` (any JSON) and returns the charge id.
 async fn charge(tf: &TestFakes, order_id: Value) -> String {
-    let response = tf
-        .client
-        .post(tf.url("/payments/charge"))
-        .json(&json!({
-            "customer_id": "cus_1",
-            "payment_method_id": "pm_1",
-            "amount_cents": 500,
-            "metadata": {"order_id": order_id},
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
-    let body: Value = response.json().await.unwrap();
-    body["charge_id"].as_str().unwrap().to_string()
+    created_id(
+        tf.post_charge(&charge_body(order_id, 500)),
+        201,
+        "charge_id",
+    )
+    .await
 }
 
+/// Sends an email for order 7 and returns the email id.
 async fn send_email(tf: &TestFakes, to: &str, template_id: &str) -> String {
-    let response = tf
-        .client
-        .post(tf.url("/email/send"))
-        .json(&json!({"to": to, "template_id": template_id, "template_data": {"order_id": 7}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202);
-    let body: Value = response.json().await.unwrap();
-    body["email_id"].as_str().unwrap().to_string()
+    created_id(
+        tf.post_email(&email_body(to, template_id, 7)),
+        202,
+        "email_id",
+    )
+    .await
 }
 
+/// Requests fulfillment of `order_id` (any JSON) and returns the request id.
 async fn request_fulfillment(tf: &TestFakes, order_id: Value) -> String {
-    let response = tf
-        .client
-        .put(tf.url("/fulfillment/request"))
-        .json(&json!({
-            "customer_id": "cus_1",
-            "address": "1 Main St",
-            "product_id": "prod_1",
-            "quantity": 2,
-            "metadata": {"order_id": order_id},
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202);
-    let body: Value = response.json().await.unwrap();
-    body["request_id"].as_str().unwrap().to_string()
+    let body = fulfillment_body(order_id, Some("1 Main St"));
+    created_id(tf.put_fulfillment(&body), 202, "request_id").await
 }
 
 #[tokio::test]
@@ -271,13 +248,10 @@ async fn a_search_rule_fails_searches_but_not_effects() {
     )
     .await;
     let id = charge(&tf, json!(7)).await;
-    let (status, body) = get(&tf, "/payments/charges?order_id=7").await;
+    let (status, body) = tf.get_json("/payments/charges?order_id=7").await;
     assert_eq!(status, 503);
-    assert!(
-        body["error"].as_str().unwrap().contains("payments rule 0"),
-        "{body}"
-    );
-    assert_eq!(get(&tf, "/payments/charges").await.0, 503);
+    assert!(error_mentions(&body, "payments rule 0"), "{body}");
+    assert_eq!(tf.get_json("/payments/charges").await.0, 503);
     // Used up by the two searches, not by the charge.
     assert_eq!(
         ids(&search(&tf, "/payments/charges?order_id=7").await),

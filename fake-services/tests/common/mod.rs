@@ -10,7 +10,12 @@ use std::time::Duration;
 use fake_services::http::{router, HttpOptions};
 use fake_services::serve::RunningServer;
 use fake_services::{FakeServices, ManualClock, Service};
-use serde_json::Value;
+use reqwest::header::{ACCEPT, CONTENT_TYPE};
+use reqwest::RequestBuilder;
+use serde_json::{json, Value};
+
+/// The manual clock's start (`ManualClock::default`).
+pub const START_MS: u64 = 1_767_225_600_000;
 
 /// A running fake-services server for one test.
 pub struct TestFakes {
@@ -26,6 +31,7 @@ pub async fn spawn() -> TestFakes {
     spawn_with(HttpOptions::default()).await
 }
 
+/// Spawns the services as [`spawn`] does, with `options`.
 pub async fn spawn_with(options: HttpOptions) -> TestFakes {
     let clock = ManualClock::default();
     let fakes = FakeServices::with_clock(Arc::new(clock.clone()), 42);
@@ -48,6 +54,7 @@ pub async fn spawn_with(options: HttpOptions) -> TestFakes {
 }
 
 impl TestFakes {
+    /// The absolute URL of `path` on this server.
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
@@ -66,15 +73,86 @@ impl TestFakes {
     }
 
     /// `POST /payments/charge` with a typical body for `order_id`.
-    pub fn charge(&self, order_id: u64) -> reqwest::RequestBuilder {
+    pub fn charge(&self, order_id: u64) -> RequestBuilder {
+        self.post_charge(&charge_body(order_id, 12300))
+    }
+
+    /// `POST /payments/charge` with `body`.
+    pub fn post_charge(&self, body: &Value) -> RequestBuilder {
+        self.client.post(self.url("/payments/charge")).json(body)
+    }
+
+    /// `POST /email/send` with `body`.
+    pub fn post_email(&self, body: &Value) -> RequestBuilder {
+        self.client.post(self.url("/email/send")).json(body)
+    }
+
+    /// `PUT /fulfillment/request` with `body`.
+    pub fn put_fulfillment(&self, body: &Value) -> RequestBuilder {
+        self.client.put(self.url("/fulfillment/request")).json(body)
+    }
+
+    /// `PUT /error-catcher/notification` with `body`.
+    pub fn put_notification(&self, body: &Value) -> RequestBuilder {
         self.client
-            .post(self.url("/payments/charge"))
-            .json(&serde_json::json!({
-                "customer_id": "cus_1",
-                "payment_method_id": "pm_1",
-                "amount_cents": 12300,
-                "metadata": {"order_id": order_id},
-            }))
+            .put(self.url("/error-catcher/notification"))
+            .json(body)
+    }
+
+    /// `GET path`: its status and JSON body.
+    pub async fn get_json(&self, path: &str) -> (u16, Value) {
+        send_json(self.client.get(self.url(path))).await
+    }
+
+    /// `GET path`: its status.
+    pub async fn get_status(&self, path: &str) -> u16 {
+        let response = self.client.get(self.url(path)).send().await.unwrap();
+        response.status().as_u16()
+    }
+
+    /// `DELETE path`: its status.
+    pub async fn delete_status(&self, path: &str) -> u16 {
+        let response = self.client.delete(self.url(path)).send().await.unwrap();
+        response.status().as_u16()
+    }
+
+    /// `GET /{service}/behavior`, asserting it answers 200.
+    pub async fn behavior(&self, service: Service) -> Value {
+        let (status, body) = self
+            .get_json(&format!("/{}/behavior", service.name()))
+            .await;
+        assert_eq!(status, 200);
+        body
+    }
+
+    /// An HTML page, asked for as a browser asks, asserting 200 and `text/html`.
+    pub async fn page(&self, path: &str) -> String {
+        let response = self
+            .client
+            .get(self.url(path))
+            .header(ACCEPT, "text/html")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "GET {path}");
+        let content_type = response.headers()[CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            content_type.starts_with("text/html"),
+            "{path}: {content_type}"
+        );
+        response.text().await.unwrap()
+    }
+
+    /// Waits until `n` calls sit in injected latency on the manual clock.
+    pub async fn wait_for_sleepers(&self, n: usize) {
+        let clock = &self.clock;
+        wait_until("calls sit in their latency", || async move {
+            clock.sleepers() >= n
+        })
+        .await;
     }
 
     /// The ledger as JSON records.
@@ -88,6 +166,55 @@ impl TestFakes {
             .await
             .unwrap()
     }
+}
+
+/// The status and JSON body of `response`; panics, naming both, if the body
+/// is not JSON.
+pub async fn status_and_json(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    let body = serde_json::from_str(&text)
+        .unwrap_or_else(|err| panic!("{status}: not JSON ({err}): {text:?}"));
+    (status, body)
+}
+
+/// Sends `request` and returns its status and JSON body.
+pub async fn send_json(request: RequestBuilder) -> (u16, Value) {
+    status_and_json(request.send().await.unwrap()).await
+}
+
+/// Whether `body["error"]` is a string that mentions `word`.
+pub fn error_mentions(body: &Value, word: &str) -> bool {
+    body["error"].as_str().is_some_and(|e| e.contains(word))
+}
+
+/// A charge body: `amount_cents` for `order_id` (a number, or any JSON).
+pub fn charge_body(order_id: impl Into<Value>, amount_cents: u64) -> Value {
+    json!({
+        "customer_id": "cus_1",
+        "payment_method_id": "pm_1",
+        "amount_cents": amount_cents,
+        "metadata": {"order_id": order_id.into()},
+    })
+}
+
+/// An email body: `template_id` to `to`, with `order_id` as template data.
+pub fn email_body(to: &str, template_id: &str, order_id: u64) -> Value {
+    json!({"to": to, "template_id": template_id, "template_data": {"order_id": order_id}})
+}
+
+/// A fulfillment request body for `order_id` (any JSON), with `address` if given.
+pub fn fulfillment_body(order_id: impl Into<Value>, address: Option<&str>) -> Value {
+    let mut body = json!({
+        "customer_id": "cus_1",
+        "product_id": "prod_1",
+        "quantity": 2,
+        "metadata": {"order_id": order_id.into()},
+    });
+    if let Some(address) = address {
+        body["address"] = json!(address);
+    }
+    body
 }
 
 /// Polls `condition` until it holds or 10 seconds pass; the deadline is far
