@@ -49,8 +49,12 @@ async fn fakes_serves_on_the_address_it_prints() {
         .unwrap();
     let stdout = child.stdout.take().unwrap();
     let _running = Running(child);
-    // The first line names the address; reading it waits for the server to bind.
-    let first = BufReader::new(stdout).lines().next().unwrap().unwrap();
+    // The first line names the address; reading it waits for the server to
+    // bind. The rest of the banner is left unread: the server must live on
+    // even when nobody reads its output.
+    let mut lines = BufReader::new(stdout).lines();
+    let first = lines.next().unwrap().unwrap();
+    drop(lines);
     let url = first
         .strip_prefix("fake services listening on ")
         .unwrap_or_else(|| panic!("unexpected first line: {first}"))

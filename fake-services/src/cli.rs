@@ -42,20 +42,29 @@ pub async fn run(args: FakesArgs) -> std::io::Result<()> {
             std::io::Error::new(e.kind(), format!("cannot listen on {}: {e}", args.bind))
         })?;
     let addr = listener.local_addr()?;
-    println!("fake services listening on http://{addr}");
+    let mut banner = format!("fake services listening on http://{addr}\n");
     for service in Service::ALL {
-        println!(
-            "  {:<14} http://{addr}/{}/ui",
+        banner += &format!(
+            "  {:<14} http://{addr}/{}/ui\n",
             service.title(),
             service.name()
         );
     }
     if args.control_token.is_some() {
-        println!("  behaviour and reset routes need the control token");
+        banner += "  behaviour and reset routes need the control token\n";
     }
+    say(&banner);
     serve(listener, app, async {
         let _ = tokio::signal::ctrl_c().await;
-        println!("shutting down");
+        say("shutting down\n");
     })
     .await
+}
+
+/// Prints to stdout, ignoring a closed stdout (`lab fakes | head -1`): a
+/// server must not die because nobody reads its banner.
+fn say(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }
