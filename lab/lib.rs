@@ -5,11 +5,13 @@
 //! # Layout
 //!
 //! - [`cli`]: the `lab` command line (`serve`, `fakes`).
+//! - [`runner`]: the Sidekiq-style job runner (memory backend).
 //! - The fake services are their own crate, [`fake_services`], re-exported here.
 //!
 //! The order pipeline, the job runner, the scenario engine and the checker
 //! arrive with their issues (see DESIGN.md).
 
 pub mod cli;
+pub mod runner;
 
 pub use fake_services;

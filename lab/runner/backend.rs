@@ -1,0 +1,161 @@
+//! Where jobs wait: the queues, the scheduled / retry / dead sets, the
+//! in-progress lists of reliable fetch, the process set and the counters.
+//!
+//! One trait, Sidekiq's Redis layout as its model, so the memory backend (the
+//! embedded default) and the Redis backend behave alike and share one test
+//! suite. Times are passed in by the caller (milliseconds of the runner's
+//! clock), never read from the system, so virtual time works.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use super::job::Job;
+
+/// The error of a backend operation (Redis down, a corrupt payload, …).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("queue backend: {0}")]
+pub struct BackendError(pub String);
+
+pub type BackendResult<T> = Result<T, BackendError>;
+
+/// How a worker takes a job off a queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FetchMode {
+    /// Pop the job: if the worker dies while running it, the job is gone
+    /// (Sidekiq OSS's `BRPOP`).
+    Basic,
+    /// Move it to the process's in-progress list; a process whose heartbeat
+    /// expires has its jobs put back (Sidekiq Pro's super_fetch).
+    #[default]
+    Reliable,
+}
+
+/// The sorted sets of Sidekiq.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum JobSet {
+    Schedule,
+    Retry,
+    Dead,
+}
+
+impl JobSet {
+    /// Sidekiq's Redis key.
+    pub fn key(self) -> &'static str {
+        match self {
+            JobSet::Schedule => "schedule",
+            JobSet::Retry => "retry",
+            JobSet::Dead => "dead",
+        }
+    }
+}
+
+/// A job in a sorted set, with its score (when it is due, or when it died).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SetEntry {
+    pub at_ms: u64,
+    pub job: Job,
+}
+
+/// A worker process, as the process set shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProcessInfo {
+    /// Unique per process run (`hostname:pid:nonce` in Sidekiq).
+    pub identity: String,
+    pub hostname: String,
+    pub started_at_ms: u64,
+    /// The last heartbeat.
+    pub beat_ms: u64,
+    pub concurrency: usize,
+    pub queues: Vec<String>,
+    /// Jobs running now.
+    pub busy: usize,
+    /// Which code the process runs: a stale worker shows an older version.
+    pub code_version: String,
+}
+
+/// A job being run, for the `/jobs` page's busy list.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BusyJob {
+    pub process: String,
+    pub started_at_ms: u64,
+    pub job: Job,
+}
+
+/// Sidekiq's dead set limits: 10,000 jobs, 180 days.
+pub const DEAD_MAX_JOBS: usize = 10_000;
+pub const DEAD_TIMEOUT_MS: u64 = 180 * 24 * 3600 * 1000;
+
+/// The queue storage a runner works against.
+#[async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// Puts a job at the back of its queue (and sets `enqueued_at`).
+    async fn push(&self, job: Job, now_ms: u64) -> BackendResult<()>;
+
+    /// Takes the next job from the first non-empty queue of `queues` (strict
+    /// priority), waiting up to `wait` of real time for one to arrive. With
+    /// reliable fetch the job moves to `process`'s in-progress list until
+    /// [`Backend::acknowledge`].
+    async fn fetch(
+        &self,
+        queues: &[String],
+        mode: FetchMode,
+        process: &str,
+        wait: Duration,
+    ) -> BackendResult<Option<Job>>;
+
+    /// The job is finished with (done, retried or dead): drop it from the
+    /// in-progress list (a no-op for basic fetch).
+    async fn acknowledge(&self, process: &str, job: &Job) -> BackendResult<()>;
+
+    /// Adds a job to a sorted set at `at_ms` (dead: trims to the limits).
+    async fn add_to_set(&self, set: JobSet, job: Job, at_ms: u64) -> BackendResult<()>;
+
+    /// Moves every job of the schedule and retry sets that is due at `now_ms`
+    /// to its queue; returns how many moved.
+    async fn enqueue_due(&self, now_ms: u64) -> BackendResult<usize>;
+
+    /// The earliest score in the schedule and retry sets.
+    async fn next_due_ms(&self) -> BackendResult<Option<u64>>;
+
+    /// The jobs of a set, earliest first.
+    async fn set_entries(&self, set: JobSet) -> BackendResult<Vec<SetEntry>>;
+
+    /// Removes a job from a set; false when it was not there.
+    async fn delete_from_set(&self, set: JobSet, jid: &str) -> BackendResult<bool>;
+
+    /// Moves a job from a set to its queue now ("Retry Now").
+    async fn requeue_from_set(&self, set: JobSet, jid: &str, now_ms: u64) -> BackendResult<bool>;
+
+    /// Queue names and sizes, in no particular order.
+    async fn queue_sizes(&self) -> BackendResult<Vec<(String, usize)>>;
+
+    /// Records a heartbeat (and the jobs the process is running).
+    async fn heartbeat(&self, process: ProcessInfo, busy: Vec<BusyJob>) -> BackendResult<()>;
+
+    /// Removes a process that stopped cleanly.
+    async fn remove_process(&self, identity: &str) -> BackendResult<()>;
+
+    /// The process set.
+    async fn processes(&self) -> BackendResult<Vec<ProcessInfo>>;
+
+    /// Jobs running now, by process.
+    async fn busy(&self) -> BackendResult<Vec<BusyJob>>;
+
+    /// For every process whose last heartbeat is older than `ttl_ms`: puts the
+    /// jobs of its in-progress list back at the front of their queues and
+    /// removes it. Returns the jobs put back.
+    async fn recover_expired(&self, now_ms: u64, ttl_ms: u64) -> BackendResult<Vec<Job>>;
+
+    /// Adds to `stat:processed` / `stat:failed`.
+    async fn count(&self, processed: u64, failed: u64) -> BackendResult<()>;
+
+    /// `(processed, failed)`.
+    async fn stats(&self) -> BackendResult<(u64, u64)>;
+
+    /// Forgets every job, set, process and counter.
+    async fn clear(&self) -> BackendResult<()>;
+}

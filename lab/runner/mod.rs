@@ -1,0 +1,37 @@
+//! A job runner with Sidekiq's semantics: at-least-once delivery, named
+//! queues in strict priority, retries on Sidekiq's schedule (scaled by a
+//! time factor), a dead set, error and death handlers, server middleware, a
+//! process set with heartbeats, and basic or reliable fetch.
+//!
+//! The lab's failures live in these semantics — a retried job runs its side
+//! effects again; a job held by a dying worker is lost or comes back — so the
+//! runner is the lab's own code, not a wrapper around a queue library.
+//!
+//! - [`job`]: Sidekiq's JSON payload; [`retry`]: when a failure runs again.
+//! - [`backend`]: the storage trait; [`memory`]: the embedded backend.
+//! - [`worker`]: job classes, errors, middleware, handlers.
+//! - [`client`]: enqueuing; [`processor`]: one job run; [`process`]: worker
+//!   processes, the supervisor and `drain_all`; [`history`]: every attempt.
+
+pub mod backend;
+pub mod client;
+pub mod history;
+pub mod job;
+pub mod memory;
+pub mod process;
+pub mod processor;
+pub mod retry;
+pub mod worker;
+
+pub use backend::{Backend, BackendError, FetchMode, JobSet};
+pub use client::Client;
+pub use history::{Attempt, AttemptOutcome, History};
+pub use job::Job;
+pub use memory::MemoryBackend;
+pub use process::Process;
+pub use processor::{JobOutcome, Runner, RunnerBuilder, RunnerConfig};
+pub use retry::{AfterFailure, RetryPolicy};
+pub use worker::{
+    DeathHandler, ErrorHandler, ErrorKind, JobContext, JobError, Next, Registry, ServerMiddleware,
+    TransientErrorSilencer, Worker,
+};

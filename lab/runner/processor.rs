@@ -1,0 +1,377 @@
+//! [`Runner`]: one job run from start to finish, with Sidekiq's handling of
+//! what comes after — acknowledge, count, retry or bury, tell the handlers.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use fake_services::SharedClock;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::backend::{Backend, FetchMode, JobSet};
+use super::client::Client;
+use super::history::{Attempt, AttemptOutcome, History};
+use super::job::{ms_to_seconds, Job};
+use super::retry::{AfterFailure, RetryPolicy};
+use super::worker::{
+    DeathHandler, ErrorHandler, ErrorKind, JobContext, JobError, Next, Registry, ServerMiddleware,
+};
+
+/// How a runner's processes work.
+#[derive(Debug, Clone)]
+pub struct RunnerConfig {
+    /// Queues in strict priority order: a job on `high` always goes before
+    /// one on `default`.
+    pub queues: Vec<String>,
+    /// Jobs run at once by one process.
+    pub concurrency: usize,
+    pub fetch: FetchMode,
+    pub retry: RetryPolicy,
+    /// Shown in the process set and the job history.
+    pub code_version: String,
+    /// Prefix of process identities.
+    pub hostname: String,
+    /// Heartbeat period, in the runner clock's milliseconds.
+    pub heartbeat_ms: u64,
+    /// A process silent for longer is dead: its reliable-fetch jobs come back.
+    pub process_ttl_ms: u64,
+    /// How often due scheduled and retry jobs are enqueued.
+    pub poll_ms: u64,
+    /// Real time a fetch waits for a job before looking again.
+    pub fetch_wait: Duration,
+    /// Real time in-flight jobs get to finish on a graceful stop.
+    pub shutdown_timeout: Duration,
+    /// Seeds retry jitter and job ids.
+    pub seed: u64,
+}
+
+impl Default for RunnerConfig {
+    fn default() -> Self {
+        Self {
+            queues: vec!["high".into(), "default".into()],
+            concurrency: 5,
+            fetch: FetchMode::Reliable,
+            retry: RetryPolicy::default(),
+            code_version: env!("CARGO_PKG_VERSION").to_string(),
+            hostname: "lab".into(),
+            heartbeat_ms: 5_000,
+            process_ttl_ms: 60_000,
+            poll_ms: 1_000,
+            fetch_wait: Duration::from_millis(100),
+            shutdown_timeout: Duration::from_secs(10),
+            seed: 0,
+        }
+    }
+}
+
+/// How one job run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobOutcome {
+    Done,
+    Failed(AfterFailure),
+    /// The process died during the job: the caller must stop the process.
+    Died,
+}
+
+/// Runs jobs. Cheap to clone; clones share everything.
+#[derive(Clone)]
+pub struct Runner {
+    pub(super) inner: Arc<Inner>,
+}
+
+pub(super) struct Inner {
+    pub backend: Arc<dyn Backend>,
+    pub clock: SharedClock,
+    pub client: Client,
+    pub registry: Registry,
+    pub middleware: Vec<Arc<dyn ServerMiddleware>>,
+    pub error_handlers: Vec<Arc<dyn ErrorHandler>>,
+    pub death_handlers: Vec<Arc<dyn DeathHandler>>,
+    pub config: RunnerConfig,
+    pub history: History,
+    rng: Mutex<ChaCha8Rng>,
+    processes_started: AtomicU64,
+}
+
+/// Puts a [`Runner`] together.
+pub struct RunnerBuilder {
+    backend: Arc<dyn Backend>,
+    clock: SharedClock,
+    registry: Registry,
+    config: RunnerConfig,
+    client: Option<Client>,
+    history: History,
+    middleware: Vec<Arc<dyn ServerMiddleware>>,
+    error_handlers: Vec<Arc<dyn ErrorHandler>>,
+    death_handlers: Vec<Arc<dyn DeathHandler>>,
+}
+
+impl RunnerBuilder {
+    pub fn new(backend: Arc<dyn Backend>, clock: SharedClock, registry: Registry) -> Self {
+        Self {
+            backend,
+            clock,
+            registry,
+            config: RunnerConfig::default(),
+            client: None,
+            history: History::new(),
+            middleware: Vec::new(),
+            error_handlers: Vec::new(),
+            death_handlers: Vec::new(),
+        }
+    }
+
+    pub fn config(mut self, config: RunnerConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Shares a client (and so its job-id source) with the code that enqueues.
+    pub fn client(mut self, client: Client) -> Self {
+        self.client = Some(client);
+        self
+    }
+
+    /// Shares a history with another runner on the same queues (an old worker).
+    pub fn history(mut self, history: History) -> Self {
+        self.history = history;
+        self
+    }
+
+    pub fn middleware(mut self, middleware: impl ServerMiddleware) -> Self {
+        self.middleware.push(Arc::new(middleware));
+        self
+    }
+
+    pub fn error_handler(mut self, handler: impl ErrorHandler) -> Self {
+        self.error_handlers.push(Arc::new(handler));
+        self
+    }
+
+    pub fn death_handler(mut self, handler: impl DeathHandler) -> Self {
+        self.death_handlers.push(Arc::new(handler));
+        self
+    }
+
+    pub fn build(self) -> Runner {
+        let client = self.client.unwrap_or_else(|| {
+            Client::new(self.backend.clone(), self.clock.clone(), self.config.seed)
+        });
+        Runner {
+            inner: Arc::new(Inner {
+                rng: Mutex::new(ChaCha8Rng::seed_from_u64(self.config.seed ^ 0x5eed)),
+                backend: self.backend,
+                clock: self.clock,
+                client,
+                registry: self.registry,
+                middleware: self.middleware,
+                error_handlers: self.error_handlers,
+                death_handlers: self.death_handlers,
+                config: self.config,
+                history: self.history,
+                processes_started: AtomicU64::new(0),
+            }),
+        }
+    }
+}
+
+impl Runner {
+    pub fn client(&self) -> &Client {
+        &self.inner.client
+    }
+
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.inner.backend
+    }
+
+    pub fn history(&self) -> &History {
+        &self.inner.history
+    }
+
+    pub fn config(&self) -> &RunnerConfig {
+        &self.inner.config
+    }
+
+    pub fn clock(&self) -> &SharedClock {
+        &self.inner.clock
+    }
+
+    /// A fresh process identity: a process that dies comes back as a new one,
+    /// as a restarted Sidekiq does.
+    pub(super) fn new_identity(&self) -> String {
+        let n = self.inner.processes_started.fetch_add(1, Ordering::Relaxed);
+        format!(
+            "{}:{}:{}",
+            self.inner.config.hostname, self.inner.config.code_version, n
+        )
+    }
+
+    /// Runs one fetched job to the end: middleware and worker, then
+    /// acknowledge, count, retry or bury, and tell the handlers.
+    pub async fn perform(&self, job: Job, process: &str) -> JobOutcome {
+        let inner = &self.inner;
+        let started_ms = inner.clock.now_ms();
+        let attempt = job.retry_count.map_or(1, |c| c + 2);
+        tracing::info!(jid = %job.jid, class = %job.class, attempt, process, "start");
+        let result = self.run_worker(&job, process).await;
+        let finished_ms = inner.clock.now_ms();
+        let elapsed_ms = finished_ms.saturating_sub(started_ms);
+        let record = |outcome| {
+            inner.history.record(Attempt {
+                jid: job.jid.clone(),
+                class: job.class.clone(),
+                args: job.args.clone(),
+                attempt,
+                process: process.to_string(),
+                code_version: inner.config.code_version.clone(),
+                started_ms,
+                finished_ms,
+                outcome,
+            })
+        };
+        let error = match result {
+            Ok(()) => {
+                tracing::info!(jid = %job.jid, class = %job.class, elapsed_ms, "done");
+                record(AttemptOutcome::Done);
+                self.settle(process, &job, 1, 0).await;
+                return JobOutcome::Done;
+            }
+            Err(error) if error.kind == ErrorKind::WorkerDied => {
+                tracing::warn!(jid = %job.jid, class = %job.class, process, "{}", error.message);
+                record(AttemptOutcome::Died {
+                    error_message: error.message,
+                });
+                return JobOutcome::Died;
+            }
+            Err(error) => error,
+        };
+        let after = {
+            let mut rng = inner.rng.lock().unwrap_or_else(|p| p.into_inner());
+            inner
+                .config
+                .retry
+                .after_failure(job.retry, job.retry_count, &mut *rng)
+        };
+        tracing::warn!(jid = %job.jid, class = %job.class, elapsed_ms, error = %error, ?after, "fail");
+        record(AttemptOutcome::Failed {
+            error_class: error.class.clone(),
+            error_message: error.message.clone(),
+            transient: error.is_transient(),
+            then: match after {
+                AfterFailure::Retry { .. } => "retry",
+                AfterFailure::Dead => "dead",
+                AfterFailure::Discard => "discarded",
+            },
+        });
+        if !error.silenced {
+            for handler in &inner.error_handlers {
+                handler.on_error(&job, &error).await;
+            }
+        }
+        let mut failed = job.clone();
+        let now_s = ms_to_seconds(finished_ms);
+        failed.error_class = Some(error.class.clone());
+        failed.error_message = Some(error.message.clone());
+        if failed.retry_count.is_some() {
+            failed.retried_at = Some(now_s);
+        } else {
+            failed.failed_at = Some(now_s);
+        }
+        let stored = match after {
+            AfterFailure::Retry {
+                retry_count,
+                delay_ms,
+            } => {
+                failed.retry_count = Some(retry_count);
+                inner
+                    .backend
+                    .add_to_set(JobSet::Retry, failed, finished_ms + delay_ms)
+                    .await
+            }
+            AfterFailure::Dead => {
+                failed.retry_count = Some(job.retry_count.map_or(0, |c| c + 1));
+                let stored = inner
+                    .backend
+                    .add_to_set(JobSet::Dead, failed.clone(), finished_ms)
+                    .await;
+                for handler in &inner.death_handlers {
+                    handler.on_death(&failed, &error).await;
+                }
+                stored
+            }
+            AfterFailure::Discard => Ok(()),
+        };
+        if let Err(err) = stored {
+            // The job stays in the in-progress list (reliable fetch) and comes
+            // back; with basic fetch it is lost, as in Sidekiq.
+            tracing::error!(jid = %job.jid, %err, "could not store the failed job");
+            return JobOutcome::Failed(after);
+        }
+        self.settle(process, &job, 1, 1).await;
+        JobOutcome::Failed(after)
+    }
+
+    /// Acknowledges and counts a finished job.
+    async fn settle(&self, process: &str, job: &Job, processed: u64, failed: u64) {
+        let backend = &self.inner.backend;
+        if let Err(err) = backend.acknowledge(process, job).await {
+            tracing::error!(jid = %job.jid, %err, "could not acknowledge");
+        }
+        if let Err(err) = backend.count(processed, failed).await {
+            tracing::warn!(%err, "could not count");
+        }
+    }
+
+    /// The middleware chain and the worker, on a task of its own so that a
+    /// panicking job is a failed job, not a dead runner.
+    async fn run_worker(&self, job: &Job, process: &str) -> Result<(), JobError> {
+        let runner = self.clone();
+        let job = job.clone();
+        let process = process.to_string();
+        let task = tokio::spawn(async move {
+            let inner = &runner.inner;
+            let Some(worker) = inner.registry.get(&job.class) else {
+                return Err(JobError::permanent(
+                    "NameError",
+                    format!("uninitialized constant {}", job.class),
+                ));
+            };
+            let ctx = JobContext {
+                job: &job,
+                client: &inner.client,
+                process: &process,
+                code_version: &inner.config.code_version,
+            };
+            Next::new(&inner.middleware, worker.as_ref())
+                .run(&ctx)
+                .await
+        });
+        let mut task = AbortOnDrop(task);
+        match (&mut task.0).await {
+            Ok(result) => result,
+            Err(join) if join.is_panic() => Err(JobError::permanent(
+                "Panic",
+                panic_message(join.into_panic()),
+            )),
+            Err(_) => Err(JobError::worker_died("the job's task was cancelled")),
+        }
+    }
+}
+
+/// Aborts the job's task when the process running it is killed.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "the job panicked".into())
+}
