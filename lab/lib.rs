@@ -5,13 +5,19 @@
 //! # Layout
 //!
 //! - [`cli`]: the `lab` command line (`serve`, `fakes`).
+//! - [`store`]: the SQL store (orders, products, users, outbox, reminders) on SQLite or Postgres.
+//! - [`clients`]: the provider clients (payments, email, fulfillment, error catcher) over HTTP or in process.
 //! - [`runner`]: the Sidekiq-style job runner (memory backend).
+//! - [`pipeline`]: the order pipeline's jobs, in every naive and safe variant.
 //! - The fake services are their own crate, [`fake_services`], re-exported here.
 //!
 //! The order pipeline, the job runner, the scenario engine and the checker
 //! arrive with their issues (see DESIGN.md).
 
 pub mod cli;
+pub mod clients;
+pub mod pipeline;
 pub mod runner;
+pub mod store;
 
 pub use fake_services;

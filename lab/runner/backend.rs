@@ -21,7 +21,7 @@ pub struct BackendError(pub String);
 pub type BackendResult<T> = Result<T, BackendError>;
 
 /// How a worker takes a job off a queue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum FetchMode {
     /// Pop the job: if the worker dies while running it, the job is gone

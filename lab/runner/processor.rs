@@ -246,12 +246,14 @@ impl Runner {
             }
             Err(error) => error,
         };
-        let after = {
+        let after = if error.retryable {
             let mut rng = inner.rng.lock().unwrap_or_else(|p| p.into_inner());
             inner
                 .config
                 .retry
                 .after_failure(job.retry, job.retry_count, &mut *rng)
+        } else {
+            AfterFailure::Dead
         };
         tracing::warn!(jid = %job.jid, class = %job.class, elapsed_ms, error = %error, ?after, "fail");
         record(AttemptOutcome::Failed {
@@ -321,6 +323,13 @@ impl Runner {
         if let Err(err) = backend.count(processed, failed).await {
             tracing::warn!(%err, "could not count");
         }
+    }
+
+    /// Sidekiq's inline mode, and the naive `enqueue = inline` pipeline: the
+    /// job's body runs here and now, in the caller. An error comes back to
+    /// the caller; nothing is retried, counted or recorded as a job.
+    pub async fn perform_inline(&self, job: &Job, process: &str) -> Result<(), JobError> {
+        self.run_worker(job, process).await
     }
 
     /// The middleware chain and the worker, on a task of its own so that a

@@ -33,6 +33,9 @@ pub struct JobError {
     pub kind: ErrorKind,
     /// Set by middleware (the transient-error silencer): error handlers skip it.
     pub silenced: bool,
+    /// False for an error no retry can fix (the job's record is gone): the
+    /// job goes straight to the dead set instead of retrying for weeks.
+    pub retryable: bool,
 }
 
 impl JobError {
@@ -42,6 +45,14 @@ impl JobError {
 
     pub fn transient(class: impl Into<String>, message: impl Into<String>) -> Self {
         Self::new(class, message, ErrorKind::Transient)
+    }
+
+    /// A permanent error that is not worth retrying at all.
+    pub fn fatal(class: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            retryable: false,
+            ..Self::new(class, message, ErrorKind::Permanent)
+        }
     }
 
     /// The worker process dies here.
@@ -59,6 +70,7 @@ impl JobError {
             message: message.into(),
             kind,
             silenced: false,
+            retryable: true,
         }
     }
 

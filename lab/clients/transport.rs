@@ -1,0 +1,602 @@
+//! [`Transport`]: how a request reaches the fake services — over HTTP, or in
+//! process through [`FakeServices::call`] — and how the answer is sorted into
+//! a typed value or a [`ServiceError`].
+//!
+//! Both transports see the same state and rules, and fail alike: a provider
+//! slower than the client's timeout still performs its effect while the
+//! client hears `Timeout`; a dropped connection is a connection error.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use fake_services::{Call, ClientFaults, FakeServices, Operation, Reply, Service};
+use reqwest::header::{HeaderValue, ACCEPT, RETRY_AFTER};
+use reqwest::{Method, Url};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::error::{BuildError, ServiceError};
+
+/// The longest `Idempotency-Key` the services accept (as the draft's Stripe
+/// practice has it).
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+
+/// How much of an unexpected body an error keeps.
+const BODY_EXCERPT_CHARS: usize = 200;
+
+/// The longest in-process timeout, so that `Duration::MAX` cannot overflow a
+/// virtual clock's deadline (about 140 000 years).
+const MAX_TIMEOUT_MS: u64 = 1 << 52;
+
+/// Where the clients send their requests. Cheap to clone.
+#[derive(Clone)]
+pub enum Transport {
+    /// Over HTTP to a fake-services server (or any server with its API).
+    Http {
+        /// The server's root, ending in `/` (e.g. `http://127.0.0.1:3001/`).
+        base_url: Url,
+        /// A client built with `timeout` as its request timeout.
+        client: reqwest::Client,
+        /// The request timeout, for the errors' messages.
+        timeout: Duration,
+    },
+    /// In process, with no sockets: the deterministic simulator's way.
+    InProcess {
+        fakes: FakeServices,
+        /// Measured on the fakes' own clock.
+        timeout: Duration,
+    },
+}
+
+impl fmt::Debug for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Transport::Http {
+                base_url, timeout, ..
+            } => f
+                .debug_struct("Http")
+                .field("base_url", &base_url.as_str())
+                .field("timeout", timeout)
+                .finish_non_exhaustive(),
+            Transport::InProcess { timeout, .. } => f
+                .debug_struct("InProcess")
+                .field("timeout", timeout)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+impl Transport {
+    /// HTTP to the server at `base_url` (`http://host:port`, optionally with
+    /// a path prefix), each request limited to `timeout`.
+    pub fn http(base_url: &str, timeout: Duration) -> Result<Self, BuildError> {
+        let bad = |reason: &str| BuildError::BadUrl {
+            url: base_url.to_string(),
+            reason: reason.to_string(),
+        };
+        let mut url = Url::parse(base_url).map_err(|err| bad(&err.to_string()))?;
+        match url.scheme() {
+            "http" => {}
+            // reqwest is built without TLS here: an https URL would fail on
+            // every call with what looks like a transient connection error.
+            "https" => return Err(bad("https is not supported (reqwest is built without TLS)")),
+            other => return Err(bad(&format!("the scheme must be http, not `{other}`"))),
+        }
+        if url.cannot_be_a_base() || url.host().is_none() {
+            return Err(bad("it needs a host, as in http://127.0.0.1:3001"));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(bad("it must not have a query or a fragment"));
+        }
+        if !url.path().ends_with('/') {
+            let path = format!("{}/", url.path());
+            url.set_path(&path);
+        }
+        let client = reqwest::Client::builder().timeout(timeout).build()?;
+        Ok(Transport::Http {
+            base_url: url,
+            client,
+            timeout,
+        })
+    }
+
+    /// In process over `fakes`; `timeout` runs on `fakes.clock()`.
+    pub fn in_process(fakes: FakeServices, timeout: Duration) -> Self {
+        Transport::InProcess { fakes, timeout }
+    }
+
+    /// The client's timeout.
+    pub fn timeout(&self) -> Duration {
+        match self {
+            Transport::Http { timeout, .. } | Transport::InProcess { timeout, .. } => *timeout,
+        }
+    }
+
+    /// Makes one call and returns the provider's answer, whatever its status;
+    /// fails only when there is no answer (timeout, connection).
+    pub(crate) async fn send(&self, request: Request) -> Result<Answer, ServiceError> {
+        let started = Instant::now();
+        let service = request.service;
+        let operation = request.operation.name(service);
+        check_key(&request)?;
+        let result = match self {
+            Transport::Http {
+                base_url,
+                client,
+                timeout,
+            } => send_http(base_url, client, *timeout, request).await,
+            Transport::InProcess { fakes, timeout } => {
+                send_in_process(fakes, *timeout, request).await
+            }
+        };
+        match &result {
+            Ok(answer) => tracing::debug!(
+                %service, operation, status = answer.status, replayed = answer.replayed,
+                elapsed_ms = started.elapsed().as_millis() as u64, "provider answered"
+            ),
+            Err(err) => tracing::debug!(
+                %service, operation, error = %err,
+                elapsed_ms = started.elapsed().as_millis() as u64, "provider call failed"
+            ),
+        }
+        result
+    }
+
+    /// Sends `request` and reads a 2xx answer's body as `T`; every other
+    /// outcome is a [`ServiceError`].
+    pub(crate) async fn call<T: DeserializeOwned>(
+        &self,
+        request: Request,
+    ) -> Result<T, ServiceError> {
+        let service = request.service;
+        self.send(request).await?.decode(service)
+    }
+}
+
+/// One request, independent of the transport.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Request {
+    pub service: Service,
+    /// [`Operation::Effect`] or [`Operation::Search`].
+    pub operation: Operation,
+    /// The JSON body of an effect; the query parameters (an object of
+    /// strings) of a search.
+    pub body: Value,
+    /// The `Idempotency-Key` header.
+    pub idempotency_key: Option<String>,
+}
+
+impl Request {
+    /// The effect call of `service` with `body`.
+    pub fn effect(service: Service, body: Value, idempotency_key: Option<String>) -> Self {
+        Self {
+            service,
+            operation: Operation::Effect,
+            body,
+            idempotency_key,
+        }
+    }
+
+    /// A search of `service` with these query parameters.
+    pub fn search(service: Service, params: &[(&str, String)]) -> Self {
+        let query = params
+            .iter()
+            .map(|(name, value)| (name.to_string(), Value::String(value.clone())))
+            .collect();
+        Self {
+            service,
+            operation: Operation::Search,
+            body: Value::Object(query),
+            idempotency_key: None,
+        }
+    }
+
+    /// The method and path (relative to the server's root) of this call, as
+    /// the book server lays them out.
+    fn route(&self) -> (Method, &'static str) {
+        match (self.service, self.operation) {
+            (Service::Payments, Operation::Effect) => (Method::POST, "payments/charge"),
+            (Service::Payments, _) => (Method::GET, "payments/charges"),
+            (Service::Email, Operation::Effect) => (Method::POST, "email/send"),
+            (Service::Email, _) => (Method::GET, "email/emails"),
+            (Service::Fulfillment, Operation::Effect) => (Method::PUT, "fulfillment/request"),
+            (Service::Fulfillment, _) => (Method::GET, "fulfillment/requests"),
+            (Service::ErrorCatcher, Operation::Effect) => {
+                (Method::PUT, "error-catcher/notification")
+            }
+            (Service::ErrorCatcher, _) => (Method::GET, "error-catcher/notifications"),
+        }
+    }
+}
+
+/// A provider's answer, before it is judged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Answer {
+    pub status: u16,
+    pub body: Vec<u8>,
+    /// `Retry-After`, in seconds.
+    pub retry_after_s: Option<u64>,
+    /// `Idempotent-Replayed: true`.
+    pub replayed: bool,
+}
+
+impl Answer {
+    /// A 2xx body as `T`; any other status as the error it means.
+    pub fn decode<T: DeserializeOwned>(self, service: Service) -> Result<T, ServiceError> {
+        let status = self.status;
+        match status {
+            200..=299 => {}
+            409 => {
+                return Err(ServiceError::InFlight {
+                    service,
+                    message: self.message(),
+                })
+            }
+            429 => {
+                return Err(ServiceError::Throttled {
+                    service,
+                    retry_after: self.retry_after_s.map(Duration::from_secs),
+                })
+            }
+            400..=499 => {
+                return Err(ServiceError::Rejected {
+                    service,
+                    status,
+                    message: self.message(),
+                })
+            }
+            500..=599 => {
+                return Err(ServiceError::ServerError {
+                    service,
+                    status,
+                    message: self.message(),
+                })
+            }
+            _ => {
+                return Err(self.bad(service, format!("unexpected status {status}")));
+            }
+        }
+        if self.body.iter().all(u8::is_ascii_whitespace) {
+            return Err(self.bad(service, "empty body".into()));
+        }
+        serde_json::from_slice(&self.body).map_err(|err| self.bad(service, err.to_string()))
+    }
+
+    fn bad(&self, service: Service, problem: String) -> ServiceError {
+        ServiceError::BadResponse {
+            service,
+            status: self.status,
+            problem,
+            body: excerpt(&self.body),
+        }
+    }
+
+    /// The provider's explanation of an error: the JSON body's `error`
+    /// (`errorMessage` for email, as the book server has it), else the body
+    /// itself, else a note that there was none.
+    fn message(&self) -> String {
+        if let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(&self.body) {
+            for name in ["error", "errorMessage", "message", "explanation"] {
+                if let Some(Value::String(text)) = fields.get(name) {
+                    return text.clone();
+                }
+            }
+        }
+        let text = excerpt(&self.body);
+        if text.trim().is_empty() {
+            "no message (empty body)".into()
+        } else {
+            text
+        }
+    }
+}
+
+/// The start of a body, as text, for messages.
+fn excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let mut short: String = text.chars().take(BODY_EXCERPT_CHARS).collect();
+    if text.chars().count() > BODY_EXCERPT_CHARS {
+        short.push('…');
+    }
+    short
+}
+
+/// Refuses a key the HTTP server would refuse (or that is not a header value
+/// at all), on both transports alike.
+fn check_key(request: &Request) -> Result<(), ServiceError> {
+    let Some(key) = &request.idempotency_key else {
+        return Ok(());
+    };
+    let problem = if key.trim().is_empty() {
+        Some("must not be blank".to_string())
+    } else if key.len() > MAX_IDEMPOTENCY_KEY_LEN {
+        Some(format!(
+            "must be at most {MAX_IDEMPOTENCY_KEY_LEN} characters, got {}",
+            key.len()
+        ))
+    } else if !key.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        Some("must be printable ASCII".to_string())
+    } else {
+        None
+    };
+    match problem {
+        None => Ok(()),
+        Some(problem) => Err(ServiceError::InvalidRequest {
+            service: request.service,
+            message: format!("Idempotency-Key {problem}"),
+        }),
+    }
+}
+
+async fn send_http(
+    base_url: &Url,
+    client: &reqwest::Client,
+    timeout: Duration,
+    request: Request,
+) -> Result<Answer, ServiceError> {
+    let service = request.service;
+    let (method, path) = request.route();
+    let mut url = base_url
+        .join(path)
+        .map_err(|err| ServiceError::InvalidRequest {
+            service,
+            message: format!("no URL for {path}: {err}"),
+        })?;
+    let mut builder = if request.operation == Operation::Search {
+        if let Value::Object(params) = &request.body {
+            let mut pairs = url.query_pairs_mut();
+            for (name, value) in params {
+                match value {
+                    Value::String(text) => pairs.append_pair(name, text),
+                    other => pairs.append_pair(name, &other.to_string()),
+                };
+            }
+        }
+        client.request(method, url)
+    } else {
+        client.request(method, url).json(&request.body)
+    };
+    builder = builder.header(ACCEPT, HeaderValue::from_static("application/json"));
+    if let Some(key) = &request.idempotency_key {
+        builder = builder.header("Idempotency-Key", key.as_str());
+    }
+    let no_answer = |err: reqwest::Error| -> ServiceError {
+        if err.is_timeout() {
+            ServiceError::Timeout {
+                service,
+                after: timeout,
+            }
+        } else if err.is_builder() {
+            ServiceError::InvalidRequest {
+                service,
+                message: error_chain(&err),
+            }
+        } else {
+            ServiceError::Connection {
+                service,
+                message: error_chain(&err),
+            }
+        }
+    };
+    let response = builder.send().await.map_err(no_answer)?;
+    let status = response.status().as_u16();
+    let headers = response.headers();
+    let retry_after_s = headers
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let replayed = headers
+        .get("idempotent-replayed")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
+    let body = response.bytes().await.map_err(no_answer)?.to_vec();
+    Ok(Answer {
+        status,
+        body,
+        retry_after_s,
+        replayed,
+    })
+}
+
+/// An error and its sources, as one line.
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// Runs the call on its own task, as the HTTP server does, so that when the
+/// client gives up the provider still finishes (and performs its effect).
+/// The timeout is measured on the fakes' clock; a call that finishes at the
+/// same virtual instant as the timeout counts as answered.
+async fn send_in_process(
+    fakes: &FakeServices,
+    timeout: Duration,
+    request: Request,
+) -> Result<Answer, ServiceError> {
+    let service = request.service;
+    let call = Call {
+        service,
+        operation: request.operation,
+        body: request.body,
+        idempotency_key: request.idempotency_key,
+        client_faults: ClientFaults::default(),
+    };
+    let timeout_ms = u64::try_from(timeout.as_millis())
+        .unwrap_or(u64::MAX)
+        .min(MAX_TIMEOUT_MS);
+    // The deadline is fixed now, before the call starts.
+    let expired = fakes.clock().sleep(timeout_ms);
+    let fakes = fakes.clone();
+    let mut task = tokio::spawn(async move { fakes.call(call).await });
+    let joined = tokio::select! {
+        biased;
+        joined = &mut task => joined,
+        () = expired => {
+            // A call woken by the same tick of a virtual clock is queued
+            // behind us: let it run before declaring the timeout.
+            tokio::task::yield_now().await;
+            if !task.is_finished() {
+                // Dropping the handle detaches the task: the call goes on.
+                return Err(ServiceError::Timeout { service, after: timeout });
+            }
+            task.await
+        }
+    };
+    match joined {
+        Ok(Reply::Response(response)) => Ok(Answer {
+            status: response.status,
+            body: response.body.to_vec(),
+            retry_after_s: response.retry_after_s,
+            replayed: response.replayed,
+        }),
+        Ok(Reply::Dropped) => Err(ServiceError::Connection {
+            service,
+            message: "the connection was closed without a response".into(),
+        }),
+        // The HTTP server answers 500 when a call panics; so do we.
+        Err(join_error) => Ok(Answer {
+            status: 500,
+            body: serde_json::to_vec(&serde_json::json!({
+                "error": format!("the fake service failed: {join_error}")
+            }))
+            .unwrap_or_default(),
+            retry_after_s: None,
+            replayed: false,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    fn answer(status: u16, body: &str) -> Answer {
+        Answer {
+            status,
+            body: body.as_bytes().to_vec(),
+            retry_after_s: None,
+            replayed: false,
+        }
+    }
+
+    #[derive(Debug, Deserialize)]
+    struct Id {
+        #[allow(dead_code)]
+        id: String,
+    }
+
+    #[test]
+    fn statuses_are_classified() {
+        let p = Service::Payments;
+        let err = answer(503, "").decode::<Id>(p).unwrap_err();
+        assert!(err.is_transient());
+        assert_eq!(err.class_name(), "Payments::ServerError");
+        assert!(err.to_string().contains("no message"), "{err}");
+        let err = answer(409, r#"{"error":"in flight"}"#)
+            .decode::<Id>(p)
+            .unwrap_err();
+        assert!(matches!(err, ServiceError::InFlight { .. }) && err.is_transient());
+        let err = answer(
+            422,
+            r#"{"status":"not-queued","errorMessage":"to required"}"#,
+        )
+        .decode::<Id>(Service::Email)
+        .unwrap_err();
+        assert_eq!(
+            err,
+            ServiceError::Rejected {
+                service: Service::Email,
+                status: 422,
+                message: "to required".into()
+            }
+        );
+        let err = answer(404, "<h1>nope</h1>").decode::<Id>(p).unwrap_err();
+        assert!(err.to_string().contains("<h1>nope</h1>"), "{err}");
+        let err = answer(302, "").decode::<Id>(p).unwrap_err();
+        assert!(matches!(err, ServiceError::BadResponse { status: 302, .. }));
+    }
+
+    #[test]
+    fn garbage_is_an_error() {
+        for body in [
+            "",
+            "  ",
+            "not json",
+            "{\"other\": 1}",
+            "[1, 2]",
+            "{\"id\": 7}",
+        ] {
+            let err = answer(200, body)
+                .decode::<Id>(Service::Payments)
+                .unwrap_err();
+            assert!(
+                matches!(err, ServiceError::BadResponse { .. }) && !err.is_transient(),
+                "{body}: {err:?}"
+            );
+            assert_eq!(err.class_name(), "Payments::BadResponse");
+        }
+        let long = "x".repeat(1000);
+        let err = answer(200, &long)
+            .decode::<Id>(Service::Payments)
+            .unwrap_err();
+        assert!(err.to_string().len() < 400, "{err}");
+    }
+
+    #[test]
+    fn keys_that_cannot_be_headers_are_refused() {
+        for key in ["", " ", "ключ", "a\nb", &"k".repeat(256)] {
+            let request = Request::effect(Service::Payments, Value::Null, Some(key.to_string()));
+            let err = check_key(&request).unwrap_err();
+            assert!(
+                matches!(err, ServiceError::InvalidRequest { .. }),
+                "{key:?}"
+            );
+            assert!(!err.is_transient());
+        }
+        let ok = Request::effect(Service::Payments, Value::Null, Some("order-7".into()));
+        assert!(check_key(&ok).is_ok());
+    }
+
+    #[test]
+    fn base_urls_are_checked_and_get_a_trailing_slash() {
+        let Transport::Http { base_url, .. } =
+            Transport::http("http://127.0.0.1:3001", Duration::from_secs(1)).unwrap()
+        else {
+            unreachable!()
+        };
+        assert_eq!(
+            base_url.join("payments/charge").unwrap().as_str(),
+            "http://127.0.0.1:3001/payments/charge"
+        );
+        let Transport::Http { base_url, .. } =
+            Transport::http("http://fakes:3001/lab", Duration::from_secs(1)).unwrap()
+        else {
+            unreachable!()
+        };
+        assert_eq!(
+            base_url.join("email/send").unwrap().as_str(),
+            "http://fakes:3001/lab/email/send"
+        );
+        for bad in [
+            "127.0.0.1:3001",
+            "https://x",
+            "ftp://x",
+            "http://x/?a=1",
+            "nonsense",
+        ] {
+            assert!(
+                Transport::http(bad, Duration::from_secs(1)).is_err(),
+                "{bad}"
+            );
+        }
+    }
+}

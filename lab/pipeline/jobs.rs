@@ -1,0 +1,298 @@
+//! The order pipeline's jobs: `CompleteOrderJob` (charge) →
+//! `SendOrderNotificationEmailJob` → `RequestOrderFulfillmentJob`, each step
+//! done the naive or the safe way as the knobs say, with a worker death
+//! possible at every step boundary.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::{json, Value};
+
+use super::knobs::{ChargeDedup, EmailDedup, FulfillmentDedup, Structure};
+use super::{Shop, Step};
+use crate::clients::{Charge, ChargeRequest, EmailRequest, FulfillmentRequest, ServiceError};
+use crate::runner::{Client, JobContext, JobError, Registry, Worker};
+use crate::store::{Order, StoreError};
+
+pub const COMPLETE_ORDER: &str = "CompleteOrderJob";
+pub const SEND_ORDER_EMAIL: &str = "SendOrderNotificationEmailJob";
+pub const REQUEST_FULFILLMENT: &str = "RequestOrderFulfillmentJob";
+/// The confirmation email's template, as in the book app.
+pub const CONFIRMATION_TEMPLATE: &str = "order-confirmation";
+/// The charge runs on the `high` queue, the rest on `default`.
+pub const CHARGE_QUEUE: &str = "high";
+pub const DEFAULT_QUEUE: &str = "default";
+
+/// The key every provider call for an order carries when the knob says so.
+/// It names the order, so a retry of the same step sends the same key.
+pub fn idempotency_key(order_id: i64) -> String {
+    format!("idempotency_key-order-{order_id}")
+}
+
+/// The three job classes, registered for `shop`.
+pub fn register(registry: &mut Registry, shop: &Arc<Shop>) {
+    registry
+        .register(COMPLETE_ORDER, CompleteOrder(shop.clone()))
+        .register(SEND_ORDER_EMAIL, SendOrderEmail(shop.clone()))
+        .register(REQUEST_FULFILLMENT, RequestFulfillment(shop.clone()));
+}
+
+/// Charges the order; in the monolithic structure also emails and fulfils,
+/// in the chained one enqueues the email job.
+struct CompleteOrder(Arc<Shop>);
+
+#[async_trait]
+impl Worker for CompleteOrder {
+    async fn perform(&self, ctx: &JobContext<'_>) -> Result<(), JobError> {
+        let shop = &self.0;
+        let order = load(shop, ctx).await?;
+        if !charge(shop, &order).await? {
+            return Ok(());
+        }
+        match shop.knobs.structure {
+            Structure::Monolithic => {
+                let order = reload(shop, order.id).await?;
+                send_email(shop, &order).await?;
+                let order = reload(shop, order.id).await?;
+                request_fulfillment(shop, &order).await
+            }
+            Structure::Chained => {
+                enqueue(ctx.client, SEND_ORDER_EMAIL, order.id, DEFAULT_QUEUE).await
+            }
+        }
+    }
+}
+
+struct SendOrderEmail(Arc<Shop>);
+
+#[async_trait]
+impl Worker for SendOrderEmail {
+    async fn perform(&self, ctx: &JobContext<'_>) -> Result<(), JobError> {
+        let shop = &self.0;
+        let order = load(shop, ctx).await?;
+        if order.charge_successful != Some(true) {
+            // Declined (or never charged): nothing to confirm.
+            return Ok(());
+        }
+        send_email(shop, &order).await?;
+        enqueue(ctx.client, REQUEST_FULFILLMENT, order.id, DEFAULT_QUEUE).await
+    }
+}
+
+struct RequestFulfillment(Arc<Shop>);
+
+#[async_trait]
+impl Worker for RequestFulfillment {
+    async fn perform(&self, ctx: &JobContext<'_>) -> Result<(), JobError> {
+        let shop = &self.0;
+        let order = load(shop, ctx).await?;
+        if order.charge_successful != Some(true) {
+            return Ok(());
+        }
+        request_fulfillment(shop, &order).await
+    }
+}
+
+/// The charge step. Returns whether the pipeline goes on (false: declined).
+async fn charge(shop: &Shop, order: &Order) -> Result<bool, JobError> {
+    let dedup = shop.knobs.charge;
+    if dedup != ChargeDedup::None {
+        // The order row already knows the outcome: don't ask again.
+        if let Some(successful) = order.charge_successful {
+            return Ok(successful);
+        }
+    }
+    let user = shop
+        .store
+        .user(order.user_id)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| {
+            JobError::fatal(
+                "ActiveRecord::RecordNotFound",
+                format!("Couldn't find User with 'id'={}", order.user_id),
+            )
+        })?;
+    let key = (dedup == ChargeDedup::IdempotencyKey).then(|| idempotency_key(order.id));
+    let request = ChargeRequest {
+        customer_id: user.payments_customer_id,
+        payment_method_id: user.payments_payment_method_id,
+        amount_cents: u64::try_from(order.amount_cents).unwrap_or(0),
+        order_id: order.id,
+        metadata_idempotency_key: key.clone(),
+        idempotency_key: key,
+    };
+    let payments = &shop.clients.payments;
+    let earlier = if dedup == ChargeDedup::Search {
+        let found = payments
+            .search_charges(order.id)
+            .await
+            .map_err(service_error)?;
+        found
+            .into_iter()
+            .find(|c| c.is_success())
+            .map(|c| Charge::Success {
+                charge_id: c.charge_id,
+            })
+    } else {
+        None
+    };
+    let outcome = match earlier {
+        Some(found) => found,
+        None => payments.charge(&request).await.map_err(service_error)?,
+    };
+    shop.deaths.at(Step::Charge)?;
+    let now = shop.now_ms();
+    let successful = match &outcome {
+        Charge::Success { charge_id } => {
+            shop.store
+                .record_charge(order.id, true, Some(charge_id), None, now)
+                .await
+                .map_err(store_error)?;
+            true
+        }
+        Charge::Declined { explanation } => {
+            shop.store
+                .record_charge(order.id, false, None, Some(explanation), now)
+                .await
+                .map_err(store_error)?;
+            false
+        }
+    };
+    shop.deaths.at(Step::ChargeRecorded)?;
+    Ok(successful)
+}
+
+/// The confirmation email step.
+async fn send_email(shop: &Shop, order: &Order) -> Result<(), JobError> {
+    let dedup = shop.knobs.email;
+    if dedup != EmailDedup::None && order.email_id.is_some() {
+        return Ok(());
+    }
+    let email = &shop.clients.email;
+    let earlier = if dedup == EmailDedup::Search {
+        let found = email
+            .search_emails(&order.email, CONFIRMATION_TEMPLATE)
+            .await
+            .map_err(service_error)?;
+        found
+            .into_iter()
+            .find(|e| e.template_data.get("order_id") == Some(&json!(order.id)))
+            .map(|e| e.email_id)
+    } else {
+        None
+    };
+    let email_id = match earlier {
+        Some(id) => id,
+        None => email
+            .send_email(&EmailRequest {
+                to: order.email.clone(),
+                template_id: CONFIRMATION_TEMPLATE.into(),
+                template_data: json!({"order_id": order.id, "subject": "Your order has been received"}),
+                idempotency_key: (dedup == EmailDedup::IdempotencyKey)
+                    .then(|| idempotency_key(order.id)),
+            })
+            .await
+            .map_err(service_error)?,
+    };
+    shop.deaths.at(Step::Email)?;
+    shop.store
+        .record_email(order.id, &email_id)
+        .await
+        .map_err(store_error)?;
+    shop.deaths.at(Step::EmailRecorded)
+}
+
+/// The fulfillment request step.
+async fn request_fulfillment(shop: &Shop, order: &Order) -> Result<(), JobError> {
+    let dedup = shop.knobs.fulfillment;
+    if dedup != FulfillmentDedup::None && order.fulfillment_request_id.is_some() {
+        return Ok(());
+    }
+    let user = shop.store.user(order.user_id).await.map_err(store_error)?;
+    let key = (dedup == FulfillmentDedup::IdempotencyKey).then(|| idempotency_key(order.id));
+    let request_id = shop
+        .clients
+        .fulfillment
+        .request_fulfillment(&FulfillmentRequest {
+            customer_id: user.map(|u| u.payments_customer_id).unwrap_or_default(),
+            address: order.address.clone(),
+            product_id: order.product_id,
+            quantity: u32::try_from(order.quantity).unwrap_or(0),
+            order_id: order.id,
+            metadata_idempotency_key: key.clone(),
+            idempotency_key: key,
+        })
+        .await
+        .map_err(service_error)?;
+    shop.deaths.at(Step::Fulfillment)?;
+    shop.store
+        .record_fulfillment(order.id, &request_id)
+        .await
+        .map_err(store_error)?;
+    shop.deaths.at(Step::FulfillmentRecorded)
+}
+
+/// The job's order, or a fatal error: a job whose order does not exist (it
+/// was rolled back) would fail the same way on every retry.
+async fn load(shop: &Shop, ctx: &JobContext<'_>) -> Result<Order, JobError> {
+    let id = ctx
+        .job
+        .args
+        .first()
+        .and_then(Value::as_i64)
+        .ok_or_else(|| {
+            JobError::fatal(
+                "ArgumentError",
+                format!(
+                    "{} takes an order id, got {}",
+                    ctx.job.class,
+                    Value::Array(ctx.job.args.clone())
+                ),
+            )
+        })?;
+    reload(shop, id).await
+}
+
+async fn reload(shop: &Shop, id: i64) -> Result<Order, JobError> {
+    shop.store
+        .order(id)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| {
+            JobError::fatal(
+                "ActiveRecord::RecordNotFound",
+                format!("Couldn't find Order with 'id'={id}"),
+            )
+        })
+}
+
+/// Enqueues the next job of the chain. A queue outage is transient: the
+/// current job is retried, and its steps are skipped as already done.
+pub(super) async fn enqueue(
+    client: &Client,
+    class: &str,
+    order_id: i64,
+    queue: &str,
+) -> Result<(), JobError> {
+    client
+        .push(class, vec![json!(order_id)], queue)
+        .await
+        .map(|_| ())
+        .map_err(|err| JobError::transient("Redis::CannotConnectError", err.to_string()))
+}
+
+/// A provider failure as the job's error: transient ones will be retried
+/// quietly, the rest are notified.
+fn service_error(err: ServiceError) -> JobError {
+    if err.is_transient() {
+        JobError::transient(err.class_name(), err.to_string())
+    } else {
+        JobError::permanent(err.class_name(), err.to_string())
+    }
+}
+
+/// A database failure: worth a retry (the database may be back).
+fn store_error(err: StoreError) -> JobError {
+    JobError::transient("ActiveRecord::StatementInvalid", err.to_string())
+}

@@ -1,0 +1,65 @@
+//! The system under test: a shop that saves an order, then completes it in
+//! background jobs that call the fake services — built so that every naive
+//! and every safe variant can be switched on ([`knobs`]).
+//!
+//! - [`knobs`]: the variants and the step boundaries.
+//! - [`jobs`]: the three jobs; [`checkout`]: placing an order and the outbox
+//!   relay; [`handlers`]: error and death notifications; [`deaths`]: planned
+//!   worker deaths.
+
+pub mod checkout;
+pub mod deaths;
+pub mod handlers;
+pub mod jobs;
+pub mod knobs;
+
+use std::sync::Arc;
+
+use fake_services::SharedClock;
+
+use crate::clients::Clients;
+use crate::runner::{
+    Backend, Registry, Runner, RunnerBuilder, RunnerConfig, TransientErrorSilencer,
+};
+use crate::store::Store;
+
+pub use checkout::{place_order, relay_outbox, PlaceError, Placed};
+pub use deaths::WorkerDeaths;
+pub use knobs::{
+    ChargeDedup, EmailDedup, Enqueue, FulfillmentDedup, Knobs, Step, Structure, Sweep,
+};
+
+/// What the jobs work with: the store, the provider clients, the variant,
+/// the planned deaths and the clock.
+pub struct Shop {
+    pub store: Store,
+    pub clients: Clients,
+    pub knobs: Knobs,
+    pub deaths: WorkerDeaths,
+    pub clock: SharedClock,
+}
+
+impl Shop {
+    /// The clock's now, as the store's millisecond columns take it.
+    pub fn now_ms(&self) -> i64 {
+        i64::try_from(self.clock.now_ms()).unwrap_or(i64::MAX)
+    }
+}
+
+/// A runner for `shop`'s jobs: the three job classes, the transient-error
+/// silencer, and the error catcher told of errors and deaths. The runner's
+/// fetch mode is the knob's.
+pub fn runner(shop: &Arc<Shop>, backend: Arc<dyn Backend>, config: RunnerConfig) -> Runner {
+    let mut registry = Registry::new();
+    jobs::register(&mut registry, shop);
+    let config = RunnerConfig {
+        fetch: shop.knobs.fetch,
+        ..config
+    };
+    RunnerBuilder::new(backend, shop.clock.clone(), registry)
+        .config(config)
+        .middleware(TransientErrorSilencer)
+        .error_handler(handlers::NotifyErrorCatcher(shop.clients.clone()))
+        .death_handler(handlers::NotifyErrorCatcher(shop.clients.clone()))
+        .build()
+}

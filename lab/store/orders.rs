@@ -1,0 +1,416 @@
+//! Orders: validated and written with the stock decrement and the user in
+//! one transaction, then updated by the pipeline's jobs step by step.
+
+use serde::{Deserialize, Serialize};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, FromRow, Row};
+
+use super::catalog::{find_or_create_user, product};
+use super::error::{Context, FieldError, StoreError};
+use super::{wall_clock_ms, Store, StoreTx};
+
+/// An order as submitted by the form (the book app's `order[...]` fields).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewOrder {
+    pub product_id: i64,
+    pub quantity: i64,
+    pub email: String,
+    pub address: String,
+    /// Overrides the amount charged; `None` charges price × quantity. The
+    /// scenarios use it to price an order at 9999 cents, which the fake
+    /// payments service declines.
+    #[serde(default)]
+    pub amount_cents: Option<i64>,
+}
+
+impl NewOrder {
+    /// The checks that need no database: blank email or address (blank means
+    /// empty or only whitespace, as Rails' `presence`), quantity not above 0,
+    /// a negative amount override.
+    pub fn check_fields(&self) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        if self.quantity <= 0 {
+            errors.push(FieldError::new("quantity", "must be greater than 0"));
+        }
+        if self.email.trim().is_empty() {
+            errors.push(FieldError::new("email", "can't be blank"));
+        }
+        if self.address.trim().is_empty() {
+            errors.push(FieldError::new("address", "can't be blank"));
+        }
+        if matches!(self.amount_cents, Some(cents) if cents < 0) {
+            errors.push(FieldError::new(
+                "amount_cents",
+                "must be greater than or equal to 0",
+            ));
+        }
+        errors
+    }
+}
+
+/// How far an order got, from its columns: the furthest step recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OrderState {
+    /// Saved; no charge recorded yet.
+    Placed,
+    /// The charge succeeded; no email recorded yet.
+    Charged,
+    /// The charge was declined; the pipeline stops here.
+    Declined,
+    /// The confirmation email was recorded; fulfillment not yet.
+    Emailed,
+    /// The fulfillment request was recorded: the order is complete.
+    Fulfilled,
+}
+
+impl OrderState {
+    /// `placed`, `charged`, …, as in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderState::Placed => "placed",
+            OrderState::Charged => "charged",
+            OrderState::Declined => "declined",
+            OrderState::Emailed => "emailed",
+            OrderState::Fulfilled => "fulfilled",
+        }
+    }
+}
+
+impl std::fmt::Display for OrderState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An order row. The `charge_*`, `email_id` and `fulfillment_request_id`
+/// columns are what the jobs recorded; the checker compares them with the
+/// providers' ledgers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Order {
+    pub id: i64,
+    pub product_id: i64,
+    pub user_id: i64,
+    pub quantity: i64,
+    pub address: String,
+    pub email: String,
+    pub amount_cents: i64,
+    pub created_at_ms: i64,
+    pub charge_completed_at_ms: Option<i64>,
+    /// `None` until a charge is recorded; then whether it succeeded.
+    pub charge_successful: Option<bool>,
+    pub charge_decline_reason: Option<String>,
+    pub charge_id: Option<String>,
+    pub email_id: Option<String>,
+    pub fulfillment_request_id: Option<String>,
+}
+
+impl Order {
+    /// The furthest step recorded on the order.
+    pub fn state(&self) -> OrderState {
+        if self.fulfillment_request_id.is_some() {
+            OrderState::Fulfilled
+        } else if self.email_id.is_some() {
+            OrderState::Emailed
+        } else {
+            match self.charge_successful {
+                Some(true) => OrderState::Charged,
+                Some(false) => OrderState::Declined,
+                None => OrderState::Placed,
+            }
+        }
+    }
+
+    /// Charged, emailed and fulfilled: nothing left to do.
+    pub fn is_complete(&self) -> bool {
+        self.charge_successful == Some(true)
+            && self.email_id.is_some()
+            && self.fulfillment_request_id.is_some()
+    }
+
+    /// The charge was declined: no email or fulfillment may follow.
+    pub fn is_declined(&self) -> bool {
+        self.charge_successful == Some(false)
+    }
+}
+
+impl FromRow<'_, AnyRow> for Order {
+    fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
+        let successful: Option<i64> = row.try_get("charge_successful")?;
+        Ok(Order {
+            id: row.try_get("id")?,
+            product_id: row.try_get("product_id")?,
+            user_id: row.try_get("user_id")?,
+            quantity: row.try_get("quantity")?,
+            address: row.try_get("address")?,
+            email: row.try_get("email")?,
+            amount_cents: row.try_get("amount_cents")?,
+            created_at_ms: row.try_get("created_at_ms")?,
+            charge_completed_at_ms: row.try_get("charge_completed_at_ms")?,
+            charge_successful: successful.map(|v| v != 0),
+            charge_decline_reason: row.try_get("charge_decline_reason")?,
+            charge_id: row.try_get("charge_id")?,
+            email_id: row.try_get("email_id")?,
+            fulfillment_request_id: row.try_get("fulfillment_request_id")?,
+        })
+    }
+}
+
+/// The order columns, for `concat!` into `&'static str` queries.
+macro_rules! order_cols {
+    () => {
+        "id, product_id, user_id, quantity, address, email, amount_cents, created_at_ms, \
+         charge_completed_at_ms, charge_successful, charge_decline_reason, charge_id, \
+         email_id, fulfillment_request_id"
+    };
+}
+
+const STOCK: &str = "is more than what is in stock";
+
+/// Validates, decrements the stock, finds or creates the user and inserts the
+/// order, all on `conn` (the caller's transaction). On a validation error
+/// nothing has been written.
+async fn create_order(
+    conn: &mut AnyConnection,
+    new: &NewOrder,
+    now_ms: i64,
+) -> Result<Order, StoreError> {
+    let mut errors = new.check_fields();
+    let product = product(&mut *conn, new.product_id).await?;
+    match &product {
+        None => errors.insert(0, FieldError::new("product_id", "must exist")),
+        Some(p) if new.quantity > 0 && new.quantity > p.quantity_remaining => {
+            errors.push(FieldError::new("quantity", STOCK))
+        }
+        Some(_) => {}
+    }
+    let Some(product) = product.filter(|_| errors.is_empty()) else {
+        return Err(StoreError::Invalid(errors));
+    };
+
+    // Conditional on the stock, so a concurrent order cannot take it below 0.
+    let taken = sqlx::query(
+        "UPDATE products SET quantity_remaining = quantity_remaining - $1 \
+         WHERE id = $2 AND quantity_remaining >= $1",
+    )
+    .bind(new.quantity)
+    .bind(product.id)
+    .execute(&mut *conn)
+    .await
+    .ctx("decrementing the stock")?;
+    if taken.rows_affected() != 1 {
+        return Err(StoreError::Invalid(vec![FieldError::new(
+            "quantity", STOCK,
+        )]));
+    }
+
+    let user = find_or_create_user(&mut *conn, &new.email).await?;
+    let amount = new
+        .amount_cents
+        .unwrap_or(product.price_cents.saturating_mul(new.quantity));
+    sqlx::query_as::<_, Order>(concat!(
+        "INSERT INTO orders (product_id, user_id, quantity, address, email, amount_cents, \
+         created_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ",
+        order_cols!()
+    ))
+    .bind(product.id)
+    .bind(user.id)
+    .bind(new.quantity)
+    .bind(&new.address)
+    .bind(&new.email)
+    .bind(amount)
+    .bind(now_ms)
+    .fetch_one(conn)
+    .await
+    .ctx("inserting an order")
+}
+
+async fn order(conn: &mut AnyConnection, id: i64) -> Result<Option<Order>, StoreError> {
+    sqlx::query_as::<_, Order>(concat!(
+        "SELECT ",
+        order_cols!(),
+        " FROM orders WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+    .ctx("reading an order")
+}
+
+fn found(result: sqlx::any::AnyQueryResult, id: i64) -> Result<(), StoreError> {
+    if result.rows_affected() == 0 {
+        Err(StoreError::NotFound { what: "order", id })
+    } else {
+        Ok(())
+    }
+}
+
+impl StoreTx {
+    /// Creates an order inside this transaction (stamped with the wall
+    /// clock). Invisible to others, stock decrement included, until commit.
+    pub async fn create_order(&mut self, new: &NewOrder) -> Result<Order, StoreError> {
+        create_order(self.conn(), new, wall_clock_ms()).await
+    }
+
+    /// [`StoreTx::create_order`] with the creation time given, for the
+    /// simulator's virtual clock.
+    pub async fn create_order_at(
+        &mut self,
+        new: &NewOrder,
+        now_ms: i64,
+    ) -> Result<Order, StoreError> {
+        create_order(self.conn(), new, now_ms).await
+    }
+
+    /// Reads an order as this transaction sees it.
+    pub async fn order(&mut self, id: i64) -> Result<Option<Order>, StoreError> {
+        order(self.conn(), id).await
+    }
+}
+
+impl Store {
+    /// Creates an order in its own transaction: committed when this returns
+    /// `Ok`, nothing written when it returns an error.
+    pub async fn create_order(&self, new: &NewOrder) -> Result<Order, StoreError> {
+        self.create_order_at(new, wall_clock_ms()).await
+    }
+
+    /// [`Store::create_order`] with the creation time given.
+    pub async fn create_order_at(&self, new: &NewOrder, now_ms: i64) -> Result<Order, StoreError> {
+        let mut tx = self.begin().await?;
+        let order = tx.create_order_at(new, now_ms).await?;
+        tx.commit().await?;
+        Ok(order)
+    }
+
+    /// One order, or `None` (the web lab's 404, the job's permanent failure).
+    pub async fn order(&self, id: i64) -> Result<Option<Order>, StoreError> {
+        order(&mut *self.conn().await?, id).await
+    }
+
+    /// Every order, newest first.
+    pub async fn orders(&self) -> Result<Vec<Order>, StoreError> {
+        sqlx::query_as::<_, Order>(concat!(
+            "SELECT ",
+            order_cols!(),
+            " FROM orders ORDER BY id DESC"
+        ))
+        .fetch_all(&mut *self.conn().await?)
+        .await
+        .ctx("listing orders")
+    }
+
+    /// How many orders there are (the web lab's front page).
+    pub async fn count_orders(&self) -> Result<i64, StoreError> {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM orders")
+            .fetch_one(&mut *self.conn().await?)
+            .await
+            .ctx("counting orders")
+    }
+
+    /// Records the charge's outcome. Unconditional: a naive pipeline that
+    /// charges twice overwrites the first charge id, which is how the checker
+    /// then sees a ledger charge the order does not know about.
+    pub async fn record_charge(
+        &self,
+        order_id: i64,
+        successful: bool,
+        charge_id: Option<&str>,
+        decline_reason: Option<&str>,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let result = sqlx::query(
+            "UPDATE orders SET charge_successful = $1, charge_id = $2, \
+             charge_decline_reason = $3, charge_completed_at_ms = $4 WHERE id = $5",
+        )
+        .bind(i64::from(successful))
+        .bind(charge_id)
+        .bind(decline_reason)
+        .bind(now_ms)
+        .bind(order_id)
+        .execute(&mut *self.conn().await?)
+        .await
+        .ctx("recording a charge")?;
+        found(result, order_id)
+    }
+
+    /// Records the confirmation email's id.
+    pub async fn record_email(&self, order_id: i64, email_id: &str) -> Result<(), StoreError> {
+        let result = sqlx::query("UPDATE orders SET email_id = $1 WHERE id = $2")
+            .bind(email_id)
+            .bind(order_id)
+            .execute(&mut *self.conn().await?)
+            .await
+            .ctx("recording an email")?;
+        found(result, order_id)
+    }
+
+    /// Records the fulfillment request's id.
+    pub async fn record_fulfillment(
+        &self,
+        order_id: i64,
+        request_id: &str,
+    ) -> Result<(), StoreError> {
+        let result = sqlx::query("UPDATE orders SET fulfillment_request_id = $1 WHERE id = $2")
+            .bind(request_id)
+            .bind(order_id)
+            .execute(&mut *self.conn().await?)
+            .await
+            .ctx("recording a fulfillment")?;
+        found(result, order_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn order() -> Order {
+        Order {
+            id: 1,
+            product_id: 1,
+            user_id: 1,
+            quantity: 1,
+            address: "a".into(),
+            email: "e".into(),
+            amount_cents: 1,
+            created_at_ms: 0,
+            charge_completed_at_ms: None,
+            charge_successful: None,
+            charge_decline_reason: None,
+            charge_id: None,
+            email_id: None,
+            fulfillment_request_id: None,
+        }
+    }
+
+    #[test]
+    fn state_is_the_furthest_step() {
+        let mut o = order();
+        assert_eq!(o.state(), OrderState::Placed);
+        o.charge_successful = Some(false);
+        assert_eq!(o.state(), OrderState::Declined);
+        assert!(o.is_declined());
+        o.charge_successful = Some(true);
+        assert_eq!(o.state(), OrderState::Charged);
+        o.email_id = Some("em".into());
+        assert_eq!(o.state(), OrderState::Emailed);
+        o.fulfillment_request_id = Some("fr".into());
+        assert_eq!(o.state(), OrderState::Fulfilled);
+        assert!(o.is_complete());
+    }
+
+    #[test]
+    fn blank_means_whitespace_too() {
+        let errors = NewOrder {
+            product_id: 1,
+            quantity: 0,
+            email: "  ".into(),
+            address: "\t".into(),
+            amount_cents: Some(-1),
+        }
+        .check_fields();
+        let fields: Vec<_> = errors.iter().map(|e| e.field).collect();
+        assert_eq!(fields, ["quantity", "email", "address", "amount_cents"]);
+    }
+}

@@ -1,0 +1,135 @@
+//! The book app's seed data, and the reset that returns a store to it.
+
+use serde::Serialize;
+use sqlx::AnyConnection;
+
+use super::error::{Context, StoreError};
+use super::Store;
+
+/// A product the store starts with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SeedProduct {
+    pub name: &'static str,
+    pub quantity_remaining: i64,
+    pub price_cents: i64,
+}
+
+/// The book app's products, with their starting stock and price.
+pub const SEED_PRODUCTS: [SeedProduct; 4] = [
+    SeedProduct {
+        name: "Flux Capacitor",
+        quantity_remaining: 100,
+        price_cents: 12300,
+    },
+    SeedProduct {
+        name: "Self-sealing Stembolt",
+        quantity_remaining: 4,
+        price_cents: 567800,
+    },
+    SeedProduct {
+        name: "Graviton Emitter",
+        quantity_remaining: 32,
+        price_cents: 76599,
+    },
+    SeedProduct {
+        name: "Thopter Cleaning Fluid",
+        quantity_remaining: 1000,
+        price_cents: 1244,
+    },
+];
+
+/// The book app's one seeded user.
+pub const SEED_USER_EMAIL: &str = "pat@example.com";
+const SEED_USER_CUSTOMER: &str = "cus_pat";
+const SEED_USER_METHOD: &str = "pm_pat";
+
+/// Inserts the seeds that are missing; leaves existing rows (and their
+/// stock) alone, so reconnecting does not undo orders.
+async fn insert_missing(conn: &mut AnyConnection) -> Result<(), StoreError> {
+    for p in SEED_PRODUCTS {
+        sqlx::query(
+            "INSERT INTO products (name, quantity_remaining, price_cents) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(p.name)
+        .bind(p.quantity_remaining)
+        .bind(p.price_cents)
+        .execute(&mut *conn)
+        .await
+        .ctx("seeding products")?;
+    }
+    sqlx::query(
+        "INSERT INTO users (email, payments_customer_id, payments_payment_method_id) \
+         VALUES ($1, $2, $3) ON CONFLICT (email) DO NOTHING",
+    )
+    .bind(SEED_USER_EMAIL)
+    .bind(SEED_USER_CUSTOMER)
+    .bind(SEED_USER_METHOD)
+    .execute(&mut *conn)
+    .await
+    .ctx("seeding users")?;
+    Ok(())
+}
+
+impl Store {
+    /// Adds the seed rows that are missing (run by `connect`).
+    pub(super) async fn seed(&self) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        insert_missing(tx.conn()).await?;
+        tx.commit().await
+    }
+
+    /// Back to the seed state, in one transaction: deletes every order,
+    /// outbox row, reminder, non-seed user and non-seed product, and restores
+    /// the seed products' stock and prices and the seed user's payments ids.
+    /// Ids keep counting up (they are never reused; see `schema.rs`).
+    pub async fn reset(&self) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        let conn = tx.conn();
+        for (sql, what) in [
+            ("DELETE FROM outbox", "clearing the outbox"),
+            ("DELETE FROM reminders", "clearing reminders"),
+            ("DELETE FROM orders", "clearing orders"),
+        ] {
+            sqlx::query(sql).execute(&mut *conn).await.ctx(what)?;
+        }
+        sqlx::query("DELETE FROM users WHERE email <> $1")
+            .bind(SEED_USER_EMAIL)
+            .execute(&mut *conn)
+            .await
+            .ctx("clearing users")?;
+        sqlx::query("DELETE FROM products WHERE name NOT IN ($1, $2, $3, $4)")
+            .bind(SEED_PRODUCTS[0].name)
+            .bind(SEED_PRODUCTS[1].name)
+            .bind(SEED_PRODUCTS[2].name)
+            .bind(SEED_PRODUCTS[3].name)
+            .execute(&mut *conn)
+            .await
+            .ctx("clearing products")?;
+        for p in SEED_PRODUCTS {
+            sqlx::query(
+                "UPDATE products SET quantity_remaining = $1, price_cents = $2 WHERE name = $3",
+            )
+            .bind(p.quantity_remaining)
+            .bind(p.price_cents)
+            .bind(p.name)
+            .execute(&mut *conn)
+            .await
+            .ctx("restoring product stock")?;
+        }
+        sqlx::query(
+            "UPDATE users SET payments_customer_id = $1, payments_payment_method_id = $2 \
+             WHERE email = $3",
+        )
+        .bind(SEED_USER_CUSTOMER)
+        .bind(SEED_USER_METHOD)
+        .bind(SEED_USER_EMAIL)
+        .execute(&mut *conn)
+        .await
+        .ctx("restoring the seed user")?;
+        insert_missing(conn).await?;
+        tx.commit().await?;
+        tracing::info!("store reset to its seed data");
+        Ok(())
+    }
+}
