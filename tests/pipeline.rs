@@ -1,0 +1,405 @@
+//! The book's flows end to end: orders placed in the store, jobs on the
+//! memory runner, provider calls over real HTTP to the fake services, and
+//! the outcome read from the fake services' ledgers. One virtual clock drives
+//! the runner's retries and the services' fault windows alike.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use fake_services::http::router;
+use fake_services::serve::RunningServer;
+use fake_services::{BehaviorSpec, FakeServices, ManualClock, Service};
+use idemlab::clients::Clients;
+use idemlab::pipeline::{
+    self, place_order, relay_outbox, ChargeDedup, EmailDedup, Enqueue, Knobs, Shop, Step,
+    Structure, WorkerDeaths,
+};
+use idemlab::runner::{FetchMode, JobSet, MemoryBackend, RetryPolicy, Runner, RunnerConfig};
+use idemlab::store::{NewOrder, Order, Store};
+use serde_json::json;
+
+struct Lab {
+    fakes: FakeServices,
+    clock: ManualClock,
+    shop: Arc<Shop>,
+    runner: Runner,
+    _server: RunningServer,
+}
+
+async fn lab(knobs: Knobs) -> Lab {
+    lab_with(knobs, 25).await
+}
+
+async fn lab_with(knobs: Knobs, max_retries: u32) -> Lab {
+    let clock = ManualClock::default();
+    let fakes = FakeServices::with_clock(Arc::new(clock.clone()), 1);
+    let server = RunningServer::start(
+        "127.0.0.1:0".parse().unwrap(),
+        router(fakes.clone(), Default::default()),
+    )
+    .await
+    .unwrap();
+    let clients = Clients::http(&server.url(), Duration::from_secs(30)).unwrap();
+    let shop = Arc::new(Shop {
+        store: Store::temporary().await.unwrap(),
+        clients,
+        knobs,
+        deaths: WorkerDeaths::none(),
+        clock: Arc::new(clock.clone()),
+    });
+    let runner = pipeline::runner(
+        &shop,
+        Arc::new(MemoryBackend::new()),
+        RunnerConfig {
+            retry: RetryPolicy {
+                max_retries,
+                time_scale: 1.0,
+            },
+            seed: 3,
+            ..RunnerConfig::default()
+        },
+    );
+    Lab {
+        fakes,
+        clock,
+        shop,
+        runner,
+        _server: server,
+    }
+}
+
+impl Lab {
+    /// Places an order for one Flux Capacitor (12300 cents), or for 9999 cents.
+    async fn order(&self, decline: bool) -> Option<Order> {
+        let new = NewOrder {
+            product_id: 1,
+            quantity: 1,
+            email: "pat@example.com".into(),
+            address: "123 Main St".into(),
+            amount_cents: decline.then_some(9999),
+        };
+        match place_order(&self.shop, &self.runner, &new).await {
+            Ok(placed) => Some(placed.order),
+            Err(_) => None,
+        }
+    }
+
+    async fn drain(&self) -> usize {
+        self.runner.drain_all(&self.clock).await
+    }
+
+    fn fault(&self, service: Service, json: serde_json::Value) {
+        let spec: BehaviorSpec = serde_json::from_value(json).unwrap();
+        self.fakes.set_behavior(service, spec).unwrap();
+    }
+
+    /// Successful effects for an order in a service's ledger.
+    fn effects(&self, service: Service, order_id: i64) -> usize {
+        self.fakes
+            .ledger(service)
+            .iter()
+            .filter(|r| r.is_success() && r.order_id() == Some(order_id.to_string()))
+            .count()
+    }
+
+    fn notifications(&self) -> Vec<String> {
+        self.fakes
+            .ledger(Service::ErrorCatcher)
+            .iter()
+            .map(|r| {
+                r.request["exception_message"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string()
+            })
+            .collect()
+    }
+
+    async fn reload(&self, order: &Order) -> Order {
+        self.shop.store.order(order.id).await.unwrap().unwrap()
+    }
+}
+
+#[tokio::test]
+async fn an_order_is_charged_emailed_and_fulfilled() {
+    let lab = lab(Knobs::safe()).await;
+    let order = lab.order(false).await.unwrap();
+    assert_eq!(lab.drain().await, 3, "three chained jobs");
+    let order = lab.reload(&order).await;
+    assert!(order.is_complete(), "{order:?}");
+    for service in [Service::Payments, Service::Email, Service::Fulfillment] {
+        assert_eq!(lab.effects(service, order.id), 1, "{service}");
+    }
+    // The ids on the order are the ones in the ledgers.
+    let charge = &lab.fakes.ledger(Service::Payments)[0];
+    assert_eq!(order.charge_id.as_deref(), Some(charge.id.as_str()));
+    assert_eq!(charge.request["amount_cents"], json!(12300));
+    let email = &lab.fakes.ledger(Service::Email)[0];
+    assert_eq!(order.email_id.as_deref(), Some(email.id.as_str()));
+    assert_eq!(email.request["template_id"], "order-confirmation");
+    assert_eq!(
+        email.request["template_data"],
+        json!({"order_id": order.id, "subject": "Your order has been received"})
+    );
+    assert_eq!(
+        charge.idempotency_key.as_deref(),
+        Some(format!("idempotency_key-order-{}", order.id).as_str())
+    );
+    assert!(lab.notifications().is_empty());
+}
+
+#[tokio::test]
+async fn a_declined_charge_stops_the_pipeline() {
+    let lab = lab(Knobs::safe()).await;
+    let order = lab.order(true).await.unwrap();
+    lab.drain().await;
+    let order = lab.reload(&order).await;
+    assert!(order.is_declined());
+    assert_eq!(
+        order.charge_decline_reason.as_deref(),
+        Some("Insufficient funds")
+    );
+    assert_eq!(lab.effects(Service::Payments, order.id), 0);
+    assert_eq!(lab.effects(Service::Email, order.id), 0);
+    assert_eq!(lab.effects(Service::Fulfillment, order.id), 0);
+}
+
+#[tokio::test]
+async fn payments_crashing_then_recovering_charge_once_and_notify_nobody() {
+    let lab = lab(Knobs::safe()).await;
+    lab.fault(
+        Service::Payments,
+        json!({"faults": [{"mode": "crash", "calls": 3}]}),
+    );
+    let order = lab.order(false).await.unwrap();
+    assert_eq!(
+        lab.drain().await,
+        3 + 3,
+        "three failed attempts, then the chain"
+    );
+    let order = lab.reload(&order).await;
+    assert!(order.is_complete());
+    assert_eq!(lab.effects(Service::Payments, order.id), 1);
+    assert!(
+        lab.notifications().is_empty(),
+        "transient errors are silenced"
+    );
+    let attempts = lab.runner.history().attempts();
+    assert_eq!(
+        attempts
+            .iter()
+            .filter(|a| a.class == "CompleteOrderJob")
+            .count(),
+        4
+    );
+}
+
+#[tokio::test]
+async fn email_send_then_crash_without_dedup_sends_twice() {
+    let lab = lab(Knobs {
+        email: EmailDedup::None,
+        ..Knobs::safe()
+    })
+    .await;
+    lab.fault(
+        Service::Email,
+        json!({"faults": [{"mode": "send-then-crash", "calls": 1}]}),
+    );
+    let order = lab.order(false).await.unwrap();
+    lab.drain().await;
+    assert!(lab.reload(&order).await.is_complete());
+    assert_eq!(
+        lab.effects(Service::Email, order.id),
+        2,
+        "the duplicate email"
+    );
+    assert_eq!(lab.effects(Service::Payments, order.id), 1);
+}
+
+#[tokio::test]
+async fn email_send_then_crash_with_search_dedup_sends_once() {
+    let lab = lab(Knobs::safe()).await;
+    lab.fault(
+        Service::Email,
+        json!({"faults": [{"mode": "send-then-crash", "calls": 1, "operations": ["send"]}]}),
+    );
+    let order = lab.order(false).await.unwrap();
+    lab.drain().await;
+    let order = lab.reload(&order).await;
+    assert!(order.is_complete());
+    assert_eq!(lab.effects(Service::Email, order.id), 1);
+    // The order records the email the first, crashed, send made.
+    let email = &lab.fakes.ledger(Service::Email)[0];
+    assert_eq!(order.email_id.as_deref(), Some(email.id.as_str()));
+}
+
+#[tokio::test]
+async fn a_monolithic_job_charges_again_when_the_email_crashes() {
+    let lab = lab(Knobs {
+        structure: Structure::Monolithic,
+        charge: ChargeDedup::None,
+        ..Knobs::safe()
+    })
+    .await;
+    lab.fault(
+        Service::Email,
+        json!({"faults": [{"mode": "crash", "calls": 1}]}),
+    );
+    let order = lab.order(false).await.unwrap();
+    lab.drain().await;
+    assert!(lab.reload(&order).await.is_complete());
+    assert_eq!(
+        lab.effects(Service::Payments, order.id),
+        2,
+        "the double charge"
+    );
+}
+
+#[tokio::test]
+async fn exhausted_retries_bury_the_job_and_notify_its_death() {
+    let lab = lab_with(Knobs::safe(), 1).await;
+    lab.fault(Service::Payments, json!({"faults": [{"mode": "crash"}]}));
+    let order = lab.order(false).await.unwrap();
+    lab.drain().await;
+    assert_eq!(lab.reload(&order).await.charge_successful, None);
+    let dead = lab
+        .runner
+        .backend()
+        .set_entries(JobSet::Dead)
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].job.class, "CompleteOrderJob");
+    let notes = lab.notifications();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(
+        notes[0].starts_with("CompleteOrderJob won't be retried: "),
+        "{notes:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_job_for_a_missing_order_dies_at_once_and_is_notified() {
+    let lab = lab(Knobs::safe()).await;
+    lab.runner
+        .client()
+        .push("CompleteOrderJob", vec![json!(424242)], "high")
+        .await
+        .unwrap();
+    assert_eq!(lab.drain().await, 1, "not retried");
+    let notes = lab.notifications();
+    assert_eq!(notes.len(), 2, "the error, then the death: {notes:?}");
+    assert!(notes[0].contains("Couldn't find Order with 'id'=424242"));
+    assert!(notes[1].contains("won't be retried"));
+}
+
+#[tokio::test]
+async fn a_worker_dying_after_the_charge_with_basic_fetch_loses_the_order() {
+    let lab = lab(Knobs {
+        fetch: FetchMode::Basic,
+        ..Knobs::safe()
+    })
+    .await;
+    lab.shop.deaths.plan(Step::Charge, 1);
+    let order = lab.order(false).await.unwrap();
+    lab.drain().await;
+    let order = lab.reload(&order).await;
+    assert_eq!(order.charge_successful, None, "never recorded");
+    assert_eq!(lab.effects(Service::Payments, order.id), 1, "but charged");
+    assert_eq!(lab.effects(Service::Email, order.id), 0);
+}
+
+#[tokio::test]
+async fn with_reliable_fetch_and_a_key_the_order_completes_exactly_once() {
+    let lab = lab(Knobs::safe()).await;
+    lab.shop.deaths.plan(Step::Charge, 1);
+    let order = lab.order(false).await.unwrap();
+    lab.drain().await;
+    let order = lab.reload(&order).await;
+    assert!(order.is_complete());
+    for service in [Service::Payments, Service::Email, Service::Fulfillment] {
+        assert_eq!(lab.effects(service, order.id), 1, "{service}");
+    }
+}
+
+#[tokio::test]
+async fn after_commit_enqueue_loses_the_order_when_the_process_dies_between() {
+    let lab = lab(Knobs {
+        enqueue: Enqueue::AfterCommit,
+        ..Knobs::safe()
+    })
+    .await;
+    lab.shop.deaths.plan(Step::Commit, 1);
+    assert!(lab.order(false).await.is_none(), "the request died");
+    assert_eq!(lab.drain().await, 0, "no job: the order is lost");
+    let orders = lab.shop.store.orders().await.unwrap();
+    assert_eq!(orders.len(), 1);
+    assert_eq!(orders[0].charge_successful, None);
+}
+
+#[tokio::test]
+async fn the_outbox_survives_the_same_death() {
+    let lab = lab(Knobs::safe()).await;
+    lab.shop.deaths.plan(Step::Commit, 1);
+    assert!(lab.order(false).await.is_none(), "the request died");
+    assert_eq!(lab.drain().await, 0, "not relayed yet");
+    assert_eq!(
+        relay_outbox(&lab.shop, lab.runner.client()).await.unwrap(),
+        1
+    );
+    lab.drain().await;
+    let orders = lab.shop.store.orders().await.unwrap();
+    assert!(orders[0].is_complete());
+}
+
+#[tokio::test]
+async fn in_transaction_enqueue_with_a_rollback_leaves_a_job_without_its_order() {
+    let lab = lab(Knobs {
+        enqueue: Enqueue::InTransaction,
+        ..Knobs::safe()
+    })
+    .await;
+    lab.shop.deaths.plan(Step::Commit, 1);
+    assert!(lab.order(false).await.is_none());
+    assert!(
+        lab.shop.store.orders().await.unwrap().is_empty(),
+        "rolled back"
+    );
+    assert_eq!(lab.drain().await, 1);
+    let dead = lab
+        .runner
+        .backend()
+        .set_entries(JobSet::Dead)
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 1, "the orphan job is buried at once");
+}
+
+#[tokio::test]
+async fn an_inline_job_body_is_never_retried() {
+    let lab = lab(Knobs {
+        enqueue: Enqueue::Inline,
+        ..Knobs::safe()
+    })
+    .await;
+    lab.fault(
+        Service::Payments,
+        json!({"faults": [{"mode": "crash", "calls": 1}]}),
+    );
+    let new = NewOrder {
+        product_id: 1,
+        quantity: 1,
+        email: "pat@example.com".into(),
+        address: "123 Main St".into(),
+        amount_cents: None,
+    };
+    let placed = place_order(&lab.shop, &lab.runner, &new).await.unwrap();
+    let problem = placed.problem.expect("the inline failure is reported");
+    assert!(problem.contains("nothing will retry it"), "{problem}");
+    assert_eq!(lab.drain().await, 0);
+    assert_eq!(
+        lab.reload(&placed.order).await.charge_successful,
+        None,
+        "stuck"
+    );
+}
