@@ -9,11 +9,13 @@
 //! - [`clients`]: the provider clients (payments, email, fulfillment, error catcher) over HTTP or in process.
 //! - [`runner`]: the Sidekiq-style job runner (memory backend).
 //! - [`pipeline`]: the order pipeline's jobs, in every naive and safe variant.
+//! - [`app`]: a running lab (store, clients, runner, background loops).
 //! - The fake services are their own crate, [`fake_services`], re-exported here.
 //!
 //! The order pipeline, the job runner, the scenario engine and the checker
 //! arrive with their issues (see DESIGN.md).
 
+pub mod app;
 pub mod cli;
 pub mod clients;
 pub mod pipeline;

@@ -1,124 +1,17 @@
 //! The book's flows end to end: orders placed in the store, jobs on the
 //! memory runner, provider calls over real HTTP to the fake services, and
-//! the outcome read from the fake services' ledgers. One virtual clock drives
-//! the runner's retries and the services' fault windows alike.
+//! the outcome read from the fake services' ledgers.
 
-use std::sync::Arc;
-use std::time::Duration;
+mod common;
 
-use fake_services::http::router;
-use fake_services::serve::RunningServer;
-use fake_services::{BehaviorSpec, FakeServices, ManualClock, Service};
-use idemlab::clients::Clients;
+use common::{lab, lab_with};
+use fake_services::Service;
 use idemlab::pipeline::{
-    self, place_order, relay_outbox, ChargeDedup, EmailDedup, Enqueue, Knobs, Shop, Step,
-    Structure, WorkerDeaths,
+    place_order, relay_outbox, ChargeDedup, EmailDedup, Enqueue, Knobs, Step, Structure,
 };
-use idemlab::runner::{FetchMode, JobSet, MemoryBackend, RetryPolicy, Runner, RunnerConfig};
-use idemlab::store::{NewOrder, Order, Store};
+use idemlab::runner::{FetchMode, JobSet};
+use idemlab::store::NewOrder;
 use serde_json::json;
-
-struct Lab {
-    fakes: FakeServices,
-    clock: ManualClock,
-    shop: Arc<Shop>,
-    runner: Runner,
-    _server: RunningServer,
-}
-
-async fn lab(knobs: Knobs) -> Lab {
-    lab_with(knobs, 25).await
-}
-
-async fn lab_with(knobs: Knobs, max_retries: u32) -> Lab {
-    let clock = ManualClock::default();
-    let fakes = FakeServices::with_clock(Arc::new(clock.clone()), 1);
-    let server = RunningServer::start(
-        "127.0.0.1:0".parse().unwrap(),
-        router(fakes.clone(), Default::default()),
-    )
-    .await
-    .unwrap();
-    let clients = Clients::http(&server.url(), Duration::from_secs(30)).unwrap();
-    let shop = Arc::new(Shop {
-        store: Store::temporary().await.unwrap(),
-        clients,
-        knobs,
-        deaths: WorkerDeaths::none(),
-        clock: Arc::new(clock.clone()),
-    });
-    let runner = pipeline::runner(
-        &shop,
-        Arc::new(MemoryBackend::new()),
-        RunnerConfig {
-            retry: RetryPolicy {
-                max_retries,
-                time_scale: 1.0,
-            },
-            seed: 3,
-            ..RunnerConfig::default()
-        },
-    );
-    Lab {
-        fakes,
-        clock,
-        shop,
-        runner,
-        _server: server,
-    }
-}
-
-impl Lab {
-    /// Places an order for one Flux Capacitor (12300 cents), or for 9999 cents.
-    async fn order(&self, decline: bool) -> Option<Order> {
-        let new = NewOrder {
-            product_id: 1,
-            quantity: 1,
-            email: "pat@example.com".into(),
-            address: "123 Main St".into(),
-            amount_cents: decline.then_some(9999),
-        };
-        match place_order(&self.shop, &self.runner, &new).await {
-            Ok(placed) => Some(placed.order),
-            Err(_) => None,
-        }
-    }
-
-    async fn drain(&self) -> usize {
-        self.runner.drain_all(&self.clock).await
-    }
-
-    fn fault(&self, service: Service, json: serde_json::Value) {
-        let spec: BehaviorSpec = serde_json::from_value(json).unwrap();
-        self.fakes.set_behavior(service, spec).unwrap();
-    }
-
-    /// Successful effects for an order in a service's ledger.
-    fn effects(&self, service: Service, order_id: i64) -> usize {
-        self.fakes
-            .ledger(service)
-            .iter()
-            .filter(|r| r.is_success() && r.order_id() == Some(order_id.to_string()))
-            .count()
-    }
-
-    fn notifications(&self) -> Vec<String> {
-        self.fakes
-            .ledger(Service::ErrorCatcher)
-            .iter()
-            .map(|r| {
-                r.request["exception_message"]
-                    .as_str()
-                    .unwrap_or("")
-                    .to_string()
-            })
-            .collect()
-    }
-
-    async fn reload(&self, order: &Order) -> Order {
-        self.shop.store.order(order.id).await.unwrap().unwrap()
-    }
-}
 
 #[tokio::test]
 async fn an_order_is_charged_emailed_and_fulfilled() {

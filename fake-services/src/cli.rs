@@ -63,7 +63,7 @@ pub async fn run(args: FakesArgs) -> std::io::Result<()> {
 
 /// Prints to stdout, ignoring a closed stdout (`lab fakes | head -1`): a
 /// server must not die because nobody reads its banner.
-fn say(text: &str) {
+pub fn say(text: &str) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());

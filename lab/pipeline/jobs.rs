@@ -29,12 +29,16 @@ pub fn idempotency_key(order_id: i64) -> String {
     format!("idempotency_key-order-{order_id}")
 }
 
-/// The three job classes, registered for `shop`.
+/// The pipeline's job classes (and the reminder sweep), registered for `shop`.
 pub fn register(registry: &mut Registry, shop: &Arc<Shop>) {
     registry
         .register(COMPLETE_ORDER, CompleteOrder(shop.clone()))
         .register(SEND_ORDER_EMAIL, SendOrderEmail(shop.clone()))
-        .register(REQUEST_FULFILLMENT, RequestFulfillment(shop.clone()));
+        .register(REQUEST_FULFILLMENT, RequestFulfillment(shop.clone()))
+        .register(
+            super::reminders::SWEEP_REMINDERS,
+            super::reminders::SweepReminders(shop.clone()),
+        );
 }
 
 /// Charges the order; in the monolithic structure also emails and fulfils,
@@ -284,7 +288,7 @@ pub(super) async fn enqueue(
 
 /// A provider failure as the job's error: transient ones will be retried
 /// quietly, the rest are notified.
-fn service_error(err: ServiceError) -> JobError {
+pub(super) fn service_error(err: ServiceError) -> JobError {
     if err.is_transient() {
         JobError::transient(err.class_name(), err.to_string())
     } else {
@@ -293,6 +297,6 @@ fn service_error(err: ServiceError) -> JobError {
 }
 
 /// A database failure: worth a retry (the database may be back).
-fn store_error(err: StoreError) -> JobError {
+pub(super) fn store_error(err: StoreError) -> JobError {
     JobError::transient("ActiveRecord::StatementInvalid", err.to_string())
 }

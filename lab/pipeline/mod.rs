@@ -4,14 +4,15 @@
 //!
 //! - [`knobs`]: the variants and the step boundaries.
 //! - [`jobs`]: the three jobs; [`checkout`]: placing an order and the outbox
-//!   relay; [`handlers`]: error and death notifications; [`deaths`]: planned
-//!   worker deaths.
+//!   relay; [`reminders`]: the periodic sweep; [`handlers`]: error and death
+//!   notifications; [`deaths`]: planned worker deaths.
 
 pub mod checkout;
 pub mod deaths;
 pub mod handlers;
 pub mod jobs;
 pub mod knobs;
+pub mod reminders;
 
 use std::sync::Arc;
 

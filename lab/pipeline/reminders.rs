@@ -1,0 +1,74 @@
+//! The periodic reminder sweep: every (virtual) minute a job sends the
+//! reminders that are due. Run late, two sweeps overlap; the `sweep` knob
+//! decides whether they then send every reminder twice.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::json;
+
+use super::jobs::{service_error, store_error, DEFAULT_QUEUE};
+use super::knobs::Sweep;
+use super::Shop;
+use crate::clients::EmailRequest;
+use crate::runner::{BackendError, Client, JobContext, JobError, Worker};
+use crate::store::Reminder;
+
+pub const SWEEP_REMINDERS: &str = "SendDueRemindersJob";
+pub const REMINDER_TEMPLATE: &str = "order-reminder";
+/// The sweep's period: once a minute, as a cron entry would say.
+pub const SWEEP_EVERY_MS: u64 = 60_000;
+
+/// Enqueues one sweep (what the scheduler does each minute).
+pub async fn schedule_sweep(client: &Client) -> Result<String, BackendError> {
+    client.push(SWEEP_REMINDERS, vec![], DEFAULT_QUEUE).await
+}
+
+/// Sends due reminders.
+pub(super) struct SweepReminders(pub Arc<Shop>);
+
+#[async_trait]
+impl Worker for SweepReminders {
+    async fn perform(&self, ctx: &JobContext<'_>) -> Result<(), JobError> {
+        let shop = &self.0;
+        let now = shop.now_ms();
+        let due: Vec<Reminder> = match shop.knobs.sweep {
+            // Two sweeps that read before either writes both send.
+            Sweep::SelectThenSend => shop.store.due_reminders(now).await.map_err(store_error)?,
+            Sweep::AtomicClaim => {
+                let claimer = &ctx.job.jid;
+                shop.store
+                    .claim_due_reminders(now, claimer)
+                    .await
+                    .map_err(store_error)?;
+                // This job's claims, including those of an earlier attempt of
+                // it that failed before sending them all.
+                shop.store
+                    .reminders()
+                    .await
+                    .map_err(store_error)?
+                    .into_iter()
+                    .filter(|r| r.claimed_by.as_deref() == Some(claimer) && r.sent_at_ms.is_none())
+                    .collect()
+            }
+        };
+        for reminder in due {
+            let email_id = shop
+                .clients
+                .email
+                .send_email(&EmailRequest {
+                    to: reminder.email.clone(),
+                    template_id: REMINDER_TEMPLATE.into(),
+                    template_data: json!({"reminder_id": reminder.id}),
+                    idempotency_key: None,
+                })
+                .await
+                .map_err(service_error)?;
+            shop.store
+                .mark_reminder_sent(reminder.id, &email_id, shop.now_ms())
+                .await
+                .map_err(store_error)?;
+        }
+        Ok(())
+    }
+}
