@@ -1,12 +1,13 @@
 //! The `lab` command line.
 
-use std::net::SocketAddr;
-
 use clap::{Parser, Subcommand};
 use fake_services::cli::FakesArgs;
 
-/// idemlab: fake payments, email, fulfillment and error-catcher services that
-/// misbehave on command, for testing idempotency in background-job pipelines.
+use crate::serve::ServeArgs;
+
+/// idemlab: a test lab for idempotency in background-job pipelines — fake
+/// payments, email, fulfillment and error-catcher services that misbehave on
+/// command, and an order pipeline in naive and safe variants.
 #[derive(Debug, Parser)]
 #[command(name = "lab", version, about)]
 pub struct Cli {
@@ -16,38 +17,51 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the lab. Until the order pipeline lands, this serves the fake
-    /// services on --fakes-bind.
-    Serve(ServeArgs),
+    /// Run the web lab: fake services, web pages and workers in one process.
+    Serve(Box<ServeArgs>),
     /// Serve only the four fake services.
     Fakes(FakesArgs),
+    /// Clear a running lab: orders, queues, job history and the fake
+    /// services' ledgers and fault rules (the seed data comes back).
+    Reset(ResetArgs),
 }
 
-/// `lab serve`.
+/// `lab reset`.
 #[derive(Debug, clap::Args)]
-pub struct ServeArgs {
-    /// Where the fake services listen.
-    #[arg(long, default_value = "127.0.0.1:3001")]
-    pub fakes_bind: SocketAddr,
-    /// Require `Authorization: Bearer TOKEN` on the behaviour and reset routes.
-    #[arg(long, env = "IDEMLAB_CONTROL_TOKEN", value_name = "TOKEN")]
-    pub control_token: Option<String>,
-    /// Seed for record ids and random choices (reproducible ledgers).
-    #[arg(long)]
-    pub seed: Option<u64>,
+pub struct ResetArgs {
+    /// The web lab to reset.
+    #[arg(long, default_value = "http://127.0.0.1:4000")]
+    pub url: String,
 }
 
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> std::io::Result<()> {
     match cli.command {
-        Command::Serve(args) => {
-            fake_services::cli::run(FakesArgs {
-                bind: args.fakes_bind,
-                control_token: args.control_token,
-                seed: args.seed,
-            })
-            .await
-        }
+        Command::Serve(args) => crate::serve::run(*args).await,
         Command::Fakes(args) => fake_services::cli::run(args).await,
+        Command::Reset(args) => reset(&args.url).await,
     }
+}
+
+async fn reset(url: &str) -> std::io::Result<()> {
+    let url = format!("{}/reset", url.trim_end_matches('/'));
+    let response = reqwest::Client::new()
+        .post(&url)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .map_err(|err| {
+            std::io::Error::other(format!(
+                "no lab answers at {url} ({err}); is `lab serve` running there?"
+            ))
+        })?;
+    if !response.status().is_success() {
+        let status = response.status();
+        let body = response.text().await.unwrap_or_default();
+        return Err(std::io::Error::other(format!(
+            "{url} answered {status}: {body}"
+        )));
+    }
+    fake_services::cli::say("reset: no orders, jobs or ledger records left\n");
+    Ok(())
 }

@@ -4,22 +4,25 @@
 //!
 //! # Layout
 //!
-//! - [`cli`]: the `lab` command line (`serve`, `fakes`).
+//! - [`cli`]: the `lab` command line; [`serve`]: `lab serve`, all in one process.
 //! - [`store`]: the SQL store (orders, products, users, outbox, reminders) on SQLite or Postgres.
 //! - [`clients`]: the provider clients (payments, email, fulfillment, error catcher) over HTTP or in process.
 //! - [`runner`]: the Sidekiq-style job runner (memory backend).
 //! - [`pipeline`]: the order pipeline's jobs, in every naive and safe variant.
 //! - [`app`]: a running lab (store, clients, runner, background loops).
+//! - [`web`]: the web lab's pages (HTML, or JSON when asked): orders, jobs, service status.
 //! - The fake services are their own crate, [`fake_services`], re-exported here.
 //!
-//! The order pipeline, the job runner, the scenario engine and the checker
-//! arrive with their issues (see DESIGN.md).
+//! The scenario engine, the checker and the property tests arrive with their
+//! issues (see DESIGN.md).
 
 pub mod app;
 pub mod cli;
 pub mod clients;
 pub mod pipeline;
 pub mod runner;
+pub mod serve;
 pub mod store;
+pub mod web;
 
 pub use fake_services;

@@ -8,12 +8,21 @@ fn lab() -> Command {
 }
 
 /// Kills the child when the test ends, pass or fail.
-struct Running(Child);
+struct Running(Option<Child>);
+
+impl Running {
+    /// The child, no longer killed on drop.
+    fn take(mut self) -> Child {
+        self.0.take().expect("still running")
+    }
+}
 
 impl Drop for Running {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        if let Some(child) = self.0.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
@@ -22,7 +31,7 @@ fn help_lists_the_commands() {
     let output = lab().arg("--help").output().unwrap();
     assert!(output.status.success());
     let help = String::from_utf8(output.stdout).unwrap();
-    for command in ["serve", "fakes"] {
+    for command in ["serve", "fakes", "reset"] {
         assert!(help.contains(command), "`{command}` missing from:\n{help}");
     }
 }
@@ -48,7 +57,7 @@ async fn fakes_serves_on_the_address_it_prints() {
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
-    let _running = Running(child);
+    let _running = Running(Some(child));
     // The first line names the address; reading it waits for the server to
     // bind. The rest of the banner is left unread: the server must live on
     // even when nobody reads its output.
@@ -72,4 +81,108 @@ async fn fakes_serves_on_the_address_it_prints() {
         .unwrap();
     assert_eq!(charge["status"], "success");
     assert!(charge["charge_id"].as_str().unwrap().starts_with("ch_"));
+}
+
+/// Reads `lab serve`'s banner: the web lab's URL and the fake services'.
+fn serve_urls(lines: &mut impl Iterator<Item = std::io::Result<String>>) -> (String, String) {
+    let web = lines.next().unwrap().unwrap();
+    let web = web
+        .strip_prefix("idemlab web lab on ")
+        .unwrap_or_else(|| panic!("unexpected banner: {web}"))
+        .to_string();
+    let fakes = lines.next().unwrap().unwrap();
+    let fakes = fakes
+        .trim()
+        .strip_prefix("fake services on ")
+        .unwrap_or_else(|| panic!("unexpected banner: {fakes}"))
+        .to_string();
+    (web, fakes)
+}
+
+/// The README's demonstration, through the real binary: a monolithic job
+/// without a charge key, an email provider that crashes once, and the order
+/// is charged twice. Then `lab reset`, then Ctrl-C.
+#[tokio::test]
+async fn serve_shows_a_double_charge_then_resets_and_stops_on_ctrl_c() {
+    let data_dir = std::env::temp_dir().join(format!("idemlab-cli-{}", std::process::id()));
+    let mut child = lab()
+        .args([
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--fakes-bind",
+            "127.0.0.1:0",
+        ])
+        .args(["--structure", "monolithic", "--charge", "none"])
+        .args(["--time-scale", "0.001", "--data-dir"])
+        .arg(&data_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let running = Running(Some(child));
+    let (web, fakes) = serve_urls(&mut lines);
+    let http = reqwest::Client::new();
+    let json = |request: reqwest::RequestBuilder| async move {
+        let response = request
+            .header("accept", "application/json")
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json::<serde_json::Value>().await.unwrap())
+    };
+    let (status, _) = json(
+        http.put(format!("{fakes}/email/behavior"))
+            .body(r#"{"faults":[{"mode":"crash","calls":1}]}"#),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, order) = json(http.post(format!("{web}/orders")).json(&serde_json::json!({
+        "product_id": 1, "quantity": 1, "email": "pat@example.com", "address": "1 Main St"
+    })))
+    .await;
+    assert_eq!(status, 201, "{order}");
+    let id = order["id"].as_i64().unwrap();
+    // Wait (with a deadline) for the order to complete through its retry.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (_, order) = json(http.get(format!("{web}/orders/{id}"))).await;
+        if order["state"] == "fulfilled" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "order stuck: {order}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let (_, charges) = json(http.get(format!("{fakes}/payments/charges?order_id={id}"))).await;
+    assert_eq!(
+        charges.as_array().unwrap().len(),
+        2,
+        "the double charge: {charges}"
+    );
+
+    let reset = lab().args(["reset", "--url", &web]).output().unwrap();
+    assert!(
+        reset.status.success(),
+        "{}",
+        String::from_utf8_lossy(&reset.stderr)
+    );
+    let (_, orders) = json(http.get(format!("{web}/orders"))).await;
+    assert_eq!(orders["orders"].as_array().unwrap().len(), 0, "{orders}");
+    let (_, ledger) = json(http.get(format!("{fakes}/payments/ledger"))).await;
+    assert_eq!(ledger.as_array().unwrap().len(), 0);
+
+    let mut child = running.take();
+    let interrupted = Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    assert!(interrupted.success());
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success(), "a clean exit after Ctrl-C: {status}");
+    let _ = std::fs::remove_dir_all(&data_dir);
 }

@@ -1,0 +1,155 @@
+//! The web lab: server-rendered pages (no JavaScript needed) to place orders,
+//! watch their jobs and see which services are misbehaving. Every page that
+//! shows data also answers JSON when the request's `Accept` prefers
+//! `application/json`, so scripts and tests need no HTML scraping.
+//!
+//! | route | what |
+//! | --- | --- |
+//! | `GET /` | order count, the pipeline variant, the status of the store, the queues and the four services |
+//! | `GET /orders/new`, `POST /orders` | the order form (the book app's `order[...]` fields; JSON accepted too) |
+//! | `GET /orders`, `GET /orders/{id}` | orders, and one order's steps and job history |
+//! | `GET /jobs` | like Sidekiq's web UI: counts, queues, busy, scheduled, retries, dead, processes |
+//! | `POST /jobs/{set}/{jid}/retry`, `…/delete` | "Retry now" and "Delete" for a job of the retry, dead or schedule set |
+//! | `POST /reset` | no orders, jobs or history; the seed data back; the fake services' ledgers and rules cleared (`lab reset`) |
+//!
+//! # Files
+//!
+//! - `layout.rs`: the page shell, escaping, money and time formatting.
+//! - `pages.rs`: HTML-or-JSON answers and the error pages.
+//! - `status.rs`: `/` and the Service Status blocks.
+//! - `order_form.rs`: the order form, its parsing and its errors.
+//! - `orders.rs`: placing, listing and showing orders.
+//! - `order_page.rs`: one order's steps, waiting retries and job history.
+//! - `jobs.rs`: `/jobs` and its buttons.
+//! - `reset.rs`: `/reset`.
+
+mod jobs;
+mod layout;
+mod order_form;
+mod order_page;
+mod orders;
+mod pages;
+mod reset;
+mod status;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::Request;
+use axum::http::{header, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::app::Lab;
+
+/// How the web lab reaches what it shows.
+#[derive(Debug, Clone, Default)]
+pub struct WebOptions {
+    /// The fake services' control token, when they were started with one:
+    /// sent as `Authorization: Bearer …` to read each service's fault rules.
+    pub control_token: Option<String>,
+}
+
+/// How long the status block waits for a fake service.
+const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The most post-placement problems remembered (oldest forgotten first).
+const MAX_PROBLEMS: usize = 1_000;
+
+/// What every handler gets.
+struct Web {
+    lab: Lab,
+    options: WebOptions,
+    http: reqwest::Client,
+    /// What went wrong after an order was saved (`enqueue = inline`: the job
+    /// body failed in the request), shown on the order's page.
+    problems: Mutex<Problems>,
+}
+
+#[derive(Default)]
+struct Problems {
+    by_order: HashMap<i64, String>,
+    order: VecDeque<i64>,
+}
+
+impl Web {
+    fn remember_problem(&self, order_id: i64, problem: String) {
+        let mut problems = self.problems.lock().unwrap_or_else(|p| p.into_inner());
+        if problems.by_order.insert(order_id, problem).is_none() {
+            problems.order.push_back(order_id);
+        }
+        while problems.order.len() > MAX_PROBLEMS {
+            if let Some(old) = problems.order.pop_front() {
+                problems.by_order.remove(&old);
+            }
+        }
+    }
+
+    fn problem(&self, order_id: i64) -> Option<String> {
+        let problems = self.problems.lock().unwrap_or_else(|p| p.into_inner());
+        problems.by_order.get(&order_id).cloned()
+    }
+}
+
+type WebState = Arc<Web>;
+
+/// The web lab's routes over `lab`.
+pub fn router(lab: Lab, options: WebOptions) -> Router {
+    let http = reqwest::Client::builder()
+        .timeout(STATUS_TIMEOUT)
+        .build()
+        .unwrap_or_else(|err| {
+            tracing::warn!(%err, "could not configure the status client; using the defaults");
+            reqwest::Client::new()
+        });
+    let state = Arc::new(Web {
+        lab,
+        options,
+        http,
+        problems: Mutex::default(),
+    });
+    Router::new()
+        .route("/", get(status::index))
+        .route("/orders", get(orders::list).post(orders::create))
+        .route("/orders/new", get(orders::new_form))
+        .route("/orders/{id}", get(orders::show))
+        .route("/jobs", get(jobs::index))
+        .route("/jobs/{set}/{jid}/retry", post(jobs::retry))
+        .route("/jobs/{set}/{jid}/delete", post(jobs::delete))
+        .route("/reset", post(reset::reset))
+        .fallback(pages::no_route)
+        .layer(middleware::from_fn(same_origin_posts))
+        .with_state(state)
+}
+
+/// Refuses a POST that a page on another site made the browser send (its
+/// `Origin` names another host), so a web page cannot place orders or
+/// delete jobs in a lab running on localhost. Scripts send no `Origin`.
+async fn same_origin_posts(request: Request, next: Next) -> Response {
+    if request.method() == Method::POST {
+        let headers = request.headers();
+        if let Some(origin) = headers.get(header::ORIGIN) {
+            let origin = origin.to_str().unwrap_or("");
+            let origin_host = origin.split_once("://").map_or("", |(_, host)| host);
+            let host = headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("");
+            if !origin_host.eq_ignore_ascii_case(host) {
+                return pages::error(
+                    headers,
+                    StatusCode::FORBIDDEN,
+                    "Forbidden",
+                    &format!("a form from {origin} may not post to this lab"),
+                    serde_json::Value::Null,
+                    "",
+                )
+                .into_response();
+            }
+        }
+    }
+    next.run(request).await
+}

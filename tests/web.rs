@@ -1,0 +1,825 @@
+//! The web lab over real HTTP: its pages and their JSON, against a lab whose
+//! jobs call the fake services over HTTP on a virtual clock. Jobs run only
+//! when a test drains them (or runs one), so every page is read at a known
+//! point of the pipeline.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use fake_services::serve::RunningServer;
+use fake_services::{BehaviorSpec, FakeServices, ManualClock, Service};
+use idemlab::app::{Lab, LabParts};
+use idemlab::clients::Clients;
+use idemlab::pipeline::{place_order, Enqueue, Knobs, Step};
+use idemlab::runner::backend::{BusyJob, ProcessInfo};
+use idemlab::runner::{FetchMode, JobOutcome, MemoryBackend, RetryPolicy, RunnerConfig};
+use idemlab::store::{NewOrder, Store};
+use idemlab::web::{router, WebOptions};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, LOCATION, ORIGIN};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+struct Web {
+    fakes: FakeServices,
+    clock: ManualClock,
+    lab: Lab,
+    url: String,
+    http: reqwest::Client,
+    _fakes_server: RunningServer,
+    _web_server: RunningServer,
+}
+
+/// Fake services on their own server, a lab on them, the web lab on its own.
+async fn web(knobs: Knobs) -> Web {
+    web_with(knobs, None, WebOptions::default(), None).await
+}
+
+async fn web_with(
+    knobs: Knobs,
+    control_token: Option<&str>,
+    options: WebOptions,
+    fakes_url: Option<&str>,
+) -> Web {
+    let clock = ManualClock::default();
+    let fakes = FakeServices::with_clock(Arc::new(clock.clone()), 1);
+    let fakes_server = RunningServer::start(
+        "127.0.0.1:0".parse().unwrap(),
+        fake_services::http::router(
+            fakes.clone(),
+            fake_services::http::HttpOptions {
+                control_token: control_token.map(String::from),
+            },
+        ),
+    )
+    .await
+    .unwrap();
+    let clients = Clients::http(&fakes_server.url(), Duration::from_secs(30)).unwrap();
+    let lab = Lab::new(LabParts {
+        store: Store::temporary().await.unwrap(),
+        clients,
+        backend: Arc::new(MemoryBackend::new()),
+        clock: Arc::new(clock.clone()),
+        knobs,
+        runner: RunnerConfig {
+            retry: RetryPolicy {
+                max_retries: 25,
+                time_scale: 1.0,
+            },
+            seed: 3,
+            ..RunnerConfig::default()
+        },
+        fakes_url: fakes_url.map_or_else(|| fakes_server.url(), String::from),
+    });
+    let web_server =
+        RunningServer::start("127.0.0.1:0".parse().unwrap(), router(lab.clone(), options))
+            .await
+            .unwrap();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    Web {
+        fakes,
+        clock,
+        url: web_server.url(),
+        lab,
+        http,
+        _fakes_server: fakes_server,
+        _web_server: web_server,
+    }
+}
+
+/// `application/x-www-form-urlencoded`, as a browser encodes a form.
+fn encode(pairs: &[(&str, &str)]) -> String {
+    let part = |s: &str| {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
+                    char::from(b).to_string()
+                }
+                b' ' => "+".to_string(),
+                b => format!("%{b:02X}"),
+            })
+            .collect::<String>()
+    };
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", part(k), part(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn order_fields<'a>(
+    product: &'a str,
+    quantity: &'a str,
+    email: &'a str,
+    address: &'a str,
+) -> [(&'static str, &'a str); 4] {
+    [
+        ("order[product_id]", product),
+        ("order[quantity]", quantity),
+        ("order[email]", email),
+        ("order[address]", address),
+    ]
+}
+
+impl Web {
+    async fn page(&self, path: &str) -> (StatusCode, String) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .header(ACCEPT, "text/html,application/xhtml+xml,*/*;q=0.8")
+            .send()
+            .await
+            .unwrap();
+        (response.status(), response.text().await.unwrap())
+    }
+
+    async fn json(&self, path: &str) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .header(ACCEPT, "application/json")
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap())
+    }
+
+    async fn post_form(&self, path: &str, pairs: &[(&str, &str)]) -> reqwest::Response {
+        self.http
+            .post(format!("{}{path}", self.url))
+            .header(ACCEPT, "text/html")
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(encode(pairs))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn post_json(&self, path: &str, body: Value) -> reqwest::Response {
+        self.http
+            .post(format!("{}{path}", self.url))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Places an order through the form; returns where it redirected.
+    async fn order_via_form(&self, address: &str) -> String {
+        let response = self
+            .post_form(
+                "/orders",
+                &order_fields("1", "1", "pat@example.com", address),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        location(&response)
+    }
+
+    fn fault(&self, service: Service, spec: Value) {
+        let spec: BehaviorSpec = serde_json::from_value(spec).unwrap();
+        self.fakes.set_behavior(service, spec).unwrap();
+    }
+
+    async fn drain(&self) -> usize {
+        self.lab.runner.drain_all(&self.clock).await
+    }
+
+    /// Runs the next queued job once, as worker process `p` would: a failure
+    /// goes to the retry (or dead) set and stays there.
+    async fn run_one(&self) -> JobOutcome {
+        let runner = &self.lab.runner;
+        let job = runner
+            .backend()
+            .fetch(
+                &runner.config().queues,
+                FetchMode::Reliable,
+                "p",
+                Duration::ZERO,
+            )
+            .await
+            .unwrap()
+            .expect("a queued job");
+        runner.perform(job, "p").await
+    }
+}
+
+fn location(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get(LOCATION)
+        .expect("a Location header")
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+/// The Service Status block of one service on `/`.
+fn block<'a>(page: &'a str, id: &str) -> &'a str {
+    let start = page
+        .find(&format!("id=\"status-{id}\""))
+        .unwrap_or_else(|| panic!("no status block {id} in {page}"));
+    let rest = &page[start..];
+    &rest[..rest.find("</div>").unwrap()]
+}
+
+#[tokio::test]
+async fn the_index_shows_each_service_and_the_faults_in_force() {
+    let web = web(Knobs::safe()).await;
+    let (status, page) = web.page("/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("Service Status"), "{page}");
+    assert!(page.contains("0 orders"), "{page}");
+    assert!(block(&page, "store").contains("✅"));
+    assert!(block(&page, "store").contains("SQLite"));
+    assert!(block(&page, "queue").contains("memory"));
+    for service in ["error-catcher", "payments", "fulfillment", "email"] {
+        let b = block(&page, service);
+        assert!(b.contains("✅"), "{service}: {b}");
+        let manage = format!("{}/{service}/behavior\">Manage…", web._fakes_server.url());
+        assert!(b.contains(&manage), "{service}: {b}");
+    }
+    assert!(page.contains("safe pipeline"), "{page}");
+    assert!(page.contains("How to see a double charge"), "{page}");
+
+    let (status, body) = web.json("/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["orders"], 0);
+    assert_eq!(body["knobs"]["charge"], "idempotency-key");
+    assert_eq!(body["unsafe_knobs"], json!([]));
+    assert_eq!(body["services"]["store"]["ok"], true);
+    assert_eq!(body["services"]["store"]["dialect"], "SQLite");
+    assert_eq!(body["services"]["queue"]["backend"], "memory");
+    assert_eq!(body["services"]["queue"]["queues"]["high"], 0);
+    assert_eq!(body["services"]["payments"]["ok"], true);
+    assert_eq!(body["services"]["payments"]["reachable"], true);
+
+    web.fault(
+        Service::Payments,
+        json!({"faults": [{"mode": "send-then-crash", "calls": 2, "operations": ["charge"]}]}),
+    );
+    let (_, page) = web.page("/").await;
+    let payments = block(&page, "payments");
+    assert!(payments.contains("🛑"), "{payments}");
+    assert!(
+        payments.contains("send-then-crash · next 2 calls (2 left) · charge only"),
+        "{payments}"
+    );
+    assert!(block(&page, "email").contains("✅"));
+
+    let (_, body) = web.json("/").await;
+    let payments = &body["services"]["payments"];
+    assert_eq!(payments["ok"], false);
+    assert_eq!(payments["reachable"], true);
+    assert_eq!(payments["faults"][0]["mode"], "send-then-crash");
+    assert_eq!(body["services"]["email"]["ok"], true);
+}
+
+#[tokio::test]
+async fn an_unsafe_variant_is_highlighted_with_a_hint() {
+    let web = web(Knobs {
+        structure: idemlab::pipeline::Structure::Monolithic,
+        charge: idemlab::pipeline::ChargeDedup::None,
+        ..Knobs::safe()
+    })
+    .await;
+    let (_, page) = web.page("/").await;
+    assert!(page.contains("class=\"unsafe\"><td>charge</td>"), "{page}");
+    assert!(page.contains("⚠️ unsafe"), "{page}");
+    assert!(page.contains("/email/behavior\">Email → Manage…"), "{page}");
+    let (_, body) = web.json("/").await;
+    assert_eq!(
+        body["unsafe_knobs"],
+        json!(["structure=monolithic", "charge=none"])
+    );
+}
+
+#[tokio::test]
+async fn unreachable_services_and_a_missing_control_token_are_stop_signs() {
+    // Port 1 on loopback refuses connections.
+    let web = web_with(
+        Knobs::safe(),
+        None,
+        WebOptions::default(),
+        Some("http://127.0.0.1:1"),
+    )
+    .await;
+    let (_, body) = web.json("/").await;
+    let payments = &body["services"]["payments"];
+    assert_eq!(payments["ok"], false);
+    assert_eq!(payments["reachable"], false);
+    assert!(
+        payments["error"].as_str().unwrap().contains("unreachable"),
+        "{payments}"
+    );
+    let (_, page) = web.page("/").await;
+    assert!(block(&page, "email").contains("🛑"));
+
+    // The fakes need a token: without it the rules cannot be read...
+    let web = web_with(Knobs::safe(), Some("s3cret"), WebOptions::default(), None).await;
+    let (_, body) = web.json("/").await;
+    let payments = &body["services"]["payments"];
+    assert_eq!(payments["ok"], false);
+    assert!(
+        payments["error"].as_str().unwrap().contains("401"),
+        "{payments}"
+    );
+    // ... with it they can, and the token is never shown.
+    let options = WebOptions {
+        control_token: Some("s3cret".into()),
+    };
+    let web = web_with(Knobs::safe(), Some("s3cret"), options, None).await;
+    let (_, body) = web.json("/").await;
+    assert_eq!(body["services"]["payments"]["ok"], true, "{body}");
+    let (_, page) = web.page("/").await;
+    assert!(!page.contains("s3cret"));
+}
+
+#[tokio::test]
+async fn the_order_form_uses_the_book_field_names() {
+    let web = web(Knobs::safe()).await;
+    let (status, page) = web.page("/orders/new").await;
+    assert_eq!(status, StatusCode::OK);
+    for name in [
+        "order[product_id]",
+        "order[quantity]",
+        "order[email]",
+        "order[address]",
+    ] {
+        assert!(page.contains(&format!("name=\"{name}\"")), "{name}: {page}");
+    }
+    assert!(page.contains("value=\"pat@example.com\""), "{page}");
+    assert!(
+        page.contains("Flux Capacitor — $123.00 (100 left)"),
+        "{page}"
+    );
+    assert!(
+        page.contains("Self-sealing Stembolt — $5678.00 (4 left)"),
+        "{page}"
+    );
+    assert!(page.contains("Place Order"), "{page}");
+    assert!(page.contains("action=\"/orders\""), "{page}");
+}
+
+#[tokio::test]
+async fn a_placed_order_is_in_progress_until_its_jobs_run() {
+    let web = web(Knobs::safe()).await;
+    let address = "<script>alert(1)</script> & Sons, 1 Main St";
+    let to = web.order_via_form(address).await;
+    assert_eq!(to, "/orders/1");
+
+    let (status, page) = web.page(&to).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("<meta http-equiv=\"refresh\" content=\"1\">"));
+    for row in ["Payment", "Confirmation Email", "Fulfillment"] {
+        assert!(page.contains(&format!("<td>{row}</td>")), "{row}: {page}");
+    }
+    assert_eq!(page.matches("in progress").count(), 3, "{page}");
+    assert!(!page.contains("<script>alert"), "escaped: {page}");
+    assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; Sons"));
+
+    assert_eq!(web.drain().await, 3);
+    let order = web.lab.shop.store.order(1).await.unwrap().unwrap();
+    let (_, page) = web.page(&to).await;
+    assert!(!page.contains("http-equiv=\"refresh\""), "{page}");
+    for id in [
+        order.charge_id.as_deref().unwrap(),
+        order.email_id.as_deref().unwrap(),
+        order.fulfillment_request_id.as_deref().unwrap(),
+    ] {
+        assert!(page.contains(id), "{id}: {page}");
+    }
+    assert!(page.contains("CompleteOrderJob"), "history: {page}");
+    assert!(
+        page.contains("RequestOrderFulfillmentJob"),
+        "history: {page}"
+    );
+
+    let (status, body) = web.json(&to).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["id"], 1);
+    assert_eq!(body["state"], "fulfilled");
+    assert_eq!(body["in_progress"], false);
+    assert_eq!(body["steps"]["payment"]["status"], "done");
+    assert_eq!(body["steps"]["payment"]["id"], json!(order.charge_id));
+    assert_eq!(body["steps"]["email"]["id"], json!(order.email_id));
+    assert_eq!(
+        body["steps"]["fulfillment"]["id"],
+        json!(order.fulfillment_request_id)
+    );
+    assert_eq!(body["history"].as_array().unwrap().len(), 3);
+    assert_eq!(body["history"][0]["outcome"], "done");
+    assert_eq!(body["address"], address);
+
+    let (_, list) = web.json("/orders").await;
+    assert_eq!(list["orders"][0]["id"], 1);
+    assert_eq!(list["orders"][0]["state"], "fulfilled");
+    let (_, page) = web.page("/orders").await;
+    assert!(page.contains("<a href=\"/orders/1\">1</a>"), "{page}");
+    let (_, index) = web.json("/").await;
+    assert_eq!(index["orders"], 1);
+}
+
+#[tokio::test]
+async fn a_declined_order_says_why() {
+    let web = web(Knobs::safe()).await;
+    let new = NewOrder {
+        product_id: 1,
+        quantity: 1,
+        email: "pat@example.com".into(),
+        address: "123 Main St".into(),
+        amount_cents: Some(9999),
+    };
+    let placed = place_order(&web.lab.shop, &web.lab.runner, &new)
+        .await
+        .unwrap();
+    web.drain().await;
+    let path = format!("/orders/{}", placed.order.id);
+    let (_, page) = web.page(&path).await;
+    assert!(
+        page.contains("Payment Declined: Insufficient funds"),
+        "{page}"
+    );
+    assert!(
+        page.contains("Not sent: the payment was declined"),
+        "{page}"
+    );
+    assert!(!page.contains("http-equiv=\"refresh\""), "{page}");
+    let (_, body) = web.json(&path).await;
+    assert_eq!(body["state"], "declined");
+    assert_eq!(body["steps"]["payment"]["status"], "declined");
+    assert_eq!(body["steps"]["email"]["status"], "skipped");
+    assert_eq!(body["in_progress"], false);
+}
+
+#[tokio::test]
+async fn a_bad_form_comes_back_with_its_errors_and_values() {
+    let web = web(Knobs::safe()).await;
+    let cases: [([(&str, &str); 4], &str); 5] = [
+        (
+            order_fields("1", "1", "  ", "<b>Main</b> St"),
+            "Email can&#39;t be blank",
+        ),
+        (
+            order_fields("1", "0", "pat@example.com", "1 Main St"),
+            "Quantity must be greater than 0",
+        ),
+        (
+            order_fields("2", "5", "pat@example.com", "1 Main St"),
+            "Quantity is more than what is in stock",
+        ),
+        (
+            order_fields("1", "abc", "pat@example.com", "1 Main St"),
+            "Quantity is not a number",
+        ),
+        (
+            order_fields("999", "1", "pat@example.com", "1 Main St"),
+            "Product must exist",
+        ),
+    ];
+    for (fields, message) in cases {
+        let response = web.post_form("/orders", &fields).await;
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let page = response.text().await.unwrap();
+        assert!(page.contains(message), "{message}: {page}");
+        assert!(page.contains("prohibited this order from being saved"));
+        // The values come back as typed (escaped).
+        let quantity = format!("value=\"{}\"", fields[1].1);
+        assert!(page.contains(&quantity), "{quantity}: {page}");
+        assert!(page.contains("name=\"order[address]\""));
+    }
+    // The address with markup is kept, escaped.
+    let response = web
+        .post_form("/orders", &order_fields("1", "1", "", "<b>Main</b> St"))
+        .await;
+    let page = response.text().await.unwrap();
+    assert!(
+        page.contains("value=\"&lt;b&gt;Main&lt;/b&gt; St\""),
+        "{page}"
+    );
+    // An empty body is all blanks, not a crash.
+    let response = web.post_form("/orders", &[]).await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(web.lab.shop.store.count_orders().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn orders_can_be_placed_with_json() {
+    let web = web(Knobs::safe()).await;
+    let response = web
+        .post_json(
+            "/orders",
+            json!({"product_id": 1, "quantity": "2", "email": "pat@example.com", "address": "1 Main St"}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(location(&response), "/orders/1");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["id"], 1);
+    assert_eq!(body["quantity"], 2);
+    assert_eq!(body["amount_cents"], 24600);
+    assert_eq!(body["state"], "placed");
+    assert_eq!(body["in_progress"], true);
+
+    let response = web
+        .post_json(
+            "/orders",
+            json!({"product_id": 1, "quantity": "abc", "email": "", "address": "x"}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body: Value = response.json().await.unwrap();
+    let messages: Vec<&str> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["full_message"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        messages,
+        ["Quantity is not a number", "Email can't be blank"]
+    );
+
+    let response = web
+        .http
+        .post(format!("{}/orders", web.url))
+        .header(CONTENT_TYPE, "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body: Value = response.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("not JSON"));
+}
+
+#[tokio::test]
+async fn unknown_orders_and_routes_are_404() {
+    let web = web(Knobs::safe()).await;
+    for path in ["/orders/999", "/orders/abc", "/orders/-1", "/nowhere"] {
+        let (status, page) = web.page(path).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+        assert!(page.contains("Not Found"), "{path}: {page}");
+        let (status, body) = web.json(path).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+        assert!(body["error"].is_string(), "{path}: {body}");
+    }
+    let (_, page) = web.page("/orders/%3Cb%3E").await;
+    assert!(!page.contains("<b>"), "{page}");
+    let (_, body) = web.json("/orders/999").await;
+    assert_eq!(body["error"], "order 999 not found");
+}
+
+#[tokio::test]
+async fn the_jobs_page_shows_retries_and_its_buttons_work() {
+    let web = web(Knobs::safe()).await;
+    web.fault(
+        Service::Payments,
+        json!({"faults": [{"mode": "crash", "calls": 1}]}),
+    );
+    web.order_via_form("1 Main St").await;
+    let (_, body) = web.json("/jobs").await;
+    assert_eq!(body["queues"][0], json!({"name": "high", "size": 1}));
+
+    assert!(matches!(web.run_one().await, JobOutcome::Failed(_)));
+    let (status, body) = web.json("/jobs").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["processed"], 1);
+    assert_eq!(body["failed"], 1);
+    assert_eq!(body["queues"][0]["size"], 0);
+    let retry = &body["retries"][0];
+    assert_eq!(retry["class"], "CompleteOrderJob");
+    assert_eq!(retry["args"], json!([1]));
+    assert_eq!(retry["retry_count"], 0);
+    assert!(retry["error_class"].is_string(), "{retry}");
+    assert!(retry["error_message"].as_str().unwrap().contains("503"));
+    assert!(retry["at_ms"].as_u64().unwrap() > body["now_ms"].as_u64().unwrap());
+    let jid = retry["jid"].as_str().unwrap().to_string();
+
+    let (_, page) = web.page("/jobs").await;
+    assert!(page.contains("Processed: <strong>1</strong>"), "{page}");
+    assert!(page.contains("Failed: <strong>1</strong>"), "{page}");
+    assert!(page.contains("CompleteOrderJob"));
+    assert!(page.contains(&format!("action=\"/jobs/retry/{jid}/retry\"")));
+    assert!(page.contains(&format!("action=\"/jobs/retry/{jid}/delete\"")));
+    assert!(page.contains("Retry now") && page.contains("Delete"));
+    // The order's page says it is waiting for a retry.
+    let (_, order_page) = web.page("/orders/1").await;
+    assert!(
+        order_page.contains("CompleteOrderJob failed"),
+        "{order_page}"
+    );
+    assert!(order_page.contains("http-equiv=\"refresh\""));
+
+    // Retry now: back on its queue.
+    let response = web
+        .post_form(&format!("/jobs/retry/{jid}/retry"), &[])
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&response), "/jobs");
+    let (_, body) = web.json("/jobs").await;
+    assert_eq!(body["retries"], json!([]));
+    assert_eq!(body["queues"][0]["size"], 1);
+    // It is no longer in the set.
+    let response = web
+        .post_form(&format!("/jobs/retry/{jid}/retry"), &[])
+        .await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+
+    // Fails again, then is deleted from the retry set.
+    web.fault(
+        Service::Payments,
+        json!({"faults": [{"mode": "crash", "calls": 1}]}),
+    );
+    assert!(matches!(web.run_one().await, JobOutcome::Failed(_)));
+    let (_, body) = web.json("/jobs").await;
+    assert_eq!(body["retries"][0]["retry_count"], 1);
+    let response = web
+        .post_form(&format!("/jobs/retry/{jid}/delete"), &[])
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let (_, body) = web.json("/jobs").await;
+    assert_eq!(body["retries"], json!([]));
+    assert_eq!(web.drain().await, 0, "deleted: nothing left to run");
+}
+
+#[tokio::test]
+async fn dead_jobs_can_be_retried_or_deleted_and_bad_addresses_are_404() {
+    let web = web(Knobs::safe()).await;
+    let client = web.lab.runner.client();
+    let jid = client
+        .push("CompleteOrderJob", vec![json!(424242)], "high")
+        .await
+        .unwrap();
+    assert!(matches!(web.run_one().await, JobOutcome::Failed(_)));
+    let (_, body) = web.json("/jobs").await;
+    let dead = &body["dead"][0];
+    assert_eq!(dead["jid"], jid.as_str());
+    assert_eq!(dead["args"], json!([424242]));
+    assert!(dead["error_message"]
+        .as_str()
+        .unwrap()
+        .contains("Couldn't find Order"));
+    let (_, page) = web.page("/jobs").await;
+    assert!(page.contains(&format!("action=\"/jobs/dead/{jid}/retry\"")));
+    assert!(page.contains("Couldn&#39;t find Order"), "{page}");
+
+    let response = web.post_form(&format!("/jobs/dead/{jid}/retry"), &[]).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let (_, body) = web.json("/jobs").await;
+    assert_eq!(body["dead"], json!([]));
+    assert_eq!(body["queues"][0]["size"], 1);
+
+    assert!(matches!(web.run_one().await, JobOutcome::Failed(_)));
+    let response = web
+        .post_form(&format!("/jobs/dead/{jid}/delete"), &[])
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let (_, body) = web.json("/jobs").await;
+    assert_eq!(body["dead"], json!([]));
+
+    for path in [
+        format!("/jobs/bogus/{jid}/retry"),
+        format!("/jobs/dead/{jid}/delete"),
+        "/jobs/retry/nope/retry".to_string(),
+        "/jobs/dead/nope/frobnicate".to_string(),
+    ] {
+        let response = web.post_form(&path, &[]).await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
+        let response = web
+            .http
+            .post(format!("{}{path}", web.url))
+            .header(ACCEPT, "application/json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
+        let body: Value = response.json().await.unwrap();
+        assert!(body["error"].is_string(), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn the_jobs_page_shows_processes_and_busy_jobs_escaped() {
+    let web = web(Knobs::safe()).await;
+    let runner = &web.lab.runner;
+    let job = runner.client().build(
+        "<b>Evil</b>Job",
+        vec![json!("<script>x</script>")],
+        "default",
+    );
+    let now = runner.clock().now_ms();
+    runner
+        .backend()
+        .heartbeat(
+            ProcessInfo {
+                identity: "old-box:1:0".into(),
+                hostname: "old-box".into(),
+                started_at_ms: now - 60_000,
+                beat_ms: now - 2_000,
+                concurrency: 5,
+                queues: vec!["high".into(), "default".into()],
+                busy: 1,
+                code_version: "v0.9-stale".into(),
+            },
+            vec![BusyJob {
+                process: "old-box:1:0".into(),
+                started_at_ms: now - 1_000,
+                job,
+            }],
+        )
+        .await
+        .unwrap();
+    let (_, body) = web.json("/jobs").await;
+    assert_eq!(body["processes"][0]["identity"], "old-box:1:0");
+    assert_eq!(body["processes"][0]["code_version"], "v0.9-stale");
+    assert_eq!(body["processes"][0]["concurrency"], 5);
+    assert_eq!(body["busy"][0]["job"]["class"], "<b>Evil</b>Job");
+    let (_, page) = web.page("/jobs").await;
+    assert!(page.contains("v0.9-stale"), "{page}");
+    assert!(page.contains("2.0 s ago"), "heartbeat: {page}");
+    assert!(page.contains("&lt;b&gt;Evil&lt;/b&gt;Job"), "{page}");
+    assert!(!page.contains("<b>Evil") && !page.contains("<script>x"));
+}
+
+#[tokio::test]
+async fn an_inline_failure_is_shown_on_the_order_page() {
+    let web = web(Knobs {
+        enqueue: Enqueue::Inline,
+        ..Knobs::safe()
+    })
+    .await;
+    web.fault(
+        Service::Payments,
+        json!({"faults": [{"mode": "crash", "calls": 1}]}),
+    );
+    let to = web.order_via_form("1 Main St").await;
+    let (_, page) = web.page(&to).await;
+    assert!(page.contains("id=\"problem\""), "{page}");
+    assert!(page.contains("nothing will retry it"), "{page}");
+    assert!(!page.contains("http-equiv=\"refresh\""), "stuck: {page}");
+    let (_, body) = web.json(&to).await;
+    assert!(body["problem"].as_str().unwrap().contains("inline"));
+    assert_eq!(body["steps"]["payment"]["status"], "stopped");
+}
+
+#[tokio::test]
+async fn a_web_process_death_is_a_500_that_says_what_happened() {
+    let web = web(Knobs {
+        enqueue: Enqueue::AfterCommit,
+        ..Knobs::safe()
+    })
+    .await;
+    web.lab.shop.deaths.plan(Step::Commit, 1);
+    let response = web
+        .post_form(
+            "/orders",
+            &order_fields("1", "1", "pat@example.com", "1 Main St"),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let page = response.text().await.unwrap();
+    assert!(page.contains("The web process died"), "{page}");
+    assert!(page.contains("the order is lost"), "{page}");
+    assert_eq!(web.lab.shop.store.count_orders().await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn posts_from_another_site_are_refused() {
+    let web = web(Knobs::safe()).await;
+    let response = web
+        .http
+        .post(format!("{}/orders", web.url))
+        .header(ORIGIN, "https://evil.example")
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(encode(&order_fields(
+            "1",
+            "1",
+            "pat@example.com",
+            "1 Main St",
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_eq!(web.lab.shop.store.count_orders().await.unwrap(), 0);
+    // The lab's own pages post with their own origin.
+    let response = web
+        .http
+        .post(format!("{}/orders", web.url))
+        .header(ORIGIN, web.url.as_str())
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(encode(&order_fields(
+            "1",
+            "1",
+            "pat@example.com",
+            "1 Main St",
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+}
