@@ -7,7 +7,8 @@ mod common;
 use common::{lab, lab_with};
 use fake_services::Service;
 use idemlab::pipeline::{
-    place_order, relay_outbox, ChargeDedup, EmailDedup, Enqueue, Knobs, Step, Structure,
+    place_order, relay_outbox, ChargeDedup, EmailDedup, Enqueue, FulfillmentDedup, Knobs, Step,
+    Structure,
 };
 use idemlab::runner::{FetchMode, JobSet};
 use idemlab::store::NewOrder;
@@ -295,4 +296,118 @@ async fn an_inline_job_body_is_never_retried() {
         None,
         "stuck"
     );
+}
+
+#[tokio::test]
+async fn charge_dedup_by_search_finds_the_charge_a_crash_hid() {
+    let lab = lab(Knobs {
+        charge: ChargeDedup::Search,
+        ..Knobs::safe()
+    })
+    .await;
+    lab.fault(
+        Service::Payments,
+        json!({"faults": [{"mode": "send-then-crash", "calls": 1, "operations": ["charge"]}]}),
+    );
+    let order = lab.order(false).await.unwrap();
+    lab.drain().await;
+    let order = lab.reload(&order).await;
+    assert!(order.is_complete());
+    assert_eq!(lab.effects(Service::Payments, order.id), 1);
+    let charge = &lab.fakes.ledger(Service::Payments)[0];
+    assert_eq!(order.charge_id.as_deref(), Some(charge.id.as_str()));
+}
+
+#[tokio::test]
+async fn charge_dedup_by_search_is_fooled_by_a_search_lag_longer_than_the_retry() {
+    let lab = lab(Knobs {
+        charge: ChargeDedup::Search,
+        ..Knobs::safe()
+    })
+    .await;
+    // The first retry comes 15–24 s later; the index shows charges after 60 s.
+    lab.fault(
+        Service::Payments,
+        json!({"faults": [{"mode": "send-then-crash", "calls": 1, "operations": ["charge"]}],
+               "search_lag_ms": 60000}),
+    );
+    let order = lab.order(false).await.unwrap();
+    lab.drain().await;
+    assert!(lab.reload(&order).await.is_complete());
+    assert_eq!(lab.effects(Service::Payments, order.id), 2, "charged twice");
+}
+
+#[tokio::test]
+async fn email_dedup_by_idempotency_key_sends_once_after_a_send_then_crash() {
+    let lab = lab(Knobs {
+        email: EmailDedup::IdempotencyKey,
+        ..Knobs::safe()
+    })
+    .await;
+    lab.fault(
+        Service::Email,
+        json!({"faults": [{"mode": "send-then-crash", "calls": 1}]}),
+    );
+    let order = lab.order(false).await.unwrap();
+    lab.drain().await;
+    assert!(lab.reload(&order).await.is_complete());
+    assert_eq!(lab.effects(Service::Email, order.id), 1);
+}
+
+#[tokio::test]
+async fn fulfillment_after_a_dropped_answer_ships_twice_without_a_key_and_once_with() {
+    for (dedup, expected) in [
+        (FulfillmentDedup::None, 2),
+        (FulfillmentDedup::IdempotencyKey, 1),
+    ] {
+        let lab = lab(Knobs {
+            fulfillment: dedup,
+            ..Knobs::safe()
+        })
+        .await;
+        lab.fault(
+            Service::Fulfillment,
+            json!({"faults": [{"mode": "drop-after", "calls": 1}]}),
+        );
+        let order = lab.order(false).await.unwrap();
+        lab.drain().await;
+        assert!(lab.reload(&order).await.is_complete());
+        assert_eq!(
+            lab.effects(Service::Fulfillment, order.id),
+            expected,
+            "fulfillment = {dedup:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_safe_pipeline_completes_exactly_once_whichever_step_the_worker_dies_after() {
+    for step in Step::ALL {
+        let lab = lab(Knobs::safe()).await;
+        lab.shop.deaths.plan(step, 1);
+        let placed = lab.order(false).await;
+        if step == Step::Commit {
+            // The web process died after the commit: the outbox still has
+            // the job, and the relay moves it.
+            assert!(placed.is_none());
+            relay_outbox(&lab.shop, lab.runner.client()).await.unwrap();
+        }
+        lab.drain().await;
+        let orders = lab.shop.store.orders().await.unwrap();
+        assert_eq!(orders.len(), 1, "{step:?}");
+        let order = &orders[0];
+        assert!(order.is_complete(), "dies after {step:?}: {order:?}");
+        for service in [Service::Payments, Service::Email, Service::Fulfillment] {
+            assert_eq!(
+                lab.effects(service, order.id),
+                1,
+                "dies after {step:?}: {service}"
+            );
+        }
+        assert_eq!(
+            lab.shop.deaths.pending(),
+            0,
+            "the death at {step:?} happened"
+        );
+    }
 }
