@@ -823,3 +823,37 @@ async fn posts_from_another_site_are_refused() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
 }
+
+#[tokio::test]
+async fn the_order_page_shows_a_double_charge_from_the_payments_ledger() {
+    let web = web(Knobs {
+        structure: idemlab::pipeline::Structure::Monolithic,
+        charge: idemlab::pipeline::ChargeDedup::None,
+        ..Knobs::safe()
+    })
+    .await;
+    web.fault(
+        Service::Email,
+        json!({"faults": [{"mode": "crash", "calls": 1}]}),
+    );
+    let path = web.order_via_form("1 Main St").await;
+    web.drain().await;
+    let (status, page) = web.page(&path).await;
+    assert_eq!(status, 200);
+    let row = |id: &str| {
+        let start = page.find(&format!("id=\"step-{id}\"")).unwrap();
+        let rest = &page[start..];
+        rest[..rest.find("</tr>").unwrap()].to_string()
+    };
+    assert!(
+        row("payment").contains("⚠ 2 × charge"),
+        "{}",
+        row("payment")
+    );
+    assert!(row("email").contains("1 × email"), "{}", row("email"));
+    let (_, order) = web.json(&path).await;
+    assert_eq!(
+        order["ledger"],
+        json!({"payments": 2, "email": 1, "fulfillment": 1})
+    );
+}

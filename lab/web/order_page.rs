@@ -14,6 +14,7 @@ use super::Web;
 use crate::runner::backend::SetEntry;
 use crate::runner::{Attempt, AttemptOutcome, JobSet};
 use crate::store::{Order, Product};
+use fake_services::{Record, Service};
 
 /// One pipeline step of an order, as its page shows it.
 #[derive(Debug, Serialize)]
@@ -37,7 +38,41 @@ pub(super) struct OrderView {
     history: Vec<Attempt>,
     retries: Vec<SetEntry>,
     dead: Vec<SetEntry>,
+    /// Successful effects for this order in each provider's ledger (payments,
+    /// email, fulfillment), or `None` when the ledger could not be read.
+    ledger: [Option<usize>; 3],
     now_ms: u64,
+}
+
+/// The providers whose ledgers the order page counts, with the step each
+/// belongs to and what one effect is called.
+const LEDGERS: [(Service, &str, &str); 3] = [
+    (Service::Payments, "payment", "charge"),
+    (Service::Email, "email", "email"),
+    (Service::Fulfillment, "fulfillment", "request"),
+];
+
+/// Counts the order's successful effects in a provider's ledger: what really
+/// happened, whatever the order row says. More than one is the lab's point.
+async fn ledger_count(web: &Web, service: Service, order_id: i64) -> Option<usize> {
+    let url = format!("{}/{}/ledger", web.lab.fakes_url, service.name());
+    let records: Vec<Record> = web
+        .http
+        .get(url)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    let order = order_id.to_string();
+    Some(
+        records
+            .iter()
+            .filter(|r| r.is_success() && r.order_id().as_deref() == Some(order.as_str()))
+            .count(),
+    )
 }
 
 impl OrderView {
@@ -66,6 +101,12 @@ impl OrderView {
                 "dead".into(),
                 Value::from(self.dead.iter().map(entry_json).collect::<Vec<_>>()),
             );
+            let ledger: serde_json::Map<String, Value> = LEDGERS
+                .iter()
+                .zip(self.ledger)
+                .map(|((service, _, _), count)| (service.name().to_string(), json!(count)))
+                .collect();
+            map.insert("ledger".into(), Value::Object(ledger));
         }
         value
     }
@@ -99,6 +140,10 @@ pub(super) async fn order_view(web: &Web, order: Order) -> OrderView {
     let dead = jobs_for(web, JobSet::Dead, order.id).await;
     let problem = web.problem(order.id);
     let history = web.lab.runner.history().for_first_arg(&json!(order.id));
+    let mut ledger = [None; 3];
+    for (slot, (service, _, _)) in ledger.iter_mut().zip(LEDGERS) {
+        *slot = ledger_count(web, service, order.id).await;
+    }
 
     // Why the order will not move on by itself, if it won't.
     let stopped = if let Some(entry) = dead.last() {
@@ -182,6 +227,7 @@ pub(super) async fn order_view(web: &Web, order: Order) -> OrderView {
         history,
         retries,
         dead,
+        ledger,
         now_ms: web.lab.shop.clock.now_ms(),
     }
 }
@@ -213,20 +259,32 @@ pub(super) fn order_html(view: &OrderView) -> String {
             escape(problem)
         );
     }
-    out.push_str("<table id=\"steps\"><tr><th>Step</th><th>Status</th></tr>\n");
-    for (key, name, step) in [
+    out.push_str(
+        "<table id=\"steps\"><tr><th>Step</th><th>Status</th><th>In the provider's ledger</th></tr>\n",
+    );
+    for ((key, name, step), (count, (_, _, effect))) in [
         ("payment", "Payment", &view.payment),
         ("email", "Confirmation Email", &view.email),
         ("fulfillment", "Fulfillment", &view.fulfillment),
-    ] {
+    ]
+    .into_iter()
+    .zip(view.ledger.iter().zip(LEDGERS))
+    {
         let class = match step.status {
             "done" => " class=\"good\"",
             "declined" | "stopped" => " class=\"bad\"",
             _ => "",
         };
+        let truth = match count {
+            None => "<td>(ledger not readable)</td>".to_string(),
+            Some(n) if *n > 1 => {
+                format!("<td class=\"bad\"><strong>⚠ {n} × {effect}</strong> for this order</td>")
+            }
+            Some(n) => format!("<td>{n} × {effect}</td>"),
+        };
         let _ = writeln!(
             out,
-            "<tr id=\"step-{key}\"><td>{name}</td><td{class}>{}</td></tr>",
+            "<tr id=\"step-{key}\"><td>{name}</td><td{class}>{}</td>{truth}</tr>",
             escape(&step.text)
         );
     }
