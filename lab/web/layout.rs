@@ -7,18 +7,7 @@ use serde_json::Value;
 
 /// Escapes text for HTML element content and quoted attribute values.
 pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+    html_escape::encode_quoted_attribute(text).into_owned()
 }
 
 /// Percent-encodes one URL path segment (a jid from a Ruby client may hold
@@ -157,10 +146,14 @@ mod tests {
 
     #[test]
     fn escapes_markup_and_quotes() {
-        assert_eq!(
-            escape(r#"<a href="x">'&'</a>"#),
-            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        let raw = r#"<a href="x">'&'</a>"#;
+        let escaped = escape(raw);
+        assert!(!escaped.contains(['<', '>', '"', '\'']), "{escaped}");
+        assert!(
+            escaped.starts_with("&lt;a href=&quot;x&quot;&gt;"),
+            "{escaped}"
         );
+        assert_eq!(html_escape::decode_html_entities(&escaped), raw);
     }
 
     #[test]
