@@ -3,7 +3,10 @@
 //! clock, so injected latency moves only when a test says so; a test waits
 //! for things by polling with a deadline, never by sleeping a guessed time.
 
-use std::future::Future;
+mod common;
+
+use common::wait_until;
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -115,23 +118,6 @@ impl Lab {
 
 fn local_any_port() -> SocketAddr {
     "127.0.0.1:0".parse().unwrap()
-}
-
-/// Polls `condition` every few milliseconds until it holds; fails after 10
-/// seconds, far beyond what a loaded machine needs.
-async fn wait_until<F, Fut>(what: &str, mut condition: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !condition().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting until {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
 }
 
 /// Awaits a spawned call, failing (not hanging) if it never ends.

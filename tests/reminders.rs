@@ -5,29 +5,11 @@
 
 mod common;
 
-use std::time::Duration;
-
-use common::{lab, Lab};
+use common::{lab, wait_until, Lab};
 use fake_services::{Clock, Service};
 use idemlab::pipeline::reminders::{schedule_sweep, REMINDER_TEMPLATE};
 use idemlab::pipeline::{Knobs, Sweep};
 use serde_json::json;
-
-/// Polls `condition` (async) until it holds; the deadline only guards a hang.
-async fn wait_until<F, Fut>(what: &str, mut condition: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !condition().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting until {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-}
 
 fn slow_rule_hits(lab: &Lab) -> u64 {
     lab.fakes.behavior(Service::Email).faults[0].state.hits

@@ -2,11 +2,14 @@
 //! clock. No test waits on real time except where real time is the subject
 //! (the graceful-stop timeout), and then only for a short, bounded while.
 
+mod common;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use common::wait_until;
 use fake_services::{Clock, ManualClock};
 use idemlab::runner::{
     AttemptOutcome, Backend, DeathHandler, ErrorHandler, FetchMode, Job, JobContext, JobError,
@@ -14,6 +17,7 @@ use idemlab::runner::{
     TransientErrorSilencer, Worker,
 };
 use serde_json::{json, Value};
+use tokio::sync::Semaphore;
 
 /// Fails `failures` times (transiently or not), then succeeds; counts runs.
 struct Flaky {
@@ -73,7 +77,7 @@ impl Worker for Panics {
 /// Waits until `release` is notified; counts how many are waiting.
 struct Blocks {
     waiting: Arc<AtomicU32>,
-    release: Arc<tokio::sync::Semaphore>,
+    release: Arc<Semaphore>,
 }
 
 #[async_trait]
@@ -165,16 +169,20 @@ fn flaky(failures: u32, transient: bool) -> (Registry, Arc<AtomicU32>) {
     (registry, runs)
 }
 
-/// Polls until `condition` holds; the deadline only guards against a hang.
-async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !condition() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting until {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+/// A lab whose "Blocks" jobs wait for a permit from the returned semaphore;
+/// the returned counter says how many have started waiting.
+fn blocking_lab(config: RunnerConfig) -> (Lab, Arc<AtomicU32>, Arc<Semaphore>) {
+    let waiting = Arc::new(AtomicU32::new(0));
+    let release = Arc::new(Semaphore::new(0));
+    let mut registry = Registry::new();
+    registry.register(
+        "Blocks",
+        Blocks {
+            waiting: waiting.clone(),
+            release: release.clone(),
+        },
+    );
+    (lab(registry, config), waiting, release)
 }
 
 #[tokio::test]
@@ -436,24 +444,11 @@ async fn reliable_fetch_brings_the_job_back_after_the_heartbeat_expires() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_process_runs_concurrency_jobs_at_once_and_shows_them_busy() {
-    let waiting = Arc::new(AtomicU32::new(0));
-    let release = Arc::new(tokio::sync::Semaphore::new(0));
-    let mut registry = Registry::new();
-    registry.register(
-        "Blocks",
-        Blocks {
-            waiting: waiting.clone(),
-            release: release.clone(),
-        },
-    );
-    let lab = lab(
-        registry,
-        RunnerConfig {
-            concurrency: 3,
-            code_version: "v-test".into(),
-            ..config()
-        },
-    );
+    let (lab, waiting, release) = blocking_lab(RunnerConfig {
+        concurrency: 3,
+        code_version: "v-test".into(),
+        ..config()
+    });
     for i in 0..5 {
         lab.runner
             .client()
@@ -462,27 +457,14 @@ async fn a_process_runs_concurrency_jobs_at_once_and_shows_them_busy() {
             .unwrap();
     }
     let process = lab.runner.start().await;
-    wait_until("three jobs run at once", || {
+    wait_until("three jobs run at once", || async {
         waiting.load(Ordering::SeqCst) == 3
     })
     .await;
     // A heartbeat (on the virtual clock) reports them busy.
     lab.clock.advance(config().heartbeat_ms);
-    let backend = lab.backend.clone();
-    let busy = Arc::new(AtomicU32::new(0));
-    let busy_seen = busy.clone();
-    tokio::spawn(async move {
-        loop {
-            let n = backend.busy().await.unwrap().len() as u32;
-            busy_seen.store(n, Ordering::SeqCst);
-            if n == 3 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-    });
-    wait_until("the heartbeat shows three busy", || {
-        busy.load(Ordering::SeqCst) == 3
+    wait_until("the heartbeat shows three busy", || async {
+        lab.backend.busy().await.unwrap().len() == 3
     })
     .await;
     let processes = lab.backend.processes().await.unwrap();
@@ -490,20 +472,10 @@ async fn a_process_runs_concurrency_jobs_at_once_and_shows_them_busy() {
     assert_eq!(processes[0].code_version, "v-test");
     assert_eq!(processes[0].concurrency, 3);
     release.add_permits(5);
-    let backend = lab.backend.clone();
-    let done = Arc::new(AtomicU32::new(0));
-    let done_seen = done.clone();
-    tokio::spawn(async move {
-        loop {
-            let (processed, _) = backend.stats().await.unwrap();
-            done_seen.store(processed as u32, Ordering::SeqCst);
-            if processed == 5 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-    });
-    wait_until("all five jobs done", || done.load(Ordering::SeqCst) == 5).await;
+    wait_until("all five jobs done", || async {
+        lab.backend.stats().await.unwrap().0 == 5
+    })
+    .await;
     process.stop().await;
     assert!(
         lab.backend.processes().await.unwrap().is_empty(),
@@ -513,30 +485,20 @@ async fn a_process_runs_concurrency_jobs_at_once_and_shows_them_busy() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_process_leaves_its_job_for_the_next_one_to_recover() {
-    let waiting = Arc::new(AtomicU32::new(0));
-    let release = Arc::new(tokio::sync::Semaphore::new(0));
-    let mut registry = Registry::new();
-    registry.register(
-        "Blocks",
-        Blocks {
-            waiting: waiting.clone(),
-            release: release.clone(),
-        },
-    );
-    let lab = lab(
-        registry,
-        RunnerConfig {
-            concurrency: 1,
-            ..config()
-        },
-    );
+    let (lab, waiting, release) = blocking_lab(RunnerConfig {
+        concurrency: 1,
+        ..config()
+    });
     lab.runner
         .client()
         .push("Blocks", vec![json!(1)], "default")
         .await
         .unwrap();
     let first = lab.runner.start().await;
-    wait_until("the job runs", || waiting.load(Ordering::SeqCst) == 1).await;
+    wait_until("the job runs", || async {
+        waiting.load(Ordering::SeqCst) == 1
+    })
+    .await;
     first.kill();
     assert_eq!(
         lab.backend.queue_sizes().await.unwrap()[0].1,
@@ -548,18 +510,12 @@ async fn a_killed_process_leaves_its_job_for_the_next_one_to_recover() {
     // Past the dead process's heartbeat TTL, the next poll brings the job back.
     lab.clock
         .advance(config().process_ttl_ms + config().poll_ms + 1);
-    wait_until("the job runs again", || waiting.load(Ordering::SeqCst) == 2).await;
-    let backend = lab.backend.clone();
-    let done = Arc::new(AtomicU32::new(0));
-    let done_seen = done.clone();
-    tokio::spawn(async move {
-        while backend.stats().await.unwrap().0 < 1 {
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-        done_seen.store(1, Ordering::SeqCst);
-    });
-    wait_until("the recovered job finishes", || {
-        done.load(Ordering::SeqCst) == 1
+    wait_until("the job runs again", || async {
+        waiting.load(Ordering::SeqCst) == 2
+    })
+    .await;
+    wait_until("the recovered job finishes", || async {
+        lab.backend.stats().await.unwrap().0 >= 1
     })
     .await;
     second.stop().await;
@@ -567,32 +523,22 @@ async fn a_killed_process_leaves_its_job_for_the_next_one_to_recover() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_graceful_stop_puts_unfinished_jobs_back() {
-    let waiting = Arc::new(AtomicU32::new(0));
-    let release = Arc::new(tokio::sync::Semaphore::new(0));
-    let mut registry = Registry::new();
-    registry.register(
-        "Blocks",
-        Blocks {
-            waiting: waiting.clone(),
-            release,
-        },
-    );
-    let lab = lab(
-        registry,
-        RunnerConfig {
-            concurrency: 1,
-            // Real time: the subject of this test.
-            shutdown_timeout: Duration::from_millis(50),
-            ..config()
-        },
-    );
+    let (lab, waiting, _release) = blocking_lab(RunnerConfig {
+        concurrency: 1,
+        // Real time: the subject of this test.
+        shutdown_timeout: Duration::from_millis(50),
+        ..config()
+    });
     lab.runner
         .client()
         .push("Blocks", vec![json!(1)], "default")
         .await
         .unwrap();
     let process = lab.runner.start().await;
-    wait_until("the job runs", || waiting.load(Ordering::SeqCst) == 1).await;
+    wait_until("the job runs", || async {
+        waiting.load(Ordering::SeqCst) == 1
+    })
+    .await;
     process.stop().await;
     let sizes = lab.backend.queue_sizes().await.unwrap();
     assert_eq!(sizes, vec![("default".to_string(), 1)], "back on its queue");

@@ -115,3 +115,19 @@ impl Lab {
         self.shop.store.order(order.id).await.unwrap().unwrap()
     }
 }
+
+/// Polls `condition` (async) until it holds; the deadline only guards a hang.
+pub async fn wait_until<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !condition().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
