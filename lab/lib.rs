@@ -9,6 +9,7 @@
 //! - [`clients`]: the provider clients (payments, email, fulfillment, error catcher) over HTTP or in process.
 //! - [`runner`]: the Sidekiq-style job runner (memory backend).
 //! - [`pipeline`]: the order pipeline's jobs, in every naive and safe variant.
+//! - [`scenario`]: scenario files.
 //! - [`app`]: a running lab (store, clients, runner, background loops).
 //! - [`web`]: the web lab's pages (HTML, or JSON when asked): orders, jobs, service status.
 //! - The fake services are their own crate, [`fake_services`], re-exported here.
@@ -21,6 +22,7 @@ pub mod cli;
 pub mod clients;
 pub mod pipeline;
 pub mod runner;
+pub mod scenario;
 pub mod serve;
 pub mod store;
 pub mod web;

@@ -1,0 +1,568 @@
+//! The scenario file format (DESIGN.md, "Scenarios"): one TOML file, one
+//! incident. Parsing is strict — an unknown key, a wrong type or an
+//! impossible combination is an error naming the file, line and column.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use crate::pipeline::{Knobs, Step};
+
+/// A parsed, checked scenario.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Scenario {
+    pub name: String,
+    pub description: Option<String>,
+    pub pipeline: Knobs,
+    pub orders: Vec<OrderBatch>,
+    pub reminders: Vec<ReminderBatch>,
+    /// Jobs run at once (default 1).
+    pub concurrency: usize,
+    pub max_retries: Option<u32>,
+    pub backend: Option<BackendKind>,
+    pub faults: Vec<Fault>,
+    pub expect: Expect,
+    /// Where it was read from, for reports.
+    #[serde(skip)]
+    pub path: Option<PathBuf>,
+}
+
+/// `orders = [{ count = 3 }]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderBatch {
+    #[serde(default = "one")]
+    pub count: u32,
+    #[serde(default = "one")]
+    pub quantity: u32,
+    /// Priced at 9999 cents, which the payments service declines.
+    #[serde(default)]
+    pub decline: bool,
+}
+
+/// `reminders = [{ count = 2 }]`: reminders due now, for the sweep.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReminderBatch {
+    #[serde(default = "one")]
+    pub count: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// Which queue backend a scenario asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BackendKind {
+    Memory,
+    Redis,
+}
+
+/// One injected failure.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Fault {
+    /// A service misbehaves: the fault rule as `PUT /{service}/behavior`
+    /// takes it (`None` for a fault that only sets the search lag).
+    Service {
+        service: fake_services::Service,
+        rule: Option<fake_services::FaultSpec>,
+        search_lag_ms: Option<u64>,
+    },
+    /// The worker process dies after a step (`None`: every step, one run each).
+    WorkerDies { step: Option<Step> },
+    /// An old worker, running other code, shares the queues.
+    StaleWorker {
+        code_version: String,
+        pipeline: Knobs,
+    },
+    /// Each job is delivered twice at once.
+    DuplicateDelivery,
+    /// Enqueues fail for a while.
+    QueueDown { for_ms: u64 },
+    /// The periodic sweep fires late and overlaps the next one.
+    SchedulerLate,
+}
+
+/// `[expect]`: what must be true at the end.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    pub charges_per_order: Option<u32>,
+    pub emails_per_order: Option<u32>,
+    pub fulfillments_per_order: Option<u32>,
+    pub reminders_per_reminder: Option<u32>,
+    pub orders: Option<OrdersExpectation>,
+    pub dead_jobs: Option<u32>,
+    pub notified: Option<u32>,
+    pub lost_jobs: Option<u32>,
+    /// The scenario documents a broken variant: it passes only if the checker
+    /// reports this violation.
+    pub violation: Option<Invariant>,
+}
+
+/// `orders = "all-complete"` or `"all-settled"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OrdersExpectation {
+    /// Every order charged, emailed and fulfilled (declined ones excepted).
+    AllComplete,
+    /// Every order complete, declined, or with its job dead and its death notified.
+    AllSettled,
+}
+
+/// The invariants the checker knows, by their `[expect]` key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Invariant {
+    ChargesPerOrder,
+    EmailsPerOrder,
+    FulfillmentsPerOrder,
+    RemindersPerReminder,
+    Orders,
+    DeadJobs,
+    Notified,
+    LostJobs,
+}
+
+impl Invariant {
+    /// The `[expect]` key.
+    pub fn key(self) -> &'static str {
+        match self {
+            Invariant::ChargesPerOrder => "charges_per_order",
+            Invariant::EmailsPerOrder => "emails_per_order",
+            Invariant::FulfillmentsPerOrder => "fulfillments_per_order",
+            Invariant::RemindersPerReminder => "reminders_per_reminder",
+            Invariant::Orders => "orders",
+            Invariant::DeadJobs => "dead_jobs",
+            Invariant::Notified => "notified",
+            Invariant::LostJobs => "lost_jobs",
+        }
+    }
+}
+
+impl fmt::Display for Invariant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.key())
+    }
+}
+
+/// A scenario that could not be read: where, and what was wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScenarioError {
+    pub path: PathBuf,
+    /// 1-based, when known.
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.path.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+            if let Some(column) = self.column {
+                write!(f, ":{column}")?;
+            }
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ScenarioError {}
+
+/// The file as written, before the checks that span several keys.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScenario {
+    name: String,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    pipeline: Knobs,
+    #[serde(default)]
+    orders: Vec<OrderBatch>,
+    #[serde(default)]
+    reminders: Vec<ReminderBatch>,
+    #[serde(default)]
+    concurrency: Option<Spanned<u32>>,
+    #[serde(default)]
+    max_retries: Option<u32>,
+    #[serde(default)]
+    backend: Option<BackendKind>,
+    #[serde(default)]
+    faults: Vec<Spanned<RawFault>>,
+    expect: Spanned<Expect>,
+}
+
+/// A `[[faults]]` table: every key any kind of fault may have.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFault {
+    service: Option<fake_services::Service>,
+    mode: Option<fake_services::Mode>,
+    calls: Option<u64>,
+    probability: Option<f64>,
+    seed: Option<u64>,
+    for_ms: Option<u64>,
+    operations: Option<Vec<String>>,
+    sleep_ms: Option<u64>,
+    status: Option<u16>,
+    retry_after_s: Option<u64>,
+    search_lag_ms: Option<u64>,
+    worker: Option<WorkerFault>,
+    step: Option<StepOrEvery>,
+    code_version: Option<String>,
+    pipeline: Option<Knobs>,
+    queue: Option<QueueFault>,
+    scheduler: Option<SchedulerFault>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum WorkerFault {
+    DieAfter,
+    Stale,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum QueueFault {
+    Duplicate,
+    Down,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum SchedulerFault {
+    Late,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+enum StepOrEvery {
+    Step(Step),
+    Every(Every),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum Every {
+    Every,
+}
+
+/// Reads and checks a scenario file.
+pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+    let text = std::fs::read_to_string(path).map_err(|err| ScenarioError {
+        path: path.to_path_buf(),
+        line: None,
+        column: None,
+        message: format!("cannot read it: {err}"),
+    })?;
+    let mut scenario = parse(&text, path)?;
+    scenario.path = Some(path.to_path_buf());
+    Ok(scenario)
+}
+
+/// Parses and checks scenario text; `path` only names it in errors.
+pub fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
+    let at = |span: Option<std::ops::Range<usize>>, message: String| {
+        let (line, column) = span.map_or((None, None), |s| {
+            let (l, c) = line_column(text, s.start);
+            (Some(l), Some(c))
+        });
+        ScenarioError {
+            path: path.to_path_buf(),
+            line,
+            column,
+            message,
+        }
+    };
+    let raw: RawScenario =
+        toml::from_str(text).map_err(|err| at(err.span(), err.message().to_string()))?;
+    let mut faults = Vec::new();
+    for spanned in &raw.faults {
+        let fault =
+            check_fault(spanned.get_ref()).map_err(|message| at(Some(spanned.span()), message))?;
+        faults.push(fault);
+    }
+    let every = faults
+        .iter()
+        .filter(|f| matches!(f, Fault::WorkerDies { step: None }))
+        .count();
+    if every > 1 {
+        return Err(at(
+            None,
+            "only one worker fault may use `step = \"every\"`".into(),
+        ));
+    }
+    let concurrency = raw.concurrency.as_ref().map_or(1, |c| *c.get_ref());
+    if concurrency == 0 || concurrency > 64 {
+        let span = raw.concurrency.as_ref().map(Spanned::span);
+        return Err(at(
+            span,
+            format!("`concurrency` must be 1 to 64, got {concurrency}"),
+        ));
+    }
+    let expect = raw.expect.get_ref().clone();
+    if expect == Expect::default() {
+        return Err(at(
+            Some(raw.expect.span()),
+            "`[expect]` must say what must be true (e.g. `charges_per_order = 1`) or which `violation` the scenario shows".into(),
+        ));
+    }
+    if raw.orders.is_empty() && raw.reminders.is_empty() {
+        return Err(at(
+            None,
+            "a scenario needs `orders` or `reminders` to run".into(),
+        ));
+    }
+    Ok(Scenario {
+        name: raw.name,
+        description: raw.description,
+        pipeline: raw.pipeline,
+        orders: raw.orders,
+        reminders: raw.reminders,
+        concurrency: concurrency as usize,
+        max_retries: raw.max_retries,
+        backend: raw.backend,
+        faults,
+        expect,
+        path: None,
+    })
+}
+
+/// Sorts a `[[faults]]` table into its kind, refusing keys that belong to
+/// another kind.
+fn check_fault(raw: &RawFault) -> Result<Fault, String> {
+    let kinds = [
+        raw.service.is_some(),
+        raw.worker.is_some(),
+        raw.queue.is_some(),
+        raw.scheduler.is_some(),
+    ];
+    if kinds.iter().filter(|k| **k).count() != 1 {
+        return Err(
+            "a fault names exactly one of `service`, `worker`, `queue` or `scheduler`".into(),
+        );
+    }
+    let rule_keys = [
+        ("mode", raw.mode.is_some()),
+        ("calls", raw.calls.is_some()),
+        ("probability", raw.probability.is_some()),
+        ("seed", raw.seed.is_some()),
+        ("operations", raw.operations.is_some()),
+        ("sleep_ms", raw.sleep_ms.is_some()),
+        ("status", raw.status.is_some()),
+        ("retry_after_s", raw.retry_after_s.is_some()),
+        ("search_lag_ms", raw.search_lag_ms.is_some()),
+    ];
+    let only = |kind: &str, allowed: &[&str]| -> Result<(), String> {
+        let present = rule_keys.iter().map(|(k, p)| (*k, *p)).chain([
+            ("for_ms", raw.for_ms.is_some()),
+            ("step", raw.step.is_some()),
+            ("code_version", raw.code_version.is_some()),
+            ("pipeline", raw.pipeline.is_some()),
+        ]);
+        for (key, is_there) in present {
+            if is_there && !allowed.contains(&key) {
+                return Err(format!("`{key}` does not go with {kind}"));
+            }
+        }
+        Ok(())
+    };
+    if let Some(service) = raw.service {
+        only(
+            "a service fault",
+            &[
+                "mode",
+                "calls",
+                "probability",
+                "seed",
+                "for_ms",
+                "operations",
+                "sleep_ms",
+                "status",
+                "retry_after_s",
+                "search_lag_ms",
+            ],
+        )?;
+        let rule = match raw.mode {
+            None if raw.search_lag_ms.is_some() => {
+                if rule_keys.iter().filter(|(_, p)| *p).count() > 1 || raw.for_ms.is_some() {
+                    return Err("a fault without `mode` may only set `search_lag_ms`".into());
+                }
+                None
+            }
+            None => return Err("a service fault needs a `mode` (or only `search_lag_ms`)".into()),
+            Some(mode) => {
+                let spec = fake_services::FaultSpec {
+                    calls: raw.calls,
+                    probability: raw.probability,
+                    seed: raw.seed,
+                    for_ms: raw.for_ms,
+                    operations: raw.operations.clone(),
+                    sleep_ms: raw.sleep_ms,
+                    status: raw.status,
+                    retry_after_s: raw.retry_after_s,
+                    ..fake_services::FaultSpec::new(mode)
+                };
+                // The services' own validation, so a scenario cannot say
+                // what the behaviour API would refuse.
+                let behavior = fake_services::BehaviorSpec {
+                    faults: vec![spec.clone()],
+                    search_lag_ms: 0,
+                };
+                behavior.validate(service).map_err(|e| e.error.clone())?;
+                Some(spec)
+            }
+        };
+        return Ok(Fault::Service {
+            service,
+            rule,
+            search_lag_ms: raw.search_lag_ms,
+        });
+    }
+    if let Some(worker) = raw.worker {
+        return match worker {
+            WorkerFault::DieAfter => {
+                only("`worker = \"die-after\"`", &["step"])?;
+                match raw.step {
+                    None => Err(
+                        "`worker = \"die-after\"` needs a `step` (a boundary, or \"every\")".into(),
+                    ),
+                    Some(StepOrEvery::Step(step)) => Ok(Fault::WorkerDies { step: Some(step) }),
+                    Some(StepOrEvery::Every(_)) => Ok(Fault::WorkerDies { step: None }),
+                }
+            }
+            WorkerFault::Stale => {
+                only("`worker = \"stale\"`", &["code_version", "pipeline"])?;
+                Ok(Fault::StaleWorker {
+                    code_version: raw
+                        .code_version
+                        .clone()
+                        .ok_or("`worker = \"stale\"` needs a `code_version`")?,
+                    pipeline: raw.pipeline.unwrap_or_else(Knobs::naive),
+                })
+            }
+        };
+    }
+    if let Some(queue) = raw.queue {
+        return match queue {
+            QueueFault::Duplicate => {
+                only("`queue = \"duplicate\"`", &[])?;
+                Ok(Fault::DuplicateDelivery)
+            }
+            QueueFault::Down => {
+                only("`queue = \"down\"`", &["for_ms"])?;
+                Ok(Fault::QueueDown {
+                    for_ms: raw.for_ms.ok_or("`queue = \"down\"` needs `for_ms`")?,
+                })
+            }
+        };
+    }
+    only("`scheduler = \"late\"`", &[])?;
+    Ok(Fault::SchedulerLate)
+}
+
+/// 1-based line and column of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rfind('\n')
+        .map_or(before.len(), |i| before.len() - i - 1)
+        + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(text: &str) -> Result<Scenario, ScenarioError> {
+        parse(text, Path::new("s.toml"))
+    }
+
+    const GOOD: &str = r#"
+name = "email provider sends, then crashes: search dedup sends one email"
+pipeline = { structure = "chained", charge = "idempotency-key", email = "search", fulfillment = "idempotency-key" }
+orders = [{ count = 3 }]
+
+[[faults]]
+service = "email"
+mode = "send-then-crash"
+calls = 2
+
+[[faults]]
+worker = "die-after"
+step = "charge"
+
+[expect]
+charges_per_order = 1
+emails_per_order = 1
+fulfillments_per_order = 1
+orders = "all-complete"
+dead_jobs = 0
+notified = 0
+"#;
+
+    #[test]
+    fn the_design_example_parses() {
+        let s = parse_str(GOOD).unwrap();
+        assert_eq!(s.orders[0].count, 3);
+        assert_eq!(s.faults.len(), 2);
+        assert!(matches!(&s.faults[0], Fault::Service { rule: Some(r), .. } if r.calls == Some(2)));
+        assert_eq!(
+            s.faults[1],
+            Fault::WorkerDies {
+                step: Some(Step::Charge)
+            }
+        );
+        assert_eq!(s.expect.orders, Some(OrdersExpectation::AllComplete));
+        assert_eq!(s.concurrency, 1);
+    }
+
+    #[test]
+    fn errors_name_the_line_and_column() {
+        let text = GOOD.replace("calls = 2", "calls = 2\ncolour = \"red\"");
+        let err = parse_str(&text).unwrap_err();
+        assert_eq!(err.line, Some(10), "{err}");
+        assert!(err.to_string().starts_with("s.toml:10:"), "{err}");
+        assert!(err.message.contains("colour"), "{err}");
+
+        let text = GOOD.replace("calls = 2", "calls = \"two\"");
+        let err = parse_str(&text).unwrap_err();
+        assert_eq!((err.line, err.column), (Some(9), Some(9)), "{err}");
+
+        let text = GOOD.replace("step = \"charge\"", "step = \"payday\"");
+        assert!(parse_str(&text).is_err());
+
+        let text = GOOD.replace(
+            "worker = \"die-after\"",
+            "worker = \"die-after\"\nmode = \"crash\"",
+        );
+        let err = parse_str(&text).unwrap_err();
+        assert!(err.message.contains("`mode` does not go with"), "{err}");
+        assert_eq!(err.line, Some(11), "the fault's [[faults]] header: {err}");
+    }
+
+    #[test]
+    fn rules_are_checked_by_the_services_own_validation() {
+        let text = GOOD.replace("calls = 2", "probability = 1.5");
+        let err = parse_str(&text).unwrap_err();
+        assert!(err.message.contains("between 0 and 1"), "{err}");
+    }
+
+    #[test]
+    fn an_empty_expectation_is_refused() {
+        let text = "name = \"x\"\norders = [{ count = 1 }]\n[expect]\n";
+        let err = parse_str(text).unwrap_err();
+        assert!(err.message.contains("[expect]"), "{err}");
+    }
+}
