@@ -84,13 +84,12 @@ impl Lab {
     /// process, each such call also has its client's timeout waiting on the
     /// same clock.
     async fn wait_in_latency(&self, n: usize) {
-        let sleepers = match self.kind {
-            Kind::Http => n,
-            Kind::InProcess => 2 * n,
-        };
+        // Each call in its latency sleeps on the clock, over either transport
+        // (in process, a call slower than the client adds the client's own
+        // timeout sleep).
         let clock = &self.clock;
         wait_until("calls sit in their latency", || async move {
-            clock.sleepers() >= sleepers
+            clock.sleepers() >= n
         })
         .await;
     }

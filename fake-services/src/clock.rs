@@ -5,9 +5,10 @@
 //! virtual clock in tests and in the deterministic simulator, where waiting a
 //! day costs nothing and no test has to sleep.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::watch;
@@ -54,13 +55,18 @@ impl Clock for SystemClock {
 #[derive(Debug, Clone)]
 pub struct ManualClock {
     now: Arc<watch::Sender<u64>>,
+    /// Deadline → how many sleeps wait for it.
+    deadlines: Arc<Mutex<BTreeMap<u64, usize>>>,
 }
 
 impl ManualClock {
     /// A clock that reads `start_ms` until advanced.
     pub fn new(start_ms: u64) -> Self {
         let (tx, _rx) = watch::channel(start_ms);
-        Self { now: Arc::new(tx) }
+        Self {
+            now: Arc::new(tx),
+            deadlines: Arc::default(),
+        }
     }
 
     /// Moves time forward by `ms` and wakes every sleeper whose deadline passed.
@@ -68,10 +74,26 @@ impl ManualClock {
         self.now.send_modify(|now| *now += ms);
     }
 
+    /// Moves time forward to `ms` (never back).
+    pub fn advance_to(&self, ms: u64) {
+        self.now.send_modify(|now| *now = (*now).max(ms));
+    }
+
     /// How many sleeps are waiting on this clock: lets a test wait until a
     /// request has reached its injected latency before moving time.
     pub fn sleepers(&self) -> usize {
         self.now.receiver_count()
+    }
+
+    /// The earliest deadline a sleep waits for: where a simulation whose
+    /// every task waits on this clock moves time next.
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.deadlines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .next()
+            .copied()
     }
 }
 
@@ -79,6 +101,24 @@ impl Default for ManualClock {
     fn default() -> Self {
         // 2026-01-01T00:00:00Z: a fixed, readable start for reproducible ledgers.
         Self::new(1_767_225_600_000)
+    }
+}
+
+/// Keeps a sleep's deadline registered while the sleep exists.
+struct Registered {
+    deadlines: Arc<Mutex<BTreeMap<u64, usize>>>,
+    deadline: u64,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        let mut deadlines = self.deadlines.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = deadlines.get_mut(&self.deadline) {
+            *count -= 1;
+            if *count == 0 {
+                deadlines.remove(&self.deadline);
+            }
+        }
     }
 }
 
@@ -90,7 +130,18 @@ impl Clock for ManualClock {
     fn sleep(&self, ms: u64) -> Sleep {
         let mut rx = self.now.subscribe();
         let deadline = *rx.borrow() + ms;
+        *self
+            .deadlines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(deadline)
+            .or_default() += 1;
+        let registered = Registered {
+            deadlines: self.deadlines.clone(),
+            deadline,
+        };
         Box::pin(async move {
+            let _registered = registered;
             // The sender lives as long as the clock; if it is gone, time has
             // stopped for good and the sleeper is released.
             let _ = rx.wait_for(|now| *now >= deadline).await;
@@ -110,10 +161,12 @@ mod tests {
         assert!(futures_poll_once(&mut sleep).await.is_none());
         clock.advance(499);
         assert!(futures_poll_once(&mut sleep).await.is_none());
+        assert_eq!(clock.next_deadline(), Some(1_500));
         clock.advance(1);
         sleep.await;
         assert_eq!(clock.now_ms(), 1_500);
         assert_eq!(clock.sleepers(), 0);
+        assert_eq!(clock.next_deadline(), None, "a finished sleep is forgotten");
     }
 
     async fn futures_poll_once(sleep: &mut Sleep) -> Option<()> {

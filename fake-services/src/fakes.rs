@@ -257,25 +257,60 @@ impl FakeServices {
     /// the client hangs up, so an effect that started always lands in the
     /// ledger.
     pub async fn call(&self, call: Call) -> Reply {
+        let started = self.start(call);
+        self.finish(started).await
+    }
+
+    /// A call by a client that gives up after `timeout_ms` of this clock,
+    /// as the in-process front door for simulations. Whether the call is
+    /// slower than the client is decided up front (the latency is part of
+    /// the fault decision), so the only sleep on the clock is a real wait:
+    /// a simulation can move time whenever every task sleeps. A call slower
+    /// than the client still completes — and performs its effect — on a
+    /// task of its own, as it would behind a server.
+    pub async fn call_within(&self, call: Call, timeout_ms: u64) -> Result<Reply, TimedOut> {
+        let started = self.start(call);
+        let too_slow = started.decision.latency_ms > timeout_ms;
+        let task = tokio::spawn({
+            let fakes = self.clone();
+            async move { fakes.finish(started).await }
+        });
+        if too_slow {
+            self.inner.clock.sleep(timeout_ms).await;
+            return Err(TimedOut);
+        }
+        match task.await {
+            Ok(reply) => Ok(reply),
+            // As the HTTP server answers a call that failed inside.
+            Err(join) => {
+                tracing::error!(%join, "a call failed inside the fake services");
+                Ok(Reply::Response(Response::json(
+                    500,
+                    &json!({"error": "the fake service failed; see its log"}),
+                )))
+            }
+        }
+    }
+
+    /// The first half of a call, at once and under the service's lock: the
+    /// fault decision and, for a keyed effect, the key's reservation.
+    fn start(&self, call: Call) -> Started {
         let service = call.service;
         let operation_name = call.operation.name(service);
-        let (decision, begin) = {
-            let mut state = self.state(service);
-            let decision = state.decide(&call, self.inner.clock.now_ms());
-            let begin = match &call.idempotency_key {
-                Some(key)
-                    if call.operation == Operation::Effect
-                        && decision.action.reaches_provider() =>
-                {
-                    Some(state.keys.begin(operation_name, key, &call.body))
-                }
-                _ => None,
-            };
-            (decision, begin)
+        let mut state = self.state(service);
+        let decision = state.decide(&call, self.inner.clock.now_ms());
+        let begin = match &call.idempotency_key {
+            Some(key)
+                if call.operation == Operation::Effect && decision.action.reaches_provider() =>
+            {
+                Some(state.keys.begin(operation_name, key, &call.body))
+            }
+            _ => None,
         };
+        drop(state);
         let reservation = match (&begin, &call.idempotency_key) {
             (Some(Begin::Proceed), Some(key)) => Some(Reservation {
-                fakes: self,
+                fakes: self.clone(),
                 service,
                 operation: operation_name,
                 key: key.clone(),
@@ -283,6 +318,23 @@ impl FakeServices {
             }),
             _ => None,
         };
+        Started {
+            call,
+            decision,
+            begin,
+            reservation,
+        }
+    }
+
+    /// The second half: the latency, then the gateway's fault or the provider.
+    async fn finish(&self, started: Started) -> Reply {
+        let Started {
+            call,
+            decision,
+            begin,
+            reservation,
+        } = started;
+        let service = call.service;
         if decision.latency_ms > 0 {
             self.inner.clock.sleep(decision.latency_ms).await;
         }
@@ -337,7 +389,7 @@ impl FakeServices {
         &self,
         call: &Call,
         told: Option<Told>,
-        reservation: Option<Reservation<'_>>,
+        reservation: Option<Reservation>,
     ) -> Response {
         let now_ms = self.inner.clock.now_ms();
         let mut state = self.state(call.service);
@@ -451,11 +503,23 @@ fn action_name(action: Action) -> &'static str {
     }
 }
 
+/// The client gave up before the provider answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimedOut;
+
+/// A call whose fault is decided and whose key is reserved.
+struct Started {
+    call: Call,
+    decision: Decision,
+    begin: Option<Begin>,
+    reservation: Option<Reservation>,
+}
+
 /// An idempotency key reserved by a call that has not reached the provider
 /// yet. If the call is abandoned (its future dropped during the latency), the
 /// key is freed so that a retry is not refused with 409 for ever.
-struct Reservation<'a> {
-    fakes: &'a FakeServices,
+struct Reservation {
+    fakes: FakeServices,
     service: Service,
     operation: &'static str,
     key: String,
@@ -463,7 +527,7 @@ struct Reservation<'a> {
     settled: bool,
 }
 
-impl Drop for Reservation<'_> {
+impl Drop for Reservation {
     fn drop(&mut self) {
         if self.settled {
             return;

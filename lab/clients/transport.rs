@@ -412,10 +412,10 @@ fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
-/// Runs the call on its own task, as the HTTP server does, so that when the
-/// client gives up the provider still finishes (and performs its effect).
-/// The timeout is measured on the fakes' clock; a call that finishes at the
-/// same virtual instant as the timeout counts as answered.
+/// Makes the call through the fakes' own front door for clients with a
+/// timeout: as behind the HTTP server, a provider slower than the client
+/// still finishes (and performs its effect). The timeout is measured on the
+/// fakes' clock; a call as slow as the timeout counts as answered.
 async fn send_in_process(
     fakes: &FakeServices,
     timeout: Duration,
@@ -432,44 +432,24 @@ async fn send_in_process(
     let timeout_ms = u64::try_from(timeout.as_millis())
         .unwrap_or(u64::MAX)
         .min(MAX_TIMEOUT_MS);
-    // The deadline is fixed now, before the call starts.
-    let expired = fakes.clock().sleep(timeout_ms);
-    let fakes = fakes.clone();
-    let mut task = tokio::spawn(async move { fakes.call(call).await });
-    let joined = tokio::select! {
-        biased;
-        joined = &mut task => joined,
-        () = expired => {
-            // A call woken by the same tick of a virtual clock is queued
-            // behind us: let it run before declaring the timeout.
-            tokio::task::yield_now().await;
-            if !task.is_finished() {
-                // Dropping the handle detaches the task: the call goes on.
-                return Err(ServiceError::Timeout { service, after: timeout });
-            }
-            task.await
-        }
-    };
-    match joined {
-        Ok(Reply::Response(response)) => Ok(Answer {
+    let reply =
+        fakes
+            .call_within(call, timeout_ms)
+            .await
+            .map_err(|fake_services::fakes::TimedOut| ServiceError::Timeout {
+                service,
+                after: timeout,
+            })?;
+    match reply {
+        Reply::Response(response) => Ok(Answer {
             status: response.status,
             body: response.body.to_vec(),
             retry_after_s: response.retry_after_s,
             replayed: response.replayed,
         }),
-        Ok(Reply::Dropped) => Err(ServiceError::Connection {
+        Reply::Dropped => Err(ServiceError::Connection {
             service,
             message: "the connection was closed without a response".into(),
-        }),
-        // The HTTP server answers 500 when a call panics; so do we.
-        Err(join_error) => Ok(Answer {
-            status: 500,
-            body: serde_json::to_vec(&serde_json::json!({
-                "error": format!("the fake service failed: {join_error}")
-            }))
-            .unwrap_or_default(),
-            retry_after_s: None,
-            replayed: false,
         }),
     }
 }
