@@ -10,6 +10,7 @@
 //! - [`runner`]: the Sidekiq-style job runner (memory backend).
 //! - [`pipeline`]: the order pipeline's jobs, in every naive and safe variant.
 //! - [`scenario`]: scenario files.
+//! - [`checker`]: invariants from the ledgers and order rows; the verdict and report on a run.
 //! - [`app`]: a running lab (store, clients, runner, background loops).
 //! - [`web`]: the web lab's pages (HTML, or JSON when asked): orders, jobs, service status.
 //! - The fake services are their own crate, [`fake_services`], re-exported here.
@@ -18,6 +19,7 @@
 //! issues (see DESIGN.md).
 
 pub mod app;
+pub mod checker;
 pub mod cli;
 pub mod clients;
 pub mod pipeline;

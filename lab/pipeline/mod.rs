@@ -20,7 +20,7 @@ use fake_services::SharedClock;
 
 use crate::clients::Clients;
 use crate::runner::{
-    Backend, Registry, Runner, RunnerBuilder, RunnerConfig, TransientErrorSilencer,
+    Backend, History, Registry, Runner, RunnerBuilder, RunnerConfig, TransientErrorSilencer,
 };
 use crate::store::Store;
 
@@ -47,10 +47,21 @@ impl Shop {
     }
 }
 
-/// A runner for `shop`'s jobs: the three job classes, the transient-error
+/// A runner for `shop`'s jobs: the job classes, the transient-error
 /// silencer, and the error catcher told of errors and deaths. The runner's
 /// fetch mode is the knob's.
 pub fn runner(shop: &Arc<Shop>, backend: Arc<dyn Backend>, config: RunnerConfig) -> Runner {
+    runner_sharing(shop, backend, config, History::new())
+}
+
+/// The same, recording into `history`: an old worker sharing the queues
+/// (a runner for another shop) shares the history too.
+pub fn runner_sharing(
+    shop: &Arc<Shop>,
+    backend: Arc<dyn Backend>,
+    config: RunnerConfig,
+    history: History,
+) -> Runner {
     let mut registry = Registry::new();
     jobs::register(&mut registry, shop);
     let config = RunnerConfig {
@@ -59,6 +70,7 @@ pub fn runner(shop: &Arc<Shop>, backend: Arc<dyn Backend>, config: RunnerConfig)
     };
     RunnerBuilder::new(backend, shop.clock.clone(), registry)
         .config(config)
+        .history(history)
         .middleware(TransientErrorSilencer)
         .error_handler(handlers::NotifyErrorCatcher(shop.clients.clone()))
         .death_handler(handlers::NotifyErrorCatcher(shop.clients.clone()))

@@ -150,6 +150,10 @@ pub trait Backend: Send + Sync + 'static {
     /// removes it. Returns the jobs put back.
     async fn recover_expired(&self, now_ms: u64, ttl_ms: u64) -> BackendResult<Vec<Job>>;
 
+    /// Every job waiting in a queue or held in an in-progress list: what would
+    /// still run (the checker's "not lost").
+    async fn waiting_jobs(&self) -> BackendResult<Vec<Job>>;
+
     /// Adds to `stat:processed` / `stat:failed`.
     async fn count(&self, processed: u64, failed: u64) -> BackendResult<()>;
 

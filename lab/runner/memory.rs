@@ -271,6 +271,17 @@ impl Backend for MemoryBackend {
         Ok(recovered)
     }
 
+    async fn waiting_jobs(&self) -> BackendResult<Vec<Job>> {
+        let state = self.state();
+        Ok(state
+            .queues
+            .values()
+            .flatten()
+            .chain(state.in_progress.values().flatten())
+            .cloned()
+            .collect())
+    }
+
     async fn count(&self, processed: u64, failed: u64) -> BackendResult<()> {
         let mut state = self.state();
         state.processed += processed;

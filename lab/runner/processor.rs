@@ -199,7 +199,7 @@ impl Runner {
 
     /// A fresh process identity: a process that dies comes back as a new one,
     /// as a restarted Sidekiq does.
-    pub(super) fn new_identity(&self) -> String {
+    pub fn new_identity(&self) -> String {
         let n = self.inner.processes_started.fetch_add(1, Ordering::Relaxed);
         format!(
             "{}:{}:{}",

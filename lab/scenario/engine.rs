@@ -1,0 +1,667 @@
+//! Runs a scenario: a fresh lab (temporary SQLite store, memory queue,
+//! in-process fake services, one virtual clock), the orders placed, the jobs
+//! run until nothing is left to do, then the checker reads what happened.
+//!
+//! Jobs run in lockstep batches of up to `concurrency` jobs. Between batches
+//! virtual time jumps to the next due retry (or past a dead process's
+//! heartbeat timeout); during a batch it moves only when every running job
+//! waits on the clock (a slow provider). A full retry schedule of weeks takes
+//! milliseconds.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use fake_services::{BehaviorSpec, Clock, FakeServices, ManualClock, Service, SharedClock};
+use serde::Serialize;
+
+use super::format::{Fault, Scenario};
+use crate::checker::{self, Snapshot, Verdict};
+use crate::clients::Clients;
+use crate::pipeline::{self, place_order, relay_outbox, reminders, Shop, Step, WorkerDeaths};
+use crate::runner::backend::{BusyJob, ProcessInfo, SetEntry};
+use crate::runner::{
+    Backend, BackendError, FetchMode, History, Job, JobOutcome, JobSet, MemoryBackend, RetryPolicy,
+    Runner, RunnerConfig,
+};
+use crate::store::{NewOrder, Store};
+
+/// How scenarios run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Seeds the fake services and the runner: the same seed, the same run.
+    pub seed: u64,
+    /// Virtual time after which a run that has not settled is a failure.
+    pub deadline_ms: u64,
+    /// The jobs' provider clients give up after this long (virtual).
+    pub client_timeout_ms: u64,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            seed: 1,
+            // Sidekiq's 25 retries take about three weeks.
+            deadline_ms: 60 * 24 * 3600 * 1000,
+            client_timeout_ms: 5_000,
+        }
+    }
+}
+
+/// One run of a scenario (a scenario with `step = "every"` has one per step).
+#[derive(Debug, Serialize)]
+pub struct Run {
+    /// The step the worker died after, for `step = "every"` runs.
+    pub step: Option<Step>,
+    pub verdict: Verdict,
+    /// Set when the run hit the deadline: what was still pending.
+    pub unfinished: Option<String>,
+    /// Virtual time the run took.
+    pub virtual_ms: u64,
+    pub snapshot: Snapshot,
+}
+
+impl Run {
+    pub fn passed(&self) -> bool {
+        self.unfinished.is_none() && self.verdict.passed
+    }
+}
+
+/// A scenario's result.
+#[derive(Debug, Serialize)]
+pub struct ScenarioResult {
+    pub name: String,
+    pub path: Option<String>,
+    pub runs: Vec<Run>,
+    /// Real time, all runs.
+    pub elapsed_ms: u64,
+}
+
+impl ScenarioResult {
+    /// Every run ended as the scenario expected.
+    pub fn passed(&self) -> bool {
+        self.runs.iter().all(Run::passed)
+    }
+}
+
+/// Runs `scenario` (once, or once per step for `step = "every"`).
+pub async fn run(scenario: &Scenario, options: &RunOptions) -> ScenarioResult {
+    let started = Instant::now();
+    let every = scenario
+        .faults
+        .iter()
+        .any(|f| matches!(f, Fault::WorkerDies { step: None }));
+    let steps: Vec<Option<Step>> = if every {
+        Step::ALL.iter().copied().map(Some).collect()
+    } else {
+        vec![None]
+    };
+    let mut runs = Vec::new();
+    for step in steps {
+        runs.push(run_once(scenario, options, step).await);
+    }
+    ScenarioResult {
+        name: scenario.name.clone(),
+        path: scenario.path.as_ref().map(|p| p.display().to_string()),
+        runs,
+        elapsed_ms: started.elapsed().as_millis() as u64,
+    }
+}
+
+/// The scenario's knobs and faults set up on a fresh lab.
+struct World {
+    clock: ManualClock,
+    fakes: FakeServices,
+    backend: Arc<dyn Backend>,
+    /// The current code's shop; a stale worker has its own.
+    shop: Arc<Shop>,
+    /// The runners sharing the queues: the current code first.
+    runners: Vec<Runner>,
+    identities: Vec<String>,
+    concurrency: usize,
+}
+
+async fn run_once(scenario: &Scenario, options: &RunOptions, every_step: Option<Step>) -> Run {
+    let world = match setup(scenario, options, every_step).await {
+        Ok(world) => world,
+        Err(err) => return failed_setup(every_step, err),
+    };
+    let start_ms = world.clock.now_ms();
+    place_orders(scenario, &world).await;
+    let unfinished = drive(&world, start_ms + options.deadline_ms).await;
+    let snapshot = capture(&world).await;
+    let verdict = checker::verdict(
+        &scenario.expect,
+        checker::check(&scenario.expect, &snapshot),
+    );
+    Run {
+        step: every_step,
+        verdict,
+        unfinished,
+        virtual_ms: world.clock.now_ms() - start_ms,
+        snapshot,
+    }
+}
+
+fn failed_setup(step: Option<Step>, err: String) -> Run {
+    Run {
+        step,
+        verdict: Verdict::failed(format!("the lab could not be set up: {err}")),
+        unfinished: Some(err),
+        virtual_ms: 0,
+        snapshot: Snapshot::default(),
+    }
+}
+
+async fn setup(
+    scenario: &Scenario,
+    options: &RunOptions,
+    every_step: Option<Step>,
+) -> Result<World, String> {
+    let clock = ManualClock::default();
+    let shared: SharedClock = Arc::new(clock.clone());
+    let fakes = FakeServices::with_clock(shared.clone(), options.seed);
+    set_service_faults(scenario, &fakes)?;
+    let store = Store::temporary().await.map_err(|e| e.to_string())?;
+    let clients = Clients::in_process(
+        fakes.clone(),
+        Duration::from_millis(options.client_timeout_ms),
+    );
+    let mut backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+    for fault in &scenario.faults {
+        match fault {
+            Fault::DuplicateDelivery => {
+                backend = Arc::new(FaultyBackend {
+                    inner: backend,
+                    clock: shared.clone(),
+                    duplicate: true,
+                    down_until_ms: 0,
+                })
+            }
+            Fault::QueueDown { for_ms } => {
+                backend = Arc::new(FaultyBackend {
+                    inner: backend,
+                    clock: shared.clone(),
+                    duplicate: false,
+                    down_until_ms: clock.now_ms() + for_ms,
+                })
+            }
+            _ => {}
+        }
+    }
+    let deaths = WorkerDeaths::none();
+    for fault in &scenario.faults {
+        if let Fault::WorkerDies { step } = fault {
+            if let Some(step) = step.or(every_step) {
+                deaths.plan(step, 1);
+            }
+        }
+    }
+    let config = RunnerConfig {
+        concurrency: scenario.concurrency,
+        retry: RetryPolicy {
+            max_retries: scenario.max_retries.unwrap_or(25),
+            time_scale: 1.0,
+        },
+        seed: options.seed,
+        ..RunnerConfig::default()
+    };
+    let history = History::new();
+    let shop = Arc::new(Shop {
+        store: store.clone(),
+        clients: clients.clone(),
+        knobs: scenario.pipeline,
+        deaths: deaths.clone(),
+        clock: shared.clone(),
+    });
+    let mut runners = vec![pipeline::runner_sharing(
+        &shop,
+        backend.clone(),
+        config.clone(),
+        history.clone(),
+    )];
+    for fault in &scenario.faults {
+        if let Fault::StaleWorker {
+            code_version,
+            pipeline: knobs,
+        } = fault
+        {
+            let stale_shop = Arc::new(Shop {
+                store: store.clone(),
+                clients: clients.clone(),
+                knobs: *knobs,
+                deaths: deaths.clone(),
+                clock: shared.clone(),
+            });
+            runners.push(pipeline::runner_sharing(
+                &stale_shop,
+                backend.clone(),
+                RunnerConfig {
+                    code_version: code_version.clone(),
+                    seed: options.seed ^ 0x01d,
+                    ..config.clone()
+                },
+                history.clone(),
+            ));
+        }
+    }
+    let identities = runners.iter().map(Runner::new_identity).collect();
+    let late = scenario.faults.contains(&Fault::SchedulerLate);
+    Ok(World {
+        clock,
+        fakes,
+        backend,
+        shop,
+        runners,
+        identities,
+        concurrency: if late {
+            scenario.concurrency.max(2)
+        } else {
+            scenario.concurrency
+        },
+    })
+}
+
+/// Puts the scenario's service faults in force, in file order per service.
+fn set_service_faults(scenario: &Scenario, fakes: &FakeServices) -> Result<(), String> {
+    for service in Service::ALL {
+        let mut spec = BehaviorSpec::default();
+        let mut any = false;
+        for fault in &scenario.faults {
+            if let Fault::Service {
+                service: s,
+                rule,
+                search_lag_ms,
+            } = fault
+            {
+                if *s != service {
+                    continue;
+                }
+                any = true;
+                spec.faults.extend(rule.clone());
+                if let Some(lag) = search_lag_ms {
+                    spec.search_lag_ms = spec.search_lag_ms.max(*lag);
+                }
+            }
+        }
+        if any {
+            fakes
+                .set_behavior(service, spec)
+                .map_err(|e| format!("{service}: {e}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Places every order (and the reminders) the scenario lists. A placement
+/// that fails (a death at the commit, a queue outage) is part of the story:
+/// the checker judges what it left behind.
+async fn place_orders(scenario: &Scenario, world: &World) {
+    let store = &world.shop.store;
+    let products = store.products().await.unwrap_or_default();
+    // The product with the most stock, so a scenario can place many orders.
+    let product = products
+        .iter()
+        .max_by_key(|p| p.quantity_remaining)
+        .map_or(1, |p| p.id);
+    let runner = &world.runners[0];
+    for batch in &scenario.orders {
+        for _ in 0..batch.count {
+            let new = NewOrder {
+                product_id: product,
+                quantity: i64::from(batch.quantity),
+                email: "pat@example.com".into(),
+                address: "123 Main St".into(),
+                amount_cents: batch.decline.then_some(9999),
+            };
+            let placed =
+                with_moving_clock(&world.clock, place_order(&world.shop, runner, &new)).await;
+            if let Err(err) = placed {
+                tracing::debug!(%err, "placing an order failed, as the scenario may intend");
+            }
+        }
+    }
+    let now = world.shop.now_ms();
+    let mut reminders_added = false;
+    for batch in &scenario.reminders {
+        for i in 0..batch.count {
+            let email = format!("reminder-{i}@example.com");
+            if store.add_reminder(&email, now).await.is_ok() {
+                reminders_added = true;
+            }
+        }
+    }
+    if reminders_added {
+        let sweeps = if scenario.faults.contains(&Fault::SchedulerLate) {
+            2
+        } else {
+            1
+        };
+        for _ in 0..sweeps {
+            let _ = reminders::schedule_sweep(runner.client()).await;
+        }
+    }
+}
+
+/// Runs jobs until nothing is left to do or the deadline passes; returns
+/// what was still pending at the deadline.
+async fn drive(world: &World, deadline_ms: u64) -> Option<String> {
+    let config = world.runners[0].config().clone();
+    let mut identities = world.identities.clone();
+    let mut dead_holding_jobs = false;
+    let mut turn = 0;
+    loop {
+        let now = world.clock.now_ms();
+        if now > deadline_ms {
+            return Some(pending_summary(world).await);
+        }
+        for (runner, identity) in world.runners.iter().zip(&identities) {
+            beat(runner, identity, now).await;
+        }
+        let _ = relay_outbox(&world.shop, world.runners[0].client()).await;
+        let _ = world.backend.enqueue_due(now).await;
+        let _ = world
+            .backend
+            .recover_expired(now, config.process_ttl_ms)
+            .await;
+        // A batch: up to `concurrency` jobs, the runners taking turns.
+        let mut batch = Vec::new();
+        for slot in 0..world.concurrency {
+            let which = (turn + slot) % world.runners.len();
+            let runner = &world.runners[which];
+            let fetched = world
+                .backend
+                .fetch(
+                    &config.queues,
+                    runner.config().fetch,
+                    &identities[which],
+                    Duration::ZERO,
+                )
+                .await;
+            if let Ok(Some(job)) = fetched {
+                batch.push((which, job));
+            }
+        }
+        turn += 1;
+        if batch.is_empty() {
+            let next = match world.backend.next_due_ms().await {
+                Ok(Some(at)) => Some(at),
+                _ if dead_holding_jobs => {
+                    dead_holding_jobs = false;
+                    Some(now + config.process_ttl_ms + 1)
+                }
+                _ => outbox_retry_at(world, now).await,
+            };
+            match next {
+                Some(at) => world.clock.advance_to(at.max(now + 1)),
+                None => return None,
+            }
+            continue;
+        }
+        let runs = batch
+            .iter()
+            .map(|(which, job)| world.runners[*which].perform(job.clone(), &identities[*which]));
+        let outcomes = with_moving_clock(&world.clock, futures_join_all(runs)).await;
+        for ((which, _), outcome) in batch.iter().zip(outcomes) {
+            if outcome == JobOutcome::Died {
+                // The process is gone; a new one takes its place.
+                dead_holding_jobs |= world.runners[*which].config().fetch == FetchMode::Reliable;
+                identities[*which] = world.runners[*which].new_identity();
+            }
+        }
+    }
+}
+
+/// When pending outbox rows could next be relayed: after the queue outage.
+async fn outbox_retry_at(world: &World, now: u64) -> Option<u64> {
+    let pending = world.shop.store.pending_outbox(1).await.ok()?;
+    (!pending.is_empty()).then_some(now + 1_000)
+}
+
+/// What is still pending, for a run that hit its deadline.
+async fn pending_summary(world: &World) -> String {
+    let count = |set| async move {
+        world
+            .backend
+            .set_entries(set)
+            .await
+            .map_or(0, |entries| entries.len())
+    };
+    let waiting = world.backend.waiting_jobs().await.map_or(0, |j| j.len());
+    format!(
+        "the run did not settle before the deadline: {waiting} job(s) queued or in progress, {} waiting to retry, {} scheduled",
+        count(JobSet::Retry).await,
+        count(JobSet::Schedule).await,
+    )
+}
+
+async fn beat(runner: &Runner, identity: &str, now: u64) {
+    let config = runner.config();
+    let _ = runner
+        .backend()
+        .heartbeat(
+            ProcessInfo {
+                identity: identity.to_string(),
+                hostname: config.hostname.clone(),
+                started_at_ms: now,
+                beat_ms: now,
+                concurrency: config.concurrency,
+                queues: config.queues.clone(),
+                busy: 0,
+                code_version: config.code_version.clone(),
+            },
+            Vec::<BusyJob>::new(),
+        )
+        .await;
+}
+
+/// Reads what the run left behind.
+async fn capture(world: &World) -> Snapshot {
+    let store = &world.shop.store;
+    let dead: Vec<SetEntry> = world
+        .backend
+        .set_entries(JobSet::Dead)
+        .await
+        .unwrap_or_default();
+    let mut pending: Vec<Job> = world.backend.waiting_jobs().await.unwrap_or_default();
+    for set in [JobSet::Retry, JobSet::Schedule] {
+        pending.extend(
+            world
+                .backend
+                .set_entries(set)
+                .await
+                .unwrap_or_default()
+                .into_iter()
+                .map(|e| e.job),
+        );
+    }
+    Snapshot {
+        orders: store.orders().await.unwrap_or_default(),
+        ledgers: Service::ALL
+            .iter()
+            .map(|s| (*s, world.fakes.ledger(*s)))
+            .collect(),
+        reminders: store.reminders().await.unwrap_or_default(),
+        dead,
+        pending,
+        outbox_pending: store.pending_outbox(i64::MAX).await.unwrap_or_default(),
+        history: world.runners[0].history().attempts(),
+    }
+}
+
+/// Awaits `work`, moving the virtual clock to the next deadline whenever
+/// everything waits on it (a slow provider, a client timeout) — and only
+/// then: while work is running or waiting on the database, time stands.
+async fn with_moving_clock<T>(
+    clock: &ManualClock,
+    work: impl std::future::Future<Output = T>,
+) -> T {
+    let mut work = std::pin::pin!(work);
+    loop {
+        tokio::select! {
+            biased;
+            out = &mut work => return out,
+            () = quiet(clock) => {
+                if let Some(at) = clock.next_deadline() {
+                    clock.advance_to(at);
+                }
+            }
+        }
+    }
+}
+
+/// Completes once the clock has sleepers and nothing else has moved for a
+/// while: every other task has had many turns and a millisecond of real time.
+async fn quiet(clock: &ManualClock) {
+    loop {
+        let before = (clock.sleepers(), clock.next_deadline());
+        for _ in 0..64 {
+            tokio::task::yield_now().await;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let after = (clock.sleepers(), clock.next_deadline());
+        if after.0 > 0 && before == after {
+            return;
+        }
+    }
+}
+
+/// Runs futures concurrently on this task and collects their outputs in order.
+async fn futures_join_all<F: std::future::Future>(
+    futures: impl IntoIterator<Item = F>,
+) -> Vec<F::Output> {
+    let mut futures: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut all = true;
+        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(value) => *output = Some(value),
+                    std::task::Poll::Pending => all = false,
+                }
+            }
+        }
+        if all {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    outputs
+        .into_iter()
+        .map(|o| o.expect("every future finished"))
+        .collect()
+}
+
+/// The queue misbehaving: every job delivered twice, or enqueues failing
+/// for a while.
+struct FaultyBackend {
+    inner: Arc<dyn Backend>,
+    clock: SharedClock,
+    duplicate: bool,
+    down_until_ms: u64,
+}
+
+#[async_trait]
+impl Backend for FaultyBackend {
+    async fn push(&self, job: Job, now_ms: u64) -> Result<(), BackendError> {
+        if self.clock.now_ms() < self.down_until_ms {
+            return Err(BackendError(
+                "Redis::CannotConnectError: the queue is down (injected)".into(),
+            ));
+        }
+        if self.duplicate {
+            self.inner.push(job.clone(), now_ms).await?;
+        }
+        self.inner.push(job, now_ms).await
+    }
+
+    async fn fetch(
+        &self,
+        queues: &[String],
+        mode: FetchMode,
+        process: &str,
+        wait: Duration,
+    ) -> Result<Option<Job>, BackendError> {
+        self.inner.fetch(queues, mode, process, wait).await
+    }
+
+    async fn acknowledge(&self, process: &str, job: &Job) -> Result<(), BackendError> {
+        self.inner.acknowledge(process, job).await
+    }
+
+    async fn add_to_set(&self, set: JobSet, job: Job, at_ms: u64) -> Result<(), BackendError> {
+        self.inner.add_to_set(set, job, at_ms).await
+    }
+
+    async fn enqueue_due(&self, now_ms: u64) -> Result<usize, BackendError> {
+        self.inner.enqueue_due(now_ms).await
+    }
+
+    async fn next_due_ms(&self) -> Result<Option<u64>, BackendError> {
+        self.inner.next_due_ms().await
+    }
+
+    async fn set_entries(&self, set: JobSet) -> Result<Vec<SetEntry>, BackendError> {
+        self.inner.set_entries(set).await
+    }
+
+    async fn delete_from_set(&self, set: JobSet, jid: &str) -> Result<bool, BackendError> {
+        self.inner.delete_from_set(set, jid).await
+    }
+
+    async fn requeue_from_set(
+        &self,
+        set: JobSet,
+        jid: &str,
+        now_ms: u64,
+    ) -> Result<bool, BackendError> {
+        self.inner.requeue_from_set(set, jid, now_ms).await
+    }
+
+    async fn queue_sizes(&self) -> Result<Vec<(String, usize)>, BackendError> {
+        self.inner.queue_sizes().await
+    }
+
+    async fn heartbeat(
+        &self,
+        process: ProcessInfo,
+        busy: Vec<BusyJob>,
+    ) -> Result<(), BackendError> {
+        self.inner.heartbeat(process, busy).await
+    }
+
+    async fn remove_process(&self, identity: &str) -> Result<(), BackendError> {
+        self.inner.remove_process(identity).await
+    }
+
+    async fn processes(&self) -> Result<Vec<ProcessInfo>, BackendError> {
+        self.inner.processes().await
+    }
+
+    async fn busy(&self) -> Result<Vec<BusyJob>, BackendError> {
+        self.inner.busy().await
+    }
+
+    async fn recover_expired(&self, now_ms: u64, ttl_ms: u64) -> Result<Vec<Job>, BackendError> {
+        self.inner.recover_expired(now_ms, ttl_ms).await
+    }
+
+    async fn waiting_jobs(&self) -> Result<Vec<Job>, BackendError> {
+        self.inner.waiting_jobs().await
+    }
+
+    async fn count(&self, processed: u64, failed: u64) -> Result<(), BackendError> {
+        self.inner.count(processed, failed).await
+    }
+
+    async fn stats(&self) -> Result<(u64, u64), BackendError> {
+        self.inner.stats().await
+    }
+
+    async fn clear(&self) -> Result<(), BackendError> {
+        self.inner.clear().await
+    }
+}
