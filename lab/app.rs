@@ -52,6 +52,7 @@ impl Lab {
             knobs: parts.knobs,
             deaths: WorkerDeaths::none(),
             clock: parts.clock,
+            sweep_overlap: None,
         });
         let runner = pipeline::runner(&shop, parts.backend, parts.runner);
         Self {

@@ -21,6 +21,10 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Serve only the four fake services.
     Fakes(FakesArgs),
+    /// Run scenario files and check what must be true: the CI gate. Exits 0
+    /// when every scenario ended as it expected, 1 when any did not, 2 on
+    /// invalid input.
+    Check(crate::check::CheckArgs),
     /// Clear a running lab: orders, queues, job history and the fake
     /// services' ledgers and fault rules (the seed data comes back).
     Reset(ResetArgs),
@@ -34,12 +38,13 @@ pub struct ResetArgs {
     pub url: String,
 }
 
-/// Runs a parsed command line.
-pub async fn run(cli: Cli) -> std::io::Result<()> {
+/// Runs a parsed command line; returns the process's exit code.
+pub async fn run(cli: Cli) -> std::io::Result<u8> {
     match cli.command {
-        Command::Serve(args) => crate::serve::run(*args).await,
-        Command::Fakes(args) => fake_services::cli::run(args).await,
-        Command::Reset(args) => reset(&args.url).await,
+        Command::Serve(args) => crate::serve::run(*args).await.map(|()| 0),
+        Command::Fakes(args) => fake_services::cli::run(args).await.map(|()| 0),
+        Command::Check(args) => Ok(crate::check::run(args).await),
+        Command::Reset(args) => reset(&args.url).await.map(|()| 0),
     }
 }
 

@@ -9,7 +9,8 @@
 //! - [`clients`]: the provider clients (payments, email, fulfillment, error catcher) over HTTP or in process.
 //! - [`runner`]: the Sidekiq-style job runner (memory backend).
 //! - [`pipeline`]: the order pipeline's jobs, in every naive and safe variant.
-//! - [`scenario`]: scenario files.
+//! - [`scenario`]: scenario files and the engine that runs them; [`checker`]:
+//!   the invariants; [`check`]: `lab check`, the CI gate.
 //! - [`checker`]: invariants from the ledgers and order rows; the verdict and report on a run.
 //! - [`app`]: a running lab (store, clients, runner, background loops).
 //! - [`web`]: the web lab's pages (HTML, or JSON when asked): orders, jobs, service status.
@@ -19,6 +20,7 @@
 //! issues (see DESIGN.md).
 
 pub mod app;
+pub mod check;
 pub mod checker;
 pub mod cli;
 pub mod clients;

@@ -38,6 +38,8 @@ pub struct Shop {
     pub knobs: Knobs,
     pub deaths: WorkerDeaths,
     pub clock: SharedClock,
+    /// Set when the scheduler runs late: two sweeps overlap exactly.
+    pub sweep_overlap: Option<Arc<reminders::Overlap>>,
 }
 
 impl Shop {

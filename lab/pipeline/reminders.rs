@@ -19,6 +19,36 @@ pub const REMINDER_TEMPLATE: &str = "order-reminder";
 /// The sweep's period: once a minute, as a cron entry would say.
 pub const SWEEP_EVERY_MS: u64 = 60_000;
 
+/// The overlap of two sweeps when the scheduler runs late, made exact: the
+/// first two sweeps each wait here, after reading the due reminders and
+/// before sending, until the other has read them too. Later sweeps pass.
+#[derive(Debug)]
+pub struct Overlap {
+    barrier: tokio::sync::Barrier,
+    arrived: std::sync::atomic::AtomicUsize,
+}
+
+impl Default for Overlap {
+    fn default() -> Self {
+        Self {
+            barrier: tokio::sync::Barrier::new(2),
+            arrived: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+}
+
+impl Overlap {
+    async fn wait(&self) {
+        if self
+            .arrived
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            < 2
+        {
+            self.barrier.wait().await;
+        }
+    }
+}
+
 /// Enqueues one sweep (what the scheduler does each minute).
 pub async fn schedule_sweep(client: &Client) -> Result<String, BackendError> {
     client.push(SWEEP_REMINDERS, vec![], DEFAULT_QUEUE).await
@@ -52,6 +82,9 @@ impl Worker for SweepReminders {
                     .collect()
             }
         };
+        if let Some(overlap) = &shop.sweep_overlap {
+            overlap.wait().await;
+        }
         for reminder in due {
             let email_id = shop
                 .clients

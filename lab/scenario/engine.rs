@@ -207,12 +207,15 @@ async fn setup(
         ..RunnerConfig::default()
     };
     let history = History::new();
+    let late = scenario.faults.contains(&Fault::SchedulerLate);
+    let sweep_overlap = late.then(|| Arc::new(reminders::Overlap::default()));
     let shop = Arc::new(Shop {
         store: store.clone(),
         clients: clients.clone(),
         knobs: scenario.pipeline,
         deaths: deaths.clone(),
         clock: shared.clone(),
+        sweep_overlap: sweep_overlap.clone(),
     });
     let mut runners = vec![pipeline::runner_sharing(
         &shop,
@@ -232,6 +235,7 @@ async fn setup(
                 knobs: *knobs,
                 deaths: deaths.clone(),
                 clock: shared.clone(),
+                sweep_overlap: sweep_overlap.clone(),
             });
             runners.push(pipeline::runner_sharing(
                 &stale_shop,
@@ -246,7 +250,6 @@ async fn setup(
         }
     }
     let identities = runners.iter().map(Runner::new_identity).collect();
-    let late = scenario.faults.contains(&Fault::SchedulerLate);
     Ok(World {
         clock,
         fakes,

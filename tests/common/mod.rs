@@ -42,6 +42,7 @@ pub async fn lab_with(knobs: Knobs, max_retries: u32) -> Lab {
         knobs,
         deaths: WorkerDeaths::none(),
         clock: Arc::new(clock.clone()),
+        sweep_overlap: None,
     });
     let runner = pipeline::runner(
         &shop,

@@ -1,0 +1,320 @@
+//! `lab check`: the CI gate. Runs scenario files (in parallel), prints a
+//! summary table and the report of every scenario that did not end as it
+//! expected, and exits 0 (all as expected), 1 (some not) or 2 (bad input).
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use clap::{Args, ValueEnum};
+use serde_json::json;
+
+use crate::scenario::engine::{self, RunOptions, ScenarioResult};
+use crate::scenario::{self, report, Scenario, ScenarioError};
+
+/// Exit code: every scenario ended as it expected.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: some scenario did not.
+pub const EXIT_FAILED: u8 = 1;
+/// Exit code: a file could not be read or parsed, or a flag was wrong.
+pub const EXIT_INVALID: u8 = 2;
+
+/// `lab check`.
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    /// Scenario files, or directories of them (`*.toml`); default: `scenarios/`.
+    pub paths: Vec<PathBuf>,
+    /// The report's format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Write the report here instead of standard output (the summary still
+    /// goes to standard error).
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Seed for the fake services and the runner.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Scenarios run at once (default: the number of cores).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+}
+
+/// Report formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// A table and the failures' reports, for people.
+    Text,
+    /// Every result with its verdict, violations and reasons.
+    Json,
+    /// JUnit XML, one testcase per scenario, for CI systems.
+    Junit,
+}
+
+/// Runs `lab check`; returns the exit code.
+pub async fn run(args: CheckArgs) -> u8 {
+    let started = Instant::now();
+    let paths = if args.paths.is_empty() {
+        vec![PathBuf::from("scenarios")]
+    } else {
+        args.paths.clone()
+    };
+    let files = match scenario_files(&paths) {
+        Ok(files) => files,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return EXIT_INVALID;
+        }
+    };
+    let (scenarios, errors): (Vec<_>, Vec<_>) = files
+        .iter()
+        .map(|f| scenario::load(f))
+        .partition(Result::is_ok);
+    let errors: Vec<ScenarioError> = errors.into_iter().filter_map(Result::err).collect();
+    if !errors.is_empty() {
+        for error in &errors {
+            eprintln!("error: {error}");
+        }
+        eprintln!(
+            "{} of {} scenario file(s) are invalid; nothing was run",
+            errors.len(),
+            files.len()
+        );
+        return EXIT_INVALID;
+    }
+    let scenarios: Vec<Scenario> = scenarios.into_iter().filter_map(Result::ok).collect();
+    let results = run_all(scenarios, &args).await;
+    let elapsed = started.elapsed();
+    let failed = results.iter().filter(|r| !r.passed()).count();
+    let rendered = match args.format {
+        Format::Text => text(&results),
+        Format::Json => json_report(&results, elapsed.as_secs_f64()),
+        Format::Junit => junit(&results, elapsed.as_secs_f64()),
+    };
+    match &args.output {
+        Some(path) => {
+            if let Err(err) = std::fs::write(path, &rendered) {
+                eprintln!("error: cannot write {}: {err}", path.display());
+                return EXIT_INVALID;
+            }
+            eprint!("{}", summary_table(&results));
+        }
+        None => {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(rendered.as_bytes());
+            if args.format != Format::Text {
+                eprint!("{}", summary_table(&results));
+            }
+        }
+    }
+    eprintln!(
+        "{} scenario(s): {} as expected, {} not, in {:.2} s",
+        results.len(),
+        results.len() - failed,
+        failed,
+        elapsed.as_secs_f64()
+    );
+    if failed == 0 {
+        EXIT_OK
+    } else {
+        EXIT_FAILED
+    }
+}
+
+/// The `*.toml` files named, directories expanded, sorted.
+fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let entries = std::fs::read_dir(path)
+                .map_err(|e| format!("cannot read the directory {}: {e}", path.display()))?;
+            let mut found: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .collect();
+            found.sort();
+            files.extend(found);
+        } else if path.exists() {
+            files.push(path.clone());
+        } else {
+            return Err(format!("{}: no such file or directory", path.display()));
+        }
+    }
+    if files.is_empty() {
+        return Err("no scenario files (*.toml) found".into());
+    }
+    Ok(files)
+}
+
+/// Runs every scenario, `--jobs` at a time, each on its own thread (a
+/// scenario's lab is single-threaded), with a progress bar on a terminal.
+async fn run_all(scenarios: Vec<Scenario>, args: &CheckArgs) -> Vec<ScenarioResult> {
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+        .max(1);
+    let options = RunOptions {
+        seed: args.seed,
+        ..RunOptions::default()
+    };
+    let bar = if std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::new(scenarios.len() as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let semaphore = Arc::new(tokio::sync::Semaphore::new(jobs));
+    let mut handles = Vec::new();
+    for scenario in scenarios {
+        let semaphore = semaphore.clone();
+        let options = options.clone();
+        let bar = bar.clone();
+        handles.push(tokio::spawn(async move {
+            let _permit = semaphore.acquire_owned().await.ok();
+            let name = scenario.name.clone();
+            let result = tokio::task::spawn_blocking(move || {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map(|rt| rt.block_on(engine::run(&scenario, &options)))
+            })
+            .await;
+            bar.inc(1);
+            bar.set_message(name);
+            result
+        }));
+    }
+    let mut results = Vec::new();
+    for handle in handles {
+        match handle.await {
+            Ok(Ok(Ok(result))) => results.push(result),
+            Ok(Ok(Err(err))) => eprintln!("error: could not start a runtime: {err}"),
+            Ok(Err(err)) | Err(err) => eprintln!("error: a scenario run failed: {err}"),
+        }
+    }
+    bar.finish_and_clear();
+    results
+}
+
+fn summary_table(results: &[ScenarioResult]) -> String {
+    let width = results
+        .iter()
+        .map(|r| file_name(r).len())
+        .max()
+        .unwrap_or(8)
+        .max(8);
+    let mut out = format!(
+        "{:<width$}  {:<8}  {:>8}  expectation\n",
+        "scenario", "result", "time"
+    );
+    for result in results {
+        let expectation = result
+            .runs
+            .first()
+            .map(|run| match run.verdict.expected_violation {
+                Some(v) => format!("violation {v}"),
+                None => "invariants hold".into(),
+            })
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "{:<width$}  {:<8}  {:>6}ms  {}\n",
+            file_name(result),
+            if result.passed() { "ok" } else { "FAILED" },
+            result.elapsed_ms,
+            expectation,
+        ));
+    }
+    out
+}
+
+fn file_name(result: &ScenarioResult) -> String {
+    result
+        .path
+        .as_deref()
+        .and_then(|p| Path::new(p).file_name())
+        .map_or_else(|| result.name.clone(), |n| n.to_string_lossy().into_owned())
+}
+
+fn text(results: &[ScenarioResult]) -> String {
+    let mut out = summary_table(results);
+    for result in results.iter().filter(|r| !r.passed()) {
+        out.push('\n');
+        out.push_str(&report::render(result));
+    }
+    out
+}
+
+fn json_report(results: &[ScenarioResult], seconds: f64) -> String {
+    let scenarios: Vec<_> = results
+        .iter()
+        .map(|r| {
+            json!({
+                "name": r.name,
+                "path": r.path,
+                "passed": r.passed(),
+                "elapsed_ms": r.elapsed_ms,
+                "runs": r.runs.iter().map(|run| json!({
+                    "step": run.step.map(|s| s.name()),
+                    "passed": run.passed(),
+                    "unfinished": run.unfinished,
+                    "virtual_ms": run.virtual_ms,
+                    "verdict": crate::checker::render_json(&run.verdict),
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let failed = results.iter().filter(|r| !r.passed()).count();
+    let report = json!({
+        "scenarios": scenarios,
+        "passed": results.len() - failed,
+        "failed": failed,
+        "seconds": seconds,
+    });
+    format!(
+        "{}\n",
+        serde_json::to_string_pretty(&report).unwrap_or_default()
+    )
+}
+
+fn junit(results: &[ScenarioResult], seconds: f64) -> String {
+    let failed = results.iter().filter(|r| !r.passed()).count();
+    let mut out = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"idemlab\" tests=\"{}\" failures=\"{failed}\" time=\"{seconds:.3}\">\n<testsuite name=\"scenarios\" tests=\"{}\" failures=\"{failed}\" time=\"{seconds:.3}\">\n",
+        results.len(),
+        results.len(),
+    );
+    for result in results {
+        let name = xml(&file_name(result));
+        let time = result.elapsed_ms as f64 / 1000.0;
+        if result.passed() {
+            out.push_str(&format!(
+                "  <testcase classname=\"scenarios\" name=\"{name}\" time=\"{time:.3}\"/>\n"
+            ));
+        } else {
+            let reason = result
+                .runs
+                .iter()
+                .find(|r| !r.passed())
+                .map(|r| {
+                    r.unfinished
+                        .clone()
+                        .unwrap_or_else(|| r.verdict.reason.clone())
+                })
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "  <testcase classname=\"scenarios\" name=\"{name}\" time=\"{time:.3}\">\n    <failure message=\"{}\">{}</failure>\n  </testcase>\n",
+                xml(&reason),
+                xml(&report::render(result)),
+            ));
+        }
+    }
+    out.push_str("</testsuite>\n</testsuites>\n");
+    out
+}
+
+fn xml(text: &str) -> String {
+    html_escape::encode_quoted_attribute(text).into_owned()
+}
