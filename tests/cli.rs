@@ -186,3 +186,117 @@ async fn serve_shows_a_double_charge_then_resets_and_stops_on_ctrl_c() {
     assert!(status.success(), "a clean exit after Ctrl-C: {status}");
     let _ = std::fs::remove_dir_all(&data_dir);
 }
+
+/// A scratch directory for one test, removed at the end.
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("idemlab-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    fn write(&self, name: &str, text: &str) -> std::path::PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+const SAFE: &str = r#"
+name = "safe"
+orders = [{ count = 1 }]
+[expect]
+charges_per_order = 1
+"#;
+
+const WRONG: &str = r#"
+name = "monolithic, claimed safe"
+pipeline = { structure = "monolithic", charge = "none" }
+orders = [{ count = 1 }]
+[[faults]]
+service = "email"
+mode = "crash"
+calls = 1
+[expect]
+charges_per_order = 1
+"#;
+
+#[test]
+fn check_passes_the_suite_and_prints_its_time() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let output = lab()
+        .args(["check", &format!("{root}/scenarios")])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(last.contains("as expected, 0 not, in"), "{last}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("01-happy-path.toml"), "{stdout}");
+}
+
+#[test]
+fn check_exits_1_with_a_report_when_a_scenario_does_not_end_as_expected() {
+    let scratch = Scratch::new("check-fail");
+    let safe = scratch.write("safe.toml", SAFE);
+    let wrong = scratch.write("wrong.toml", WRONG);
+    let junit = scratch.0.join("report.xml");
+    let output = lab()
+        .arg("check")
+        .args([&safe, &wrong])
+        .args(["--format", "junit", "--output"])
+        .arg(&junit)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains(r#"tests="2" failures="1""#), "{xml}");
+    assert!(
+        xml.contains(r#"<testcase classname="scenarios" name="safe.toml""#),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("<failure message=\"expected no violation"),
+        "{xml}"
+    );
+    assert!(xml.contains("order 1 was charged 2 times"), "{xml}");
+
+    let output = lab()
+        .arg("check")
+        .arg(&wrong)
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["failed"], 1);
+    let violation = &report["scenarios"][0]["runs"][0]["verdict"]["violations"][0];
+    assert_eq!(violation["invariant"], "charges_per_order");
+    assert_eq!(violation["order_id"], 1);
+}
+
+#[test]
+fn check_exits_2_naming_file_line_and_column_of_a_bad_scenario() {
+    let scratch = Scratch::new("check-bad");
+    let bad = scratch.write(
+        "bad.toml",
+        "name = \"bad\"\norders = [{ count = 1 }]\n[expect]\ncharges_per_order = 1\nsparkle = true\n",
+    );
+    let output = lab().arg("check").arg(&bad).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("bad.toml:5:1"), "{stderr}");
+    assert!(stderr.contains("sparkle"), "{stderr}");
+    let missing = lab().args(["check", "no/such/dir"]).output().unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+}
