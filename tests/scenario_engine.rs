@@ -115,3 +115,59 @@ async fn the_suite_fails_for_the_stated_reasons() {
         );
     }
 }
+
+/// The example in DESIGN.md, as written there, runs and holds.
+#[tokio::test]
+async fn the_design_example_runs_unchanged() {
+    let result = run(r#"
+name = "email provider sends, then crashes: search dedup sends one email"
+pipeline = { structure = "chained", charge = "idempotency-key", email = "search", fulfillment = "idempotency-key" }
+orders = [{ count = 3 }]
+
+[[faults]]
+service = "email"          # payments | email | fulfillment | error-catcher
+mode = "send-then-crash"   # crash | throttle | slow | send-then-crash | drop-before | drop-after
+calls = 2                  # the next 2 calls; or probability = 0.3; or for_ms = 500
+
+[[faults]]
+worker = "die-after"       # the worker process dies at a step boundary
+step = "charge"            # commit | charge | charge-recorded | email | … | every
+
+[expect]
+charges_per_order = 1
+emails_per_order = 1
+fulfillments_per_order = 1
+orders = "all-complete"    # or "all-settled" (complete, declined or dead)
+dead_jobs = 0
+notified = 0               # error-catcher notifications (transient ones are silenced)
+"#)
+    .await;
+    assert!(result.passed(), "{}", report::render(&result));
+}
+
+#[tokio::test]
+async fn a_run_that_does_not_settle_by_the_deadline_fails_saying_what_was_pending() {
+    let scenario = scenario::parse(
+        r#"
+name = "payments down"
+orders = [{ count = 1 }]
+[[faults]]
+service = "payments"
+mode = "crash"
+[expect]
+orders = "all-complete"
+"#,
+        Path::new("t.toml"),
+    )
+    .unwrap();
+    // The first retry is due after 15 s; the deadline comes first.
+    let options = engine::RunOptions {
+        deadline_ms: 1_000,
+        ..engine::RunOptions::default()
+    };
+    let result = engine::run(&scenario, &options).await;
+    assert!(!result.passed());
+    let unfinished = result.runs[0].unfinished.as_deref().unwrap();
+    assert!(unfinished.contains("1 waiting to retry"), "{unfinished}");
+    assert!(report::render(&result).contains("did not settle"));
+}
