@@ -158,6 +158,13 @@ async fn setup(
     options: &RunOptions,
     every_step: Option<Step>,
 ) -> Result<World, String> {
+    if scenario.backend == Some(super::format::BackendKind::Redis) {
+        return Err(
+            "the scenario asks for the Redis backend, which this lab does not have yet; \
+             run it on `backend = \"memory\"` (or leave `backend` out)"
+                .into(),
+        );
+    }
     let clock = ManualClock::default();
     let shared: SharedClock = Arc::new(clock.clone());
     let fakes = FakeServices::with_clock(shared.clone(), options.seed);
