@@ -49,12 +49,7 @@ pub async fn place_order(
         Enqueue::InTransaction => {
             let mut tx = shop.store.begin().await?;
             let order = tx.create_order_at(new, now).await?;
-            push(client, order.id)
-                .await
-                .map_err(|source| PlaceError::Enqueue {
-                    order_id: order.id,
-                    source,
-                })?;
+            push(client, order.id).await?;
             if let Err(died) = shop.deaths.at(Step::Commit) {
                 // The process dies before COMMIT: the order is rolled back,
                 // its job is already on the queue.
@@ -67,12 +62,7 @@ pub async fn place_order(
         Enqueue::AfterCommit => {
             let order = shop.store.create_order_at(new, now).await?;
             shop.deaths.at(Step::Commit).map_err(PlaceError::Died)?;
-            push(client, order.id)
-                .await
-                .map_err(|source| PlaceError::Enqueue {
-                    order_id: order.id,
-                    source,
-                })?;
+            push(client, order.id).await?;
             Ok(placed(order))
         }
         Enqueue::Outbox => {
@@ -103,10 +93,12 @@ pub async fn place_order(
     }
 }
 
-async fn push(client: &Client, order_id: i64) -> Result<String, BackendError> {
+/// Enqueues the order's first job.
+async fn push(client: &Client, order_id: i64) -> Result<String, PlaceError> {
     client
         .push(COMPLETE_ORDER, vec![json!(order_id)], CHARGE_QUEUE)
         .await
+        .map_err(|source| PlaceError::Enqueue { order_id, source })
 }
 
 /// Moves pending outbox rows to the queue; returns how many it moved. A row

@@ -84,16 +84,9 @@ pub(crate) async fn find_or_create_user(
     email: &str,
 ) -> Result<User, StoreError> {
     let (customer, method) = payments_ids(email);
-    sqlx::query(
-        "INSERT INTO users (email, payments_customer_id, payments_payment_method_id) \
-         VALUES ($1, $2, $3) ON CONFLICT (email) DO NOTHING",
-    )
-    .bind(email)
-    .bind(customer)
-    .bind(method)
-    .execute(&mut *conn)
-    .await
-    .ctx("creating a user")?;
+    insert_user(conn, email, &customer, &method)
+        .await
+        .ctx("creating a user")?;
     user_by_email(conn, email)
         .await?
         .ok_or(StoreError::Database {
@@ -148,6 +141,25 @@ impl Store {
     pub async fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
         user_by_email(&mut *self.conn().await?, email).await
     }
+}
+
+/// Adds a user unless one with this email exists.
+pub(super) async fn insert_user(
+    conn: &mut AnyConnection,
+    email: &str,
+    customer: &str,
+    method: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO users (email, payments_customer_id, payments_payment_method_id) \
+         VALUES ($1, $2, $3) ON CONFLICT (email) DO NOTHING",
+    )
+    .bind(email)
+    .bind(customer)
+    .bind(method)
+    .execute(&mut *conn)
+    .await
+    .map(|_| ())
 }
 
 #[cfg(test)]

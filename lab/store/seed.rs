@@ -58,16 +58,9 @@ async fn insert_missing(conn: &mut AnyConnection) -> Result<(), StoreError> {
         .await
         .ctx("seeding products")?;
     }
-    sqlx::query(
-        "INSERT INTO users (email, payments_customer_id, payments_payment_method_id) \
-         VALUES ($1, $2, $3) ON CONFLICT (email) DO NOTHING",
-    )
-    .bind(SEED_USER_EMAIL)
-    .bind(SEED_USER_CUSTOMER)
-    .bind(SEED_USER_METHOD)
-    .execute(&mut *conn)
-    .await
-    .ctx("seeding users")?;
+    super::catalog::insert_user(conn, SEED_USER_EMAIL, SEED_USER_CUSTOMER, SEED_USER_METHOD)
+        .await
+        .ctx("seeding users")?;
     Ok(())
 }
 
