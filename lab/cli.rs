@@ -21,6 +21,12 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Serve only the four fake services.
     Fakes(FakesArgs),
+    /// Run the web pages alone, against shared Redis and SQL (workers run
+    /// as `lab worker`).
+    Web(Box<crate::serve::WebArgs>),
+    /// Run a worker process against shared Redis and SQL; several may run
+    /// at once, each labelled with its --code-version.
+    Worker(Box<crate::serve::WorkerArgs>),
     /// Run scenario files and check what must be true: the CI gate. Exits 0
     /// when every scenario ended as it expected, 1 when any did not, 2 on
     /// invalid input.
@@ -43,6 +49,8 @@ pub async fn run(cli: Cli) -> std::io::Result<u8> {
     match cli.command {
         Command::Serve(args) => crate::serve::run(*args).await.map(|()| 0),
         Command::Fakes(args) => fake_services::cli::run(args).await.map(|()| 0),
+        Command::Web(args) => crate::serve::run_web(*args).await.map(|()| 0),
+        Command::Worker(args) => crate::serve::run_worker(*args).await.map(|()| 0),
         Command::Check(args) => Ok(crate::check::run(args).await),
         Command::Reset(args) => reset(&args.url).await.map(|()| 0),
     }

@@ -4,26 +4,27 @@
 //!
 //! # Layout
 //!
-//! - [`cli`]: the `lab` command line; [`serve`]: `lab serve`, all in one process.
+//! - [`cli`]: the `lab` command line; [`serve`]: `lab serve`, `lab web` and
+//!   `lab worker`; [`options`]: their shared flags.
 //! - [`store`]: the SQL store (orders, products, users, outbox, reminders) on SQLite or Postgres.
 //! - [`clients`]: the provider clients (payments, email, fulfillment, error catcher) over HTTP or in process.
-//! - [`runner`]: the Sidekiq-style job runner (memory backend).
+//! - [`runner`]: the Sidekiq-style job runner (memory or Redis backend).
 //! - [`pipeline`]: the order pipeline's jobs, in every naive and safe variant.
-//! - [`scenario`]: scenario files and the engine that runs them; [`checker`]:
-//!   the invariants; [`check`]: `lab check`, the CI gate.
+//! - [`scenario`]: scenario files and the engine that runs them; [`check`]:
+//!   `lab check`, the CI gate.
 //! - [`checker`]: invariants from the ledgers and order rows; the verdict and report on a run.
 //! - [`app`]: a running lab (store, clients, runner, background loops).
 //! - [`web`]: the web lab's pages (HTML, or JSON when asked): orders, jobs, service status.
 //! - The fake services are their own crate, [`fake_services`], re-exported here.
 //!
-//! The scenario engine, the checker and the property tests arrive with their
-//! issues (see DESIGN.md).
+//! The property tests arrive with their issue (see DESIGN.md).
 
 pub mod app;
 pub mod check;
 pub mod checker;
 pub mod cli;
 pub mod clients;
+pub mod options;
 pub mod pipeline;
 pub mod runner;
 pub mod scenario;
