@@ -129,9 +129,10 @@ impl QueueArgs {
     pub async fn open(&self) -> io::Result<Arc<dyn Backend>> {
         match &self.redis {
             None => Ok(Arc::new(MemoryBackend::new())),
-            Some(url) => Err(io::Error::other(format!(
-                "--redis {url}: the Redis queue backend is not in this build yet (issue 5); leave --redis out for the memory queue"
-            ))),
+            Some(url) => crate::runner::RedisBackend::connect(url)
+                .await
+                .map(|b| Arc::new(b) as Arc<dyn Backend>)
+                .map_err(|e| io::Error::other(e.to_string())),
         }
     }
 

@@ -92,6 +92,9 @@ pub const DEAD_TIMEOUT_MS: u64 = 180 * 24 * 3600 * 1000;
 /// The queue storage a runner works against.
 #[async_trait]
 pub trait Backend: Send + Sync + 'static {
+    /// Which backend this is (`memory`, `redis`), for status pages and reports.
+    fn name(&self) -> &'static str;
+
     /// Puts a job at the back of its queue (and sets `enqueued_at`).
     async fn push(&self, job: Job, now_ms: u64) -> BackendResult<()>;
 

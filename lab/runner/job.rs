@@ -48,7 +48,14 @@ pub struct Job {
         deserialize_with = "optional_epoch_seconds"
     )]
     pub failed_at: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Sidekiq's "Retry Now" lowers it by one before pushing, so a job that
+    /// failed once comes back with -1: read as "not failed yet", which gives
+    /// the same count on its next failure.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "retry_count"
+    )]
     pub retry_count: Option<u32>,
     #[serde(
         default,
@@ -130,6 +137,10 @@ fn to_seconds(value: &Value) -> Option<f64> {
     value.as_f64()
 }
 
+fn retry_count<'de, D: Deserializer<'de>>(de: D) -> Result<Option<u32>, D::Error> {
+    Ok(Option::<i64>::deserialize(de)?.and_then(|n| u32::try_from(n).ok()))
+}
+
 fn epoch_seconds<'de, D: Deserializer<'de>>(de: D) -> Result<f64, D::Error> {
     let value = Value::deserialize(de)?;
     to_seconds(&value).ok_or_else(|| {
@@ -187,6 +198,15 @@ mod tests {
         assert_eq!(job.extra["tags"], json!(["a"]));
         let again: Value = serde_json::from_str(&job.to_json()).unwrap();
         assert_eq!(again["tags"], json!(["a"]));
+    }
+
+    #[test]
+    fn sidekiqs_retry_now_minus_one_reads_as_not_failed_yet() {
+        let job = Job::from_json(
+            r#"{"class":"X","args":[],"jid":"a","queue":"q","created_at":1.5,"retry_count":-1}"#,
+        )
+        .unwrap();
+        assert_eq!(job.retry_count, None);
     }
 
     #[test]

@@ -83,6 +83,10 @@ impl MemoryBackend {
 
 #[async_trait]
 impl Backend for MemoryBackend {
+    fn name(&self) -> &'static str {
+        "memory"
+    }
+
     async fn push(&self, job: Job, now_ms: u64) -> BackendResult<()> {
         self.state().enqueue(job, now_ms, false);
         self.pushed.notify_waiters();

@@ -8,7 +8,8 @@
 //! runner is the lab's own code, not a wrapper around a queue library.
 //!
 //! - [`job`]: Sidekiq's JSON payload; [`retry`]: when a failure runs again.
-//! - [`backend`]: the storage trait; [`memory`]: the embedded backend.
+//! - [`backend`]: the storage trait; [`memory`]: the embedded backend;
+//!   [`redis`]: Sidekiq's Redis layout (scripts in `redis/`).
 //! - [`worker`]: job classes, errors, middleware, handlers.
 //! - [`client`]: enqueuing; [`processor`]: one job run; [`process`]: worker
 //!   processes, the supervisor and `drain_all`; [`history`]: every attempt.
@@ -20,9 +21,11 @@ pub mod job;
 pub mod memory;
 pub mod process;
 pub mod processor;
+pub mod redis;
 pub mod retry;
 pub mod worker;
 
+pub use self::redis::RedisBackend;
 pub use backend::{Backend, BackendError, FetchMode, JobSet};
 pub use client::Client;
 pub use history::{Attempt, AttemptOutcome, History};

@@ -576,6 +576,10 @@ struct FaultyBackend {
 
 #[async_trait]
 impl Backend for FaultyBackend {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+
     async fn push(&self, job: Job, now_ms: u64) -> Result<(), BackendError> {
         if self.clock.now_ms() < self.down_until_ms {
             return Err(BackendError(

@@ -17,10 +17,6 @@ use super::{Web, WebState};
 use crate::pipeline::{ChargeDedup, Knobs, Structure};
 use crate::runner::JobSet;
 
-/// The queue backend's name. The [`Backend`](crate::runner::Backend) trait
-/// does not say which it is; the memory backend is the only one so far.
-const QUEUE_BACKEND: &str = "memory";
-
 /// The fake services in the order the page shows them.
 const SERVICES: [Service; 4] = [
     Service::ErrorCatcher,
@@ -179,7 +175,7 @@ async fn queue_status(web: &Web) -> QueueStatus {
     }
     QueueStatus {
         ok: error.is_none(),
-        backend: QUEUE_BACKEND,
+        backend: backend.name(),
         queues,
         scheduled,
         retries,
