@@ -27,6 +27,15 @@ pub async fn lab(knobs: Knobs) -> Lab {
 }
 
 pub async fn lab_with(knobs: Knobs, max_retries: u32) -> Lab {
+    lab_on(Arc::new(MemoryBackend::new()), knobs, max_retries).await
+}
+
+/// A lab whose jobs wait in `backend` (Redis, for the interop tests).
+pub async fn lab_on(
+    backend: Arc<dyn idemlab::runner::Backend>,
+    knobs: Knobs,
+    max_retries: u32,
+) -> Lab {
     let clock = ManualClock::default();
     let fakes = FakeServices::with_clock(Arc::new(clock.clone()), 1);
     let server = RunningServer::start(
@@ -46,7 +55,7 @@ pub async fn lab_with(knobs: Knobs, max_retries: u32) -> Lab {
     });
     let runner = pipeline::runner(
         &shop,
-        Arc::new(MemoryBackend::new()),
+        backend,
         RunnerConfig {
             retry: RetryPolicy {
                 max_retries,
