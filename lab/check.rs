@@ -38,6 +38,14 @@ pub struct CheckArgs {
     /// Scenarios run at once (default: the number of cores).
     #[arg(long)]
     pub jobs: Option<usize>,
+    /// Run the queues on this Redis (Sidekiq's layout; each scenario in a
+    /// namespace of its own) instead of in memory.
+    #[arg(long, value_name = "URL")]
+    pub redis: Option<String>,
+    /// Run the store on this Postgres server (each scenario on a fresh
+    /// database, dropped afterwards) instead of temporary SQLite files.
+    #[arg(long, value_name = "URL")]
+    pub database: Option<String>,
 }
 
 /// Report formats.
@@ -155,6 +163,8 @@ async fn run_all(scenarios: Vec<Scenario>, args: &CheckArgs) -> Vec<ScenarioResu
         .max(1);
     let options = RunOptions {
         seed: args.seed,
+        redis: args.redis.clone(),
+        database: args.database.clone(),
         ..RunOptions::default()
     };
     let bar = if std::io::stderr().is_terminal() {

@@ -14,6 +14,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use idemlab::store::with_database;
 use idemlab::store::{
     NewOrder, OrderState, Product, Reminder, Store, StoreError, SEED_PRODUCTS, SEED_USER_EMAIL,
 };
@@ -107,20 +108,6 @@ fn unreachable_postgres(url: &str, error: &str) {
     let line =
         format!("skipped: Postgres not reachable at {url} (set IDEMLAB_TEST_POSTGRES): {error}\n");
     let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
-}
-
-/// `url` with its database name replaced by `name`, query string kept.
-fn with_database(url: &str, name: &str) -> String {
-    let authority_start = url.find("://").map_or(0, |i| i + 3);
-    let rest = &url[authority_start..];
-    let query_at = rest.find('?').unwrap_or(rest.len());
-    let path_at = rest[..query_at].find('/').unwrap_or(query_at);
-    format!(
-        "{}{}/{name}{}",
-        &url[..authority_start],
-        &rest[..path_at],
-        &rest[query_at..]
-    )
 }
 
 /// Re-raises a panic from the spawned case, after the cleanup ran.

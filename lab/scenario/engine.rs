@@ -21,10 +21,10 @@ use crate::clients::Clients;
 use crate::pipeline::{self, place_order, relay_outbox, reminders, Shop, Step, WorkerDeaths};
 use crate::runner::backend::{BusyJob, ProcessInfo, SetEntry};
 use crate::runner::{
-    Backend, BackendError, FetchMode, History, Job, JobOutcome, JobSet, MemoryBackend, RetryPolicy,
-    Runner, RunnerConfig,
+    Backend, BackendError, FetchMode, History, Job, JobOutcome, JobSet, MemoryBackend,
+    RedisBackend, RetryPolicy, Runner, RunnerConfig,
 };
-use crate::store::{NewOrder, Store};
+use crate::store::{NewOrder, ScratchDatabase, Store};
 
 /// How scenarios run.
 #[derive(Debug, Clone)]
@@ -35,6 +35,12 @@ pub struct RunOptions {
     pub deadline_ms: u64,
     /// The jobs' provider clients give up after this long (virtual).
     pub client_timeout_ms: u64,
+    /// Run the queues on this Redis (each run in a namespace of its own,
+    /// removed afterwards) instead of in memory.
+    pub redis: Option<String>,
+    /// Run the store on a fresh database of this Postgres server (dropped
+    /// afterwards) instead of a temporary SQLite file.
+    pub database: Option<String>,
 }
 
 impl Default for RunOptions {
@@ -44,6 +50,8 @@ impl Default for RunOptions {
             // Sidekiq's 25 retries take about three weeks.
             deadline_ms: 60 * 24 * 3600 * 1000,
             client_timeout_ms: 5_000,
+            redis: None,
+            database: None,
         }
     }
 }
@@ -119,6 +127,8 @@ struct World {
     runners: Vec<Runner>,
     identities: Vec<String>,
     concurrency: usize,
+    /// The Postgres database to drop when the run is over.
+    scratch: Option<ScratchDatabase>,
 }
 
 async fn run_once(scenario: &Scenario, options: &RunOptions, every_step: Option<Step>) -> Run {
@@ -134,11 +144,18 @@ async fn run_once(scenario: &Scenario, options: &RunOptions, every_step: Option<
         &scenario.expect,
         checker::check(&scenario.expect, &snapshot),
     );
+    let virtual_ms = world.clock.now_ms() - start_ms;
+    // On real engines, leave nothing behind.
+    let _ = world.backend.clear().await;
+    world.shop.store.close().await;
+    if let Some(scratch) = world.scratch {
+        scratch.drop_now().await;
+    }
     Run {
         step: every_step,
         verdict,
         unfinished,
-        virtual_ms: world.clock.now_ms() - start_ms,
+        virtual_ms,
         snapshot,
     }
 }
@@ -158,23 +175,39 @@ async fn setup(
     options: &RunOptions,
     every_step: Option<Step>,
 ) -> Result<World, String> {
-    if scenario.backend == Some(super::format::BackendKind::Redis) {
+    if scenario.backend == Some(super::format::BackendKind::Redis) && options.redis.is_none() {
         return Err(
-            "the scenario asks for the Redis backend, which this lab does not have yet; \
-             run it on `backend = \"memory\"` (or leave `backend` out)"
-                .into(),
+            "the scenario asks for the Redis backend: run it with `lab check --redis URL`".into(),
         );
     }
     let clock = ManualClock::default();
     let shared: SharedClock = Arc::new(clock.clone());
     let fakes = FakeServices::with_clock(shared.clone(), options.seed);
     set_service_faults(scenario, &fakes)?;
-    let store = Store::temporary().await.map_err(|e| e.to_string())?;
+    let (store, scratch) = match &options.database {
+        Some(url) => {
+            let (store, scratch) = ScratchDatabase::create(url, "s")
+                .await
+                .map_err(|e| e.to_string())?;
+            (store, Some(scratch))
+        }
+        None => (Store::temporary().await.map_err(|e| e.to_string())?, None),
+    };
     let clients = Clients::in_process(
         fakes.clone(),
         Duration::from_millis(options.client_timeout_ms),
     );
-    let mut backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+    let mut backend: Arc<dyn Backend> = match &options.redis {
+        Some(url) => Arc::new(
+            RedisBackend::connect_with_namespace(
+                url,
+                &format!("idemlab-check-{:016x}", rand::random::<u64>()),
+            )
+            .await
+            .map_err(|e| e.to_string())?,
+        ),
+        None => Arc::new(MemoryBackend::new()),
+    };
     for fault in &scenario.faults {
         match fault {
             Fault::DuplicateDelivery => {
@@ -269,6 +302,7 @@ async fn setup(
         } else {
             scenario.concurrency
         },
+        scratch,
     })
 }
 

@@ -39,6 +39,7 @@ mod orders;
 mod outbox;
 mod reminders;
 mod schema;
+mod scratch;
 mod seed;
 
 use std::fmt;
@@ -55,6 +56,7 @@ pub use error::{FieldError, StoreError};
 pub use orders::{NewOrder, Order, OrderState};
 pub use outbox::OutboxEntry;
 pub use reminders::Reminder;
+pub use scratch::{with_database, ScratchDatabase};
 pub use seed::{SeedProduct, SEED_PRODUCTS, SEED_USER_EMAIL};
 
 use error::{redact, Context};
