@@ -54,6 +54,20 @@ impl KnobArgs {
     }
 }
 
+/// What a lab process runs: the pipeline variant, the runner, the store and
+/// the queue.
+#[derive(Debug, Clone, Args)]
+pub struct LabArgs {
+    #[command(flatten)]
+    pub knobs: KnobArgs,
+    #[command(flatten)]
+    pub runner: RunnerArgs,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub queue: QueueArgs,
+}
+
 /// The runner's settings.
 #[derive(Debug, Clone, Args)]
 pub struct RunnerArgs {

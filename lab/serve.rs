@@ -12,7 +12,7 @@ use fake_services::serve::{serve, RunningServer};
 use fake_services::{FakeServices, SharedClock, SystemClock};
 
 use crate::app::{Lab, LabParts};
-use crate::options::{KnobArgs, QueueArgs, RunnerArgs, StoreArgs};
+use crate::options::LabArgs;
 use crate::web::{self, WebOptions};
 
 /// `lab serve`.
@@ -25,13 +25,7 @@ pub struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1:3001")]
     pub fakes_bind: SocketAddr,
     #[command(flatten)]
-    pub knobs: KnobArgs,
-    #[command(flatten)]
-    pub runner: RunnerArgs,
-    #[command(flatten)]
-    pub store: StoreArgs,
-    #[command(flatten)]
-    pub queue: QueueArgs,
+    pub lab: LabArgs,
     /// Require `Authorization: Bearer TOKEN` on the fake services' behaviour
     /// and reset routes.
     #[arg(long, env = "IDEMLAB_CONTROL_TOKEN", value_name = "TOKEN")]
@@ -52,13 +46,7 @@ pub struct WebArgs {
     )]
     pub fakes_url: String,
     #[command(flatten)]
-    pub knobs: KnobArgs,
-    #[command(flatten)]
-    pub runner: RunnerArgs,
-    #[command(flatten)]
-    pub store: StoreArgs,
-    #[command(flatten)]
-    pub queue: QueueArgs,
+    pub lab: LabArgs,
     /// The fake services' control token, if they need one.
     #[arg(long, env = "IDEMLAB_CONTROL_TOKEN", value_name = "TOKEN")]
     pub control_token: Option<String>,
@@ -75,18 +63,12 @@ pub struct WorkerArgs {
     )]
     pub fakes_url: String,
     #[command(flatten)]
-    pub knobs: KnobArgs,
-    #[command(flatten)]
-    pub runner: RunnerArgs,
-    #[command(flatten)]
-    pub store: StoreArgs,
-    #[command(flatten)]
-    pub queue: QueueArgs,
+    pub lab: LabArgs,
 }
 
 /// Runs the lab until Ctrl-C.
 pub async fn run(args: ServeArgs) -> io::Result<()> {
-    let fakes = match args.runner.seed {
+    let fakes = match args.lab.runner.seed {
         Some(seed) => FakeServices::with_clock(Arc::new(SystemClock), seed),
         None => FakeServices::new(),
     };
@@ -106,14 +88,7 @@ pub async fn run(args: ServeArgs) -> io::Result<()> {
             format!("cannot listen on {}: {e}", args.fakes_bind),
         )
     })?;
-    let lab = build_lab(
-        &args.knobs,
-        &args.runner,
-        &args.store,
-        &args.queue,
-        fakes_server.url(),
-    )
-    .await?;
+    let lab = build_lab(&args.lab, fakes_server.url()).await?;
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
         .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {}: {e}", args.bind)))?;
@@ -123,7 +98,7 @@ pub async fn run(args: ServeArgs) -> io::Result<()> {
         "idemlab web lab on {web_url}\n  fake services on {}\n  store: {}\n  queue: {}\n  pipeline: {}\n",
         fakes_server.url(),
         lab.shop.store.url(),
-        args.queue.kind(),
+        args.lab.queue.kind(),
         lab.shop.knobs,
     ));
     let app = web::router(
@@ -145,15 +120,8 @@ pub async fn run(args: ServeArgs) -> io::Result<()> {
 
 /// Runs the web pages alone until Ctrl-C.
 pub async fn run_web(args: WebArgs) -> io::Result<()> {
-    args.queue.require_shared("lab web")?;
-    let lab = build_lab(
-        &args.knobs,
-        &args.runner,
-        &args.store,
-        &args.queue,
-        args.fakes_url.clone(),
-    )
-    .await?;
+    args.lab.queue.require_shared("lab web")?;
+    let lab = build_lab(&args.lab, args.fakes_url.clone()).await?;
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
         .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {}: {e}", args.bind)))?;
@@ -162,7 +130,7 @@ pub async fn run_web(args: WebArgs) -> io::Result<()> {
         listener.local_addr()?,
         args.fakes_url,
         lab.shop.store.url(),
-        args.queue.kind(),
+        args.lab.queue.kind(),
         lab.shop.knobs,
     ));
     let app = web::router(
@@ -182,22 +150,15 @@ pub async fn run_web(args: WebArgs) -> io::Result<()> {
 /// Runs a worker process (with the outbox relay and the reminder scheduler)
 /// until Ctrl-C.
 pub async fn run_worker(args: WorkerArgs) -> io::Result<()> {
-    args.queue.require_shared("lab worker")?;
-    let lab = build_lab(
-        &args.knobs,
-        &args.runner,
-        &args.store,
-        &args.queue,
-        args.fakes_url.clone(),
-    )
-    .await?;
+    args.lab.queue.require_shared("lab worker")?;
+    let lab = build_lab(&args.lab, args.fakes_url.clone()).await?;
     fake_services::cli::say(&format!(
         "idemlab worker {} ({} jobs at once)\n  fake services at {}\n  store: {}\n  queue: {}\n  pipeline: {}\n",
         lab.runner.config().code_version,
         lab.runner.config().concurrency,
         args.fakes_url,
         lab.shop.store.url(),
-        args.queue.kind(),
+        args.lab.queue.kind(),
         lab.shop.knobs,
     ));
     let running = lab.start();
@@ -209,23 +170,17 @@ pub async fn run_worker(args: WorkerArgs) -> io::Result<()> {
 }
 
 /// A lab over the chosen store and queue, calling the fake services at `fakes_url`.
-async fn build_lab(
-    knobs: &KnobArgs,
-    runner: &RunnerArgs,
-    store: &StoreArgs,
-    queue: &QueueArgs,
-    fakes_url: String,
-) -> io::Result<Lab> {
+async fn build_lab(args: &LabArgs, fakes_url: String) -> io::Result<Lab> {
     let clients = crate::clients::Clients::http(&fakes_url, std::time::Duration::from_secs(5))
         .map_err(|e| io::Error::other(e.to_string()))?;
     let clock: SharedClock = Arc::new(SystemClock);
     Ok(Lab::new(LabParts {
-        store: store.open().await?,
+        store: args.store.open().await?,
         clients,
-        backend: queue.open().await?,
+        backend: args.queue.open().await?,
         clock,
-        knobs: knobs.knobs(),
-        runner: runner.config(),
+        knobs: args.knobs.knobs(),
+        runner: args.runner.config(),
         fakes_url,
     }))
 }
