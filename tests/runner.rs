@@ -462,6 +462,38 @@ async fn blocking_lab(b: &Backends, config: RunnerConfig) -> (Lab, Arc<AtomicU32
     (lab(b, registry, config).await, waiting, release)
 }
 
+/// A blocking lab with concurrency 1 whose one "Blocks" job a started
+/// process is running (and waiting in).
+async fn one_running_job(
+    b: &Backends,
+    config: RunnerConfig,
+) -> (
+    Lab,
+    Arc<AtomicU32>,
+    Arc<Semaphore>,
+    idemlab::runner::Process,
+) {
+    let (lab, waiting, release) = blocking_lab(
+        b,
+        RunnerConfig {
+            concurrency: 1,
+            ..config
+        },
+    )
+    .await;
+    lab.runner
+        .client()
+        .push("Blocks", vec![json!(1)], "default")
+        .await
+        .unwrap();
+    let process = lab.runner.start().await;
+    wait_until("the job runs", || async {
+        waiting.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    (lab, waiting, release, process)
+}
+
 // ---------------------------------------------------------------------------
 // Cases: each runs on both backends.
 
@@ -773,24 +805,7 @@ mod cases {
     }
 
     pub async fn a_killed_process_leaves_its_job_for_the_next_one_to_recover(b: Backends) {
-        let (lab, waiting, release) = blocking_lab(
-            &b,
-            RunnerConfig {
-                concurrency: 1,
-                ..config()
-            },
-        )
-        .await;
-        lab.runner
-            .client()
-            .push("Blocks", vec![json!(1)], "default")
-            .await
-            .unwrap();
-        let first = lab.runner.start().await;
-        wait_until("the job runs", || async {
-            waiting.load(Ordering::SeqCst) == 1
-        })
-        .await;
+        let (lab, waiting, release, first) = one_running_job(&b, config()).await;
         first.kill();
         assert_eq!(
             lab.backend.queue_sizes().await.unwrap()[0].1,
@@ -817,25 +832,14 @@ mod cases {
     }
 
     pub async fn a_graceful_stop_puts_unfinished_jobs_back(b: Backends) {
-        let (lab, waiting, _release) = blocking_lab(
+        let (lab, _waiting, _release, process) = one_running_job(
             &b,
             RunnerConfig {
-                concurrency: 1,
                 // Real time: the subject of this test.
                 shutdown_timeout: Duration::from_millis(50),
                 ..config()
             },
         )
-        .await;
-        lab.runner
-            .client()
-            .push("Blocks", vec![json!(1)], "default")
-            .await
-            .unwrap();
-        let process = lab.runner.start().await;
-        wait_until("the job runs", || async {
-            waiting.load(Ordering::SeqCst) == 1
-        })
         .await;
         process.stop().await;
         let sizes = lab.backend.queue_sizes().await.unwrap();

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use super::error::ServiceError;
 use super::transport::{Request, Transport};
-use super::{lenient_i64, lenient_u64, metadata};
+use super::{lenient_u64, metadata, metadata_fields};
 
 /// A shipment to request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,16 +65,13 @@ struct WireFulfillment {
 
 impl From<WireFulfillment> for FoundFulfillment {
     fn from(wire: WireFulfillment) -> Self {
+        let (order_id, metadata_idempotency_key) = metadata_fields(&wire.metadata);
         FoundFulfillment {
             request_id: wire.id,
-            order_id: wire.metadata.get("order_id").and_then(lenient_i64),
+            order_id,
             address: wire.address.as_str().map(str::to_string),
             quantity: lenient_u64(&wire.quantity),
-            metadata_idempotency_key: wire
-                .metadata
-                .get("idempotency_key")
-                .and_then(Value::as_str)
-                .map(str::to_string),
+            metadata_idempotency_key,
         }
     }
 }

@@ -100,6 +100,17 @@ fn metadata(order_id: i64, idempotency_key: Option<&str>) -> Value {
 }
 
 /// A whole number written as a JSON number or as text (`7` or `"7"`).
+/// The order id and idempotency key a found record's `metadata` carries.
+fn metadata_fields(metadata: &Value) -> (Option<i64>, Option<String>) {
+    (
+        metadata.get("order_id").and_then(lenient_i64),
+        metadata
+            .get("idempotency_key")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+    )
+}
+
 fn lenient_i64(value: &Value) -> Option<i64> {
     match value {
         Value::Number(n) => n.as_i64(),

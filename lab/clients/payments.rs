@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use super::error::ServiceError;
 use super::transport::{Request, Transport};
-use super::{lenient_i64, lenient_u64, metadata};
+use super::{lenient_u64, metadata, metadata_fields};
 
 /// A charge to make.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,6 +89,7 @@ struct WireCharge {
 
 impl From<WireCharge> for FoundCharge {
     fn from(wire: WireCharge) -> Self {
+        let (order_id, metadata_idempotency_key) = metadata_fields(&wire.metadata);
         FoundCharge {
             charge_id: wire.id,
             status: wire
@@ -97,13 +98,9 @@ impl From<WireCharge> for FoundCharge {
                 .and_then(Value::as_str)
                 .unwrap_or("unknown")
                 .to_string(),
-            order_id: wire.metadata.get("order_id").and_then(lenient_i64),
+            order_id,
             amount_cents: lenient_u64(&wire.amount_cents),
-            metadata_idempotency_key: wire
-                .metadata
-                .get("idempotency_key")
-                .and_then(Value::as_str)
-                .map(str::to_string),
+            metadata_idempotency_key,
         }
     }
 }

@@ -192,6 +192,14 @@ pub struct RedisBackend {
 }
 
 impl RedisBackend {
+    /// The members of the process set.
+    async fn process_identities(&self) -> BackendResult<Vec<String>> {
+        self.conn()
+            .smembers(self.keys.processes())
+            .await
+            .map_err(|e| self.error("reading the process set", e))
+    }
+
     /// Connects to `url` (`redis://host:port/db`), keys without a prefix:
     /// where Sidekiq's tools look.
     pub async fn connect(url: &str) -> BackendResult<Self> {
@@ -834,10 +842,7 @@ impl Backend for RedisBackend {
 
     async fn processes(&self) -> BackendResult<Vec<ProcessInfo>> {
         let mut conn = self.conn();
-        let identities: Vec<String> = conn
-            .smembers(self.keys.processes())
-            .await
-            .map_err(|e| self.error("reading the process set", e))?;
+        let identities = self.process_identities().await?;
         if identities.is_empty() {
             return Ok(Vec::new());
         }
@@ -876,10 +881,7 @@ impl Backend for RedisBackend {
 
     async fn busy(&self) -> BackendResult<Vec<BusyJob>> {
         let mut conn = self.conn();
-        let identities: Vec<String> = conn
-            .smembers(self.keys.processes())
-            .await
-            .map_err(|e| self.error("reading the process set", e))?;
+        let identities = self.process_identities().await?;
         if identities.is_empty() {
             return Ok(Vec::new());
         }

@@ -445,7 +445,7 @@ async fn drive(world: &World, deadline_ms: u64) -> Option<String> {
         let runs = batch
             .iter()
             .map(|(which, job)| world.runners[*which].perform(job.clone(), &identities[*which]));
-        let outcomes = with_moving_clock(&world.clock, futures_join_all(runs)).await;
+        let outcomes = with_moving_clock(&world.clock, futures::future::join_all(runs)).await;
         for ((which, _), outcome) in batch.iter().zip(outcomes) {
             if outcome == JobOutcome::Died {
                 // The process is gone; a new one takes its place.
@@ -568,35 +568,6 @@ async fn quiet(clock: &ManualClock) {
             return;
         }
     }
-}
-
-/// Runs futures concurrently on this task and collects their outputs in order.
-async fn futures_join_all<F: std::future::Future>(
-    futures: impl IntoIterator<Item = F>,
-) -> Vec<F::Output> {
-    let mut futures: Vec<_> = futures.into_iter().map(Box::pin).collect();
-    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut all = true;
-        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
-            if output.is_none() {
-                match future.as_mut().poll(cx) {
-                    std::task::Poll::Ready(value) => *output = Some(value),
-                    std::task::Poll::Pending => all = false,
-                }
-            }
-        }
-        if all {
-            std::task::Poll::Ready(())
-        } else {
-            std::task::Poll::Pending
-        }
-    })
-    .await;
-    outputs
-        .into_iter()
-        .map(|o| o.expect("every future finished"))
-        .collect()
 }
 
 /// The queue misbehaving: every job delivered twice, or enqueues failing
