@@ -3,6 +3,10 @@
 # image holds only the binary.
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
+# .git is not copied: pass the commit to label workers' default
+# --code-version (docker compose build --build-arg GIT_COMMIT=$(git rev-parse --short HEAD)).
+ARG GIT_COMMIT=
+ENV IDEMLAB_GIT_COMMIT=$GIT_COMMIT
 COPY . .
 RUN cargo build --release --locked --bin lab
 

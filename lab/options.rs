@@ -84,8 +84,9 @@ pub struct RunnerArgs {
     /// Seed for ids and random choices.
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Labels this worker in the process set and the job history.
-    #[arg(long, default_value = env!("CARGO_PKG_VERSION"))]
+    /// Labels this worker in the process set and the job history; the
+    /// default is the crate version and the git commit it was built from.
+    #[arg(long, default_value = env!("IDEMLAB_CODE_VERSION"))]
     pub code_version: String,
 }
 

@@ -300,3 +300,28 @@ fn check_exits_2_naming_file_line_and_column_of_a_bad_scenario() {
     let missing = lab().args(["check", "no/such/dir"]).output().unwrap();
     assert_eq!(missing.status.code(), Some(2));
 }
+
+#[test]
+fn a_workers_default_code_version_names_the_git_commit() {
+    let output = lab().args(["worker", "--help"]).output().unwrap();
+    assert!(output.status.success());
+    let help = String::from_utf8(output.stdout).unwrap();
+    let version = env!("CARGO_PKG_VERSION");
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "--short=10", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8(o.stdout).unwrap().trim().to_string());
+    let expected = match (std::env::var("IDEMLAB_GIT_COMMIT"), head) {
+        (Ok(commit), _) if !commit.trim().is_empty() => format!("{version}+{}", commit.trim()),
+        (_, Some(commit)) => format!("{version}+{commit}"),
+        // Built outside a git checkout: the crate version alone.
+        _ => version.to_string(),
+    };
+    assert!(
+        help.contains(&format!("[default: {expected}]")),
+        "expected the default code version {expected} in:\n{help}"
+    );
+}

@@ -53,7 +53,7 @@ impl Default for RunnerConfig {
             concurrency: 5,
             fetch: FetchMode::Reliable,
             retry: RetryPolicy::default(),
-            code_version: env!("CARGO_PKG_VERSION").to_string(),
+            code_version: env!("IDEMLAB_CODE_VERSION").to_string(),
             hostname: "lab".into(),
             heartbeat_ms: 5_000,
             process_ttl_ms: 60_000,
