@@ -2,12 +2,12 @@
 //! rows, the providers' ledgers (the truth), the reminders, the dead set, the
 //! jobs still waiting and every attempt.
 
-use fake_services::{Record, Service};
+use fake_services::{FakeServices, Record, Service};
 use serde::Serialize;
 
 use crate::runner::backend::SetEntry;
-use crate::runner::{Attempt, Job};
-use crate::store::{Order, OutboxEntry, Reminder};
+use crate::runner::{Attempt, Backend, Job, JobSet};
+use crate::store::{Order, OutboxEntry, Reminder, Store};
 
 /// The state of a lab at the end of a scenario run.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -28,6 +28,36 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// Reads what a lab left behind: the store's rows, the services'
+    /// ledgers, the queues (`history` comes from the runner, which keeps it
+    /// in memory). A part that cannot be read is left empty; the checker
+    /// then reports what it misses.
+    pub async fn capture(
+        store: &Store,
+        fakes: &FakeServices,
+        backend: &dyn Backend,
+        history: Vec<Attempt>,
+    ) -> Snapshot {
+        let dead = backend.set_entries(JobSet::Dead).await.unwrap_or_default();
+        let mut pending: Vec<Job> = backend.waiting_jobs().await.unwrap_or_default();
+        for set in [JobSet::Retry, JobSet::Schedule] {
+            let entries = backend.set_entries(set).await.unwrap_or_default();
+            pending.extend(entries.into_iter().map(|e| e.job));
+        }
+        Snapshot {
+            orders: store.orders().await.unwrap_or_default(),
+            ledgers: Service::ALL
+                .iter()
+                .map(|s| (*s, fakes.ledger(*s)))
+                .collect(),
+            reminders: store.reminders().await.unwrap_or_default(),
+            dead,
+            pending,
+            outbox_pending: store.pending_outbox(i64::MAX).await.unwrap_or_default(),
+            history,
+        }
+    }
+
     /// One service's ledger (empty when it was not captured).
     pub fn ledger(&self, service: Service) -> &[Record] {
         self.ledgers

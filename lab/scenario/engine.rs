@@ -139,7 +139,13 @@ async fn run_once(scenario: &Scenario, options: &RunOptions, every_step: Option<
     let start_ms = world.clock.now_ms();
     place_orders(scenario, &world).await;
     let unfinished = drive(&world, start_ms + options.deadline_ms).await;
-    let snapshot = capture(&world).await;
+    let snapshot = Snapshot::capture(
+        &world.shop.store,
+        &world.fakes,
+        world.backend.as_ref(),
+        world.runners[0].history().attempts(),
+    )
+    .await;
     let verdict = checker::verdict(
         &scenario.expect,
         checker::check(&scenario.expect, &snapshot),
@@ -497,40 +503,6 @@ async fn beat(runner: &Runner, identity: &str, now: u64) {
             Vec::<BusyJob>::new(),
         )
         .await;
-}
-
-/// Reads what the run left behind.
-async fn capture(world: &World) -> Snapshot {
-    let store = &world.shop.store;
-    let dead: Vec<SetEntry> = world
-        .backend
-        .set_entries(JobSet::Dead)
-        .await
-        .unwrap_or_default();
-    let mut pending: Vec<Job> = world.backend.waiting_jobs().await.unwrap_or_default();
-    for set in [JobSet::Retry, JobSet::Schedule] {
-        pending.extend(
-            world
-                .backend
-                .set_entries(set)
-                .await
-                .unwrap_or_default()
-                .into_iter()
-                .map(|e| e.job),
-        );
-    }
-    Snapshot {
-        orders: store.orders().await.unwrap_or_default(),
-        ledgers: Service::ALL
-            .iter()
-            .map(|s| (*s, world.fakes.ledger(*s)))
-            .collect(),
-        reminders: store.reminders().await.unwrap_or_default(),
-        dead,
-        pending,
-        outbox_pending: store.pending_outbox(i64::MAX).await.unwrap_or_default(),
-        history: world.runners[0].history().attempts(),
-    }
 }
 
 /// Awaits `work`, moving the virtual clock to the next deadline whenever

@@ -46,7 +46,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyConnection, AnyPool, Connection, Transaction};
@@ -152,6 +152,9 @@ impl fmt::Debug for Store {
 /// Distinguishes the throwaway databases (memory, temporary) of one process.
 static DB_SEQ: AtomicU64 = AtomicU64::new(0);
 
+/// How long a query waits for a pooled connection before it fails.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// A fresh, process-unique in-memory SQLite database that every connection of
 /// one pool opens, so parallel tests don't share.
 ///
@@ -224,7 +227,11 @@ impl Store {
         } else {
             None
         };
-        let mut options = AnyPoolOptions::new();
+        // A job waits at most this long for a connection, then fails and is
+        // retried, as with ActiveRecord's checkout timeout: with the database
+        // down, jobs show errors and back off instead of hanging (sqlx's
+        // default is 30 s).
+        let mut options = AnyPoolOptions::new().acquire_timeout(ACQUIRE_TIMEOUT);
         if keeper.is_some() {
             // Idle connections may come and go; the keeper holds the data.
             options = options.min_connections(1);

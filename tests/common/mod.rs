@@ -3,6 +3,8 @@
 //! the runner's retries and the services' fault windows alike.
 #![allow(dead_code)]
 
+pub mod servers;
+
 use std::sync::Arc;
 use std::time::Duration;
 
