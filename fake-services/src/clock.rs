@@ -25,6 +25,21 @@ pub trait Clock: Send + Sync + 'static {
     fn now_ms(&self) -> u64;
     /// Completes once `ms` milliseconds of this clock's time have passed.
     fn sleep(&self, ms: u64) -> Sleep;
+
+    /// A point where another task may run first: every call to a service
+    /// is one. A simulator's clock decides there, from its seed, which of
+    /// the waiting tasks goes next, so that concurrent jobs interleave the
+    /// same way on every run; elsewhere it only yields.
+    fn interleave(&self) -> Sleep {
+        Box::pin(tokio::task::yield_now())
+    }
+
+    /// Runs `work` after its caller stopped waiting for it: the effect of a
+    /// call whose client gave up still lands, behind the server. A
+    /// simulator's clock schedules it with everything else.
+    fn detach(&self, work: Sleep) {
+        tokio::spawn(work);
+    }
 }
 
 /// A shared clock handle.

@@ -257,6 +257,7 @@ impl FakeServices {
     /// the client hangs up, so an effect that started always lands in the
     /// ledger.
     pub async fn call(&self, call: Call) -> Reply {
+        self.inner.clock.interleave().await;
         let started = self.start(call);
         self.finish(started).await
     }
@@ -266,30 +267,20 @@ impl FakeServices {
     /// slower than the client is decided up front (the latency is part of
     /// the fault decision), so the only sleep on the clock is a real wait:
     /// a simulation can move time whenever every task sleeps. A call slower
-    /// than the client still completes — and performs its effect — on a
-    /// task of its own, as it would behind a server.
+    /// than the client still completes — and performs its effect — detached
+    /// from it ([`Clock::detach`]), as it would behind a server.
     pub async fn call_within(&self, call: Call, timeout_ms: u64) -> Result<Reply, TimedOut> {
+        self.inner.clock.interleave().await;
         let started = self.start(call);
-        let too_slow = started.decision.latency_ms > timeout_ms;
-        let task = tokio::spawn({
+        if started.decision.latency_ms > timeout_ms {
             let fakes = self.clone();
-            async move { fakes.finish(started).await }
-        });
-        if too_slow {
+            self.inner.clock.detach(Box::pin(async move {
+                fakes.finish(started).await;
+            }));
             self.inner.clock.sleep(timeout_ms).await;
             return Err(TimedOut);
         }
-        match task.await {
-            Ok(reply) => Ok(reply),
-            // As the HTTP server answers a call that failed inside.
-            Err(join) => {
-                tracing::error!(%join, "a call failed inside the fake services");
-                Ok(Reply::Response(Response::json(
-                    500,
-                    &json!({"error": "the fake service failed; see its log"}),
-                )))
-            }
-        }
+        Ok(self.finish(started).await)
     }
 
     /// The first half of a call, at once and under the service's lock: the

@@ -108,6 +108,11 @@ impl Backend for MemoryBackend {
             if let Some(job) = self.try_fetch(queues, mode, process) {
                 return Ok(Some(job));
             }
+            // A zero wait is a look, not a nap: tokio's timer would still
+            // round it up to its next millisecond tick.
+            if wait.is_zero() {
+                return Ok(None);
+            }
             if tokio::time::timeout_at(deadline, pushed).await.is_err() {
                 return Ok(None);
             }

@@ -12,10 +12,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use fake_services::{BehaviorSpec, Clock, FakeServices, ManualClock, Service, SharedClock};
+use fake_services::{BehaviorSpec, Clock, FakeServices, Service, SharedClock};
 use serde::Serialize;
 
 use super::format::{Fault, Scenario};
+use super::turns::Turns;
 use crate::checker::{self, Snapshot, Verdict};
 use crate::clients::Clients;
 use crate::pipeline::{self, place_order, relay_outbox, reminders, Shop, Step, WorkerDeaths};
@@ -25,6 +26,10 @@ use crate::runner::{
     RedisBackend, RetryPolicy, Runner, RunnerConfig,
 };
 use crate::store::{NewOrder, ScratchDatabase, Store};
+
+/// When every run starts, 2026-01-01T00:00:00Z: a fixed, readable start
+/// for reproducible ledgers.
+const START_MS: u64 = 1_767_225_600_000;
 
 /// How scenarios run.
 #[derive(Debug, Clone)]
@@ -118,7 +123,7 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> ScenarioResult {
 
 /// The scenario's knobs and faults set up on a fresh lab.
 struct World {
-    clock: ManualClock,
+    clock: Turns,
     fakes: FakeServices,
     backend: Arc<dyn Backend>,
     /// The current code's shop; a stale worker has its own.
@@ -153,9 +158,12 @@ async fn run_once(scenario: &Scenario, options: &RunOptions, every_step: Option<
     let virtual_ms = world.clock.now_ms() - start_ms;
     // On real engines, leave nothing behind.
     let _ = world.backend.clear().await;
-    world.shop.store.close().await;
-    if let Some(scratch) = world.scratch {
-        scratch.drop_now().await;
+    match world.scratch {
+        Some(scratch) => {
+            world.shop.store.close().await;
+            scratch.drop_now().await;
+        }
+        None => give_back(world.shop.store.clone()).await,
     }
     Run {
         step: every_step,
@@ -186,7 +194,7 @@ async fn setup(
             "the scenario asks for the Redis backend: run it with `lab check --redis URL`".into(),
         );
     }
-    let clock = ManualClock::default();
+    let clock = Turns::new(START_MS, options.seed);
     let shared: SharedClock = Arc::new(clock.clone());
     let fakes = FakeServices::with_clock(shared.clone(), options.seed);
     set_service_faults(scenario, &fakes)?;
@@ -197,7 +205,7 @@ async fn setup(
                 .map_err(|e| e.to_string())?;
             (store, Some(scratch))
         }
-        None => (Store::temporary().await.map_err(|e| e.to_string())?, None),
+        None => (simulation_store().await.map_err(|e| e.to_string())?, None),
     };
     let clients = Clients::in_process(
         fakes.clone(),
@@ -312,6 +320,30 @@ async fn setup(
     })
 }
 
+thread_local! {
+    /// In-memory stores kept for the next run on this thread: making one
+    /// (schema and seed) costs more than a whole run, rewinding one a tenth.
+    static SPARE_STORES: std::cell::RefCell<Vec<Store>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A fresh in-memory store, or a rewound one (the same ids either way).
+async fn simulation_store() -> Result<Store, crate::store::StoreError> {
+    match SPARE_STORES.with(|spare| spare.borrow_mut().pop()) {
+        Some(store) => Ok(store),
+        None => Store::memory().await,
+    }
+}
+
+async fn give_back(store: Store) {
+    match store.rewind().await {
+        Ok(()) => SPARE_STORES.with(|spare| spare.borrow_mut().push(store)),
+        Err(err) => {
+            tracing::warn!(%err, "a simulation store could not be rewound; dropping it");
+            store.close().await;
+        }
+    }
+}
+
 /// Puts the scenario's service faults in force, in file order per service.
 fn set_service_faults(scenario: &Scenario, fakes: &FakeServices) -> Result<(), String> {
     for service in Service::ALL {
@@ -364,8 +396,10 @@ async fn place_orders(scenario: &Scenario, world: &World) {
                 address: "123 Main St".into(),
                 amount_cents: batch.decline.then_some(9999),
             };
-            let placed =
-                with_moving_clock(&world.clock, place_order(&world.shop, runner, &new)).await;
+            let placed = world
+                .clock
+                .run(place_order(&world.shop, runner, &new))
+                .await;
             if let Err(err) = placed {
                 tracing::debug!(%err, "placing an order failed, as the scenario may intend");
             }
@@ -443,7 +477,7 @@ async fn drive(world: &World, deadline_ms: u64) -> Option<String> {
                 _ => outbox_retry_at(world, now).await,
             };
             match next {
-                Some(at) => world.clock.advance_to(at.max(now + 1)),
+                Some(at) => world.clock.advance_to(at.max(now + 1)).await,
                 None => return None,
             }
             continue;
@@ -451,7 +485,7 @@ async fn drive(world: &World, deadline_ms: u64) -> Option<String> {
         let runs = batch
             .iter()
             .map(|(which, job)| world.runners[*which].perform(job.clone(), &identities[*which]));
-        let outcomes = with_moving_clock(&world.clock, futures::future::join_all(runs)).await;
+        let outcomes = world.clock.run_all(runs.collect()).await;
         for ((which, _), outcome) in batch.iter().zip(outcomes) {
             if outcome == JobOutcome::Died {
                 // The process is gone; a new one takes its place.
@@ -503,43 +537,6 @@ async fn beat(runner: &Runner, identity: &str, now: u64) {
             Vec::<BusyJob>::new(),
         )
         .await;
-}
-
-/// Awaits `work`, moving the virtual clock to the next deadline whenever
-/// everything waits on it (a slow provider, a client timeout) — and only
-/// then: while work is running or waiting on the database, time stands.
-async fn with_moving_clock<T>(
-    clock: &ManualClock,
-    work: impl std::future::Future<Output = T>,
-) -> T {
-    let mut work = std::pin::pin!(work);
-    loop {
-        tokio::select! {
-            biased;
-            out = &mut work => return out,
-            () = quiet(clock) => {
-                if let Some(at) = clock.next_deadline() {
-                    clock.advance_to(at);
-                }
-            }
-        }
-    }
-}
-
-/// Completes once the clock has sleepers and nothing else has moved for a
-/// while: every other task has had many turns and a millisecond of real time.
-async fn quiet(clock: &ManualClock) {
-    loop {
-        let before = (clock.sleepers(), clock.next_deadline());
-        for _ in 0..64 {
-            tokio::task::yield_now().await;
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-        let after = (clock.sleepers(), clock.next_deadline());
-        if after.0 > 0 && before == after {
-            return;
-        }
-    }
 }
 
 /// The queue misbehaving: every job delivered twice, or enqueues failing

@@ -8,5 +8,6 @@
 pub mod engine;
 pub mod format;
 pub mod report;
+pub mod turns;
 
 pub use format::{load, parse, Expect, Fault, Invariant, Scenario, ScenarioError};

@@ -69,6 +69,9 @@ pub enum StoreError {
         /// The URL as given (password removed).
         url: String,
     },
+    /// The operation does not apply to this kind of database.
+    #[error("not supported here: {0}")]
+    Unsupported(&'static str),
     /// The database could not be reached or opened.
     #[error("cannot connect to the database at {url}: {source}")]
     Connect {

@@ -236,6 +236,11 @@ impl Store {
             // Idle connections may come and go; the keeper holds the data.
             options = options.min_connections(1);
         }
+        if dialect == Dialect::Sqlite {
+            // A SQLite connection cannot break the way a server's can; the
+            // ping before each use would double every query's cost.
+            options = options.test_before_acquire(false);
+        }
         let pool = options.connect(&url).await.map_err(connect_err)?;
 
         if dialect == Dialect::Sqlite && keeper.is_none() {

@@ -4,7 +4,7 @@ use serde::Serialize;
 use sqlx::AnyConnection;
 
 use super::error::{Context, StoreError};
-use super::Store;
+use super::{Dialect, Store};
 
 /// A product the store starts with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -123,6 +123,24 @@ impl Store {
         insert_missing(conn).await?;
         tx.commit().await?;
         tracing::info!("store reset to its seed data");
+        Ok(())
+    }
+
+    /// Resets the store and restarts its ids, so that a store reused for
+    /// another simulated run gives the same ids as a fresh one (the same
+    /// seed, the same ledgers). SQLite only: the web lab's reset keeps ids
+    /// growing on purpose, so that an old link never shows a new order.
+    pub async fn rewind(&self) -> Result<(), StoreError> {
+        if self.dialect() != Dialect::Sqlite {
+            return Err(StoreError::Unsupported(
+                "rewinding ids is for SQLite simulation stores",
+            ));
+        }
+        self.reset().await?;
+        sqlx::query("DELETE FROM sqlite_sequence")
+            .execute(&mut *self.conn().await?)
+            .await
+            .ctx("restarting ids")?;
         Ok(())
     }
 }
