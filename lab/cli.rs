@@ -31,6 +31,10 @@ pub enum Command {
     /// when every scenario ended as it expected, 1 when any did not, 2 on
     /// invalid input.
     Check(crate::check::CheckArgs),
+    /// Search fault plans for one that breaks a pipeline variant and print
+    /// the smallest as a scenario file. Exits 0 when none did, 1 with a
+    /// counterexample, 2 on invalid input.
+    Explore(crate::explore::cli::ExploreArgs),
     /// Clear a running lab: orders, queues, job history and the fake
     /// services' ledgers and fault rules (the seed data comes back).
     Reset(ResetArgs),
@@ -52,6 +56,12 @@ pub async fn run(cli: Cli) -> std::io::Result<u8> {
         Command::Web(args) => crate::serve::run_web(*args).await.map(|()| 0),
         Command::Worker(args) => crate::serve::run_worker(*args).await.map(|()| 0),
         Command::Check(args) => Ok(crate::check::run(args).await),
+        // The engine runs on a runtime of its own, off this one's threads.
+        Command::Explore(args) => {
+            tokio::task::spawn_blocking(move || crate::explore::cli::run(args))
+                .await
+                .map_err(std::io::Error::other)
+        }
         Command::Reset(args) => reset(&args.url).await.map(|()| 0),
     }
 }

@@ -13,17 +13,18 @@
 //! - [`scenario`]: scenario files and the engine that runs them; [`check`]:
 //!   `lab check`, the CI gate.
 //! - [`checker`]: invariants from the ledgers and order rows; the verdict and report on a run.
+//! - [`explore`]: `lab explore` and the property tests — fault plans searched
+//!   with proptest, a breaking plan shrunk and written as a scenario file.
 //! - [`app`]: a running lab (store, clients, runner, background loops).
 //! - [`web`]: the web lab's pages (HTML, or JSON when asked): orders, jobs, service status.
 //! - The fake services are their own crate, [`fake_services`], re-exported here.
-//!
-//! The property tests arrive with their issue (see DESIGN.md).
 
 pub mod app;
 pub mod check;
 pub mod checker;
 pub mod cli;
 pub mod clients;
+pub mod explore;
 pub mod options;
 pub mod pipeline;
 pub mod runner;

@@ -249,3 +249,48 @@ orders = "all-complete"
     assert!(unfinished.contains("1 waiting to retry"), "{unfinished}");
     assert!(report::render(&result).contains("did not settle"));
 }
+
+/// The simulator (services in process) and the HTTP lab (the same services
+/// behind their HTTP server, on the run's virtual time) end every scenario
+/// the same way: same verdict, same violations, same counts in the ledgers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_process_and_over_http_give_the_same_outcome() {
+    let outcome = |result: &engine::ScenarioResult| {
+        result
+            .runs
+            .iter()
+            .map(|run| {
+                let violations: Vec<String> = run
+                    .verdict
+                    .violations
+                    .iter()
+                    .map(|v| format!("{} {} found {}", v.invariant, v.message, v.found))
+                    .collect();
+                let effects: Vec<(String, usize)> = run
+                    .snapshot
+                    .ledgers
+                    .iter()
+                    .map(|(service, records)| (service.to_string(), records.len()))
+                    .collect();
+                (run.verdict.passed, violations, effects)
+            })
+            .collect::<Vec<_>>()
+    };
+    for (name, scenario) in every_scenario() {
+        let in_process = engine::run(&scenario, &engine::RunOptions::default()).await;
+        let over_http = engine::run(
+            &scenario,
+            &engine::RunOptions {
+                over_http: true,
+                ..engine::RunOptions::default()
+            },
+        )
+        .await;
+        assert!(
+            over_http.passed(),
+            "{name} over HTTP: {}",
+            report::render(&over_http)
+        );
+        assert_eq!(outcome(&in_process), outcome(&over_http), "{name}");
+    }
+}

@@ -641,3 +641,51 @@ async fn deleting_charges_clears_only_the_payments_records() {
     assert_eq!(charge_status(&tf, 3).await, 503);
     assert_eq!(charge_status(&tf, 3).await, 201);
 }
+
+// ------------------------------------------------- clients on virtual time
+
+#[tokio::test]
+async fn a_stated_client_timeout_is_kept_on_the_services_clock() {
+    let tf = spawn().await;
+    tf.set_behavior(
+        Service::Payments,
+        json!({"faults": [{"mode": "slow", "sleep_ms": 10000, "calls": 1}]}),
+    )
+    .await;
+    // The client says it waits 5 s; the charge takes 10 s of virtual time.
+    let call = tokio::spawn(tf.charge(1).header("X-Client-Timeout-Ms", "5000").send());
+    // Both the client's wait and the slow call sleep on the clock.
+    tf.wait_for_sleepers(2).await;
+    tf.clock.advance(5_000);
+    let response = call.await.unwrap().unwrap();
+    assert_eq!(response.status().as_u16(), 504);
+    assert_eq!(response.headers()["x-client-timed-out"], "true");
+    let (_, body) = status_and_json(response).await;
+    assert!(error_mentions(&body, "5000 ms"), "{body}");
+    assert!(
+        tf.ledger(Service::Payments).await.is_empty(),
+        "the charge is still on its way"
+    );
+    // Behind the client's back, the charge lands.
+    tf.wait_for_sleepers(1).await;
+    tf.clock.advance(5_000);
+    let fakes = tf.fakes.clone();
+    common::wait_until("the slow charge lands", || {
+        let fakes = fakes.clone();
+        async move { !fakes.ledger(Service::Payments).is_empty() }
+    })
+    .await;
+
+    // Within its timeout, the client gets the answer as usual.
+    let (status, body) = send_json(tf.charge(2).header("X-Client-Timeout-Ms", "5000")).await;
+    assert_eq!(status, 201, "{body}");
+}
+
+#[tokio::test]
+async fn a_garbled_client_timeout_is_refused() {
+    let tf = spawn().await;
+    let (status, body) = send_json(tf.charge(1).header("X-Client-Timeout-Ms", "soon")).await;
+    assert_eq!(status, 400);
+    assert!(error_mentions(&body, "X-Client-Timeout-Ms"), "{body}");
+    assert!(tf.ledger(Service::Payments).await.is_empty());
+}

@@ -80,6 +80,14 @@ impl Clients {
         Ok(Self::new(Transport::http(base_url, timeout)?))
     }
 
+    /// Over HTTP to fake services on virtual time, the timeout applied by
+    /// the server on its clock (see [`Transport::http_on_virtual_time`]).
+    pub fn http_on_virtual_time(base_url: &str, timeout: Duration) -> Result<Self, BuildError> {
+        Ok(Self::new(Transport::http_on_virtual_time(
+            base_url, timeout,
+        )?))
+    }
+
     /// In process over `fakes`, the timeout measured on `fakes.clock()`.
     pub fn in_process(fakes: FakeServices, timeout: Duration) -> Self {
         Self::new(Transport::in_process(fakes, timeout))

@@ -24,6 +24,41 @@ pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 /// How much of an unexpected body an error keeps.
 const BODY_EXCERPT_CHARS: usize = 200;
 
+/// Where a client on virtual time states its timeout, and how the server
+/// says the client would have given up (fake-services' `http::api`).
+const CLIENT_TIMEOUT_HEADER: &str = "x-client-timeout-ms";
+const CLIENT_TIMED_OUT_HEADER: &str = "x-client-timed-out";
+
+/// `base_url` as the transport joins paths to it, or why it cannot be one.
+fn checked_base_url(base_url: &str) -> Result<Url, BuildError> {
+    let bad = |reason: &str| BuildError::BadUrl {
+        url: base_url.to_string(),
+        reason: reason.to_string(),
+    };
+    let mut url = Url::parse(base_url).map_err(|err| bad(&err.to_string()))?;
+    match url.scheme() {
+        "http" => {}
+        // reqwest is built without TLS here: an https URL would fail on
+        // every call with what looks like a transient connection error.
+        "https" => return Err(bad("https is not supported (reqwest is built without TLS)")),
+        other => return Err(bad(&format!("the scheme must be http, not `{other}`"))),
+    }
+    if url.cannot_be_a_base() || url.host().is_none() {
+        return Err(bad("it needs a host, as in http://127.0.0.1:3001"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(bad("it must not have a query or a fragment"));
+    }
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    Ok(url)
+}
+
+/// The real-time safety net of a client on virtual time.
+const REAL_TIME_LIMIT: Duration = Duration::from_secs(60);
+
 /// The longest in-process timeout, so that `Duration::MAX` cannot overflow a
 /// virtual clock's deadline (about 140 000 years).
 const MAX_TIMEOUT_MS: u64 = 1 << 52;
@@ -39,6 +74,10 @@ pub enum Transport {
         client: reqwest::Client,
         /// The request timeout, for the errors' messages.
         timeout: Duration,
+        /// Set when the server runs on virtual time: the timeout is sent
+        /// along (`X-Client-Timeout-Ms`) for the server to apply on its
+        /// clock, since a real-time timeout would never fire there.
+        declared: bool,
     },
     /// In process, with no sockets: the deterministic simulator's way.
     InProcess {
@@ -70,33 +109,29 @@ impl Transport {
     /// HTTP to the server at `base_url` (`http://host:port`, optionally with
     /// a path prefix), each request limited to `timeout`.
     pub fn http(base_url: &str, timeout: Duration) -> Result<Self, BuildError> {
-        let bad = |reason: &str| BuildError::BadUrl {
-            url: base_url.to_string(),
-            reason: reason.to_string(),
-        };
-        let mut url = Url::parse(base_url).map_err(|err| bad(&err.to_string()))?;
-        match url.scheme() {
-            "http" => {}
-            // reqwest is built without TLS here: an https URL would fail on
-            // every call with what looks like a transient connection error.
-            "https" => return Err(bad("https is not supported (reqwest is built without TLS)")),
-            other => return Err(bad(&format!("the scheme must be http, not `{other}`"))),
-        }
-        if url.cannot_be_a_base() || url.host().is_none() {
-            return Err(bad("it needs a host, as in http://127.0.0.1:3001"));
-        }
-        if url.query().is_some() || url.fragment().is_some() {
-            return Err(bad("it must not have a query or a fragment"));
-        }
-        if !url.path().ends_with('/') {
-            let path = format!("{}/", url.path());
-            url.set_path(&path);
-        }
         let client = reqwest::Client::builder().timeout(timeout).build()?;
         Ok(Transport::Http {
-            base_url: url,
+            base_url: checked_base_url(base_url)?,
             client,
             timeout,
+            declared: false,
+        })
+    }
+
+    /// HTTP to a fake-services server on virtual time (a simulation over
+    /// sockets): the server applies `timeout` on its own clock and answers
+    /// 504 with `X-Client-Timed-Out` when the call outlasted it, which comes
+    /// back here as the same timeout error a real one would be. A real-time
+    /// limit of a minute stays as a safety net.
+    pub fn http_on_virtual_time(base_url: &str, timeout: Duration) -> Result<Self, BuildError> {
+        let client = reqwest::Client::builder()
+            .timeout(REAL_TIME_LIMIT)
+            .build()?;
+        Ok(Transport::Http {
+            base_url: checked_base_url(base_url)?,
+            client,
+            timeout,
+            declared: true,
         })
     }
 
@@ -124,7 +159,8 @@ impl Transport {
                 base_url,
                 client,
                 timeout,
-            } => send_http(base_url, client, *timeout, request).await,
+                declared,
+            } => send_http(base_url, client, *timeout, *declared, request).await,
             Transport::InProcess { fakes, timeout } => {
                 send_in_process(fakes, *timeout, request).await
             }
@@ -332,6 +368,7 @@ async fn send_http(
     base_url: &Url,
     client: &reqwest::Client,
     timeout: Duration,
+    declared: bool,
     request: Request,
 ) -> Result<Answer, ServiceError> {
     let service = request.service;
@@ -360,6 +397,9 @@ async fn send_http(
     if let Some(key) = &request.idempotency_key {
         builder = builder.header("Idempotency-Key", key.as_str());
     }
+    if declared {
+        builder = builder.header(CLIENT_TIMEOUT_HEADER, timeout.as_millis().to_string());
+    }
     let no_answer = |err: reqwest::Error| -> ServiceError {
         if err.is_timeout() {
             ServiceError::Timeout {
@@ -381,6 +421,12 @@ async fn send_http(
     let response = builder.send().await.map_err(no_answer)?;
     let status = response.status().as_u16();
     let headers = response.headers();
+    if declared && headers.contains_key(CLIENT_TIMED_OUT_HEADER) {
+        return Err(ServiceError::Timeout {
+            service,
+            after: timeout,
+        });
+    }
     let retry_after_s = headers
         .get(RETRY_AFTER)
         .and_then(|v| v.to_str().ok())

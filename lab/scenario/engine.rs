@@ -26,6 +26,7 @@ use crate::runner::{
     RedisBackend, RetryPolicy, Runner, RunnerConfig,
 };
 use crate::store::{NewOrder, ScratchDatabase, Store};
+use fake_services::serve::RunningServer;
 
 /// When every run starts, 2026-01-01T00:00:00Z: a fixed, readable start
 /// for reproducible ledgers.
@@ -44,8 +45,12 @@ pub struct RunOptions {
     /// removed afterwards) instead of in memory.
     pub redis: Option<String>,
     /// Run the store on a fresh database of this Postgres server (dropped
-    /// afterwards) instead of a temporary SQLite file.
+    /// afterwards) instead of an in-memory SQLite database.
     pub database: Option<String>,
+    /// Call the fake services over HTTP (a server on a free 127.0.0.1 port,
+    /// on the run's virtual time) instead of in process: the web lab's way,
+    /// to check that both give the same outcome.
+    pub over_http: bool,
 }
 
 impl Default for RunOptions {
@@ -57,6 +62,7 @@ impl Default for RunOptions {
             client_timeout_ms: 5_000,
             redis: None,
             database: None,
+            over_http: false,
         }
     }
 }
@@ -134,6 +140,8 @@ struct World {
     concurrency: usize,
     /// The Postgres database to drop when the run is over.
     scratch: Option<ScratchDatabase>,
+    /// The fake services' HTTP server, with `over_http`.
+    server: Option<RunningServer>,
 }
 
 async fn run_once(scenario: &Scenario, options: &RunOptions, every_step: Option<Step>) -> Run {
@@ -158,6 +166,9 @@ async fn run_once(scenario: &Scenario, options: &RunOptions, every_step: Option<
     let virtual_ms = world.clock.now_ms() - start_ms;
     // On real engines, leave nothing behind.
     let _ = world.backend.clear().await;
+    if let Some(server) = world.server {
+        let _ = server.shutdown().await;
+    }
     match world.scratch {
         Some(scratch) => {
             world.shop.store.close().await;
@@ -207,10 +218,20 @@ async fn setup(
         }
         None => (simulation_store().await.map_err(|e| e.to_string())?, None),
     };
-    let clients = Clients::in_process(
-        fakes.clone(),
-        Duration::from_millis(options.client_timeout_ms),
-    );
+    let timeout = Duration::from_millis(options.client_timeout_ms);
+    let (clients, server) = if options.over_http {
+        let server = RunningServer::start(
+            "127.0.0.1:0".parse().expect("a socket address"),
+            fake_services::http::router(fakes.clone(), Default::default()),
+        )
+        .await
+        .map_err(|e| format!("cannot start the fake services' server: {e}"))?;
+        let clients =
+            Clients::http_on_virtual_time(&server.url(), timeout).map_err(|e| e.to_string())?;
+        (clients, Some(server))
+    } else {
+        (Clients::in_process(fakes.clone(), timeout), None)
+    };
     let mut backend: Arc<dyn Backend> = match &options.redis {
         Some(url) => Arc::new(
             RedisBackend::connect_with_namespace(
@@ -317,6 +338,7 @@ async fn setup(
             scenario.concurrency
         },
         scratch,
+        server,
     })
 }
 

@@ -4,10 +4,13 @@
 //! - [`format`]: the file format, parsed strictly.
 //! - [`engine`]: runs a scenario on a fresh in-process lab and checks it.
 //! - [`report`]: the result as text.
+//! - [`write`]: a scenario written back as a file (`lab explore`'s counterexamples).
 
 pub mod engine;
 pub mod format;
 pub mod report;
 pub mod turns;
+pub mod write;
 
 pub use format::{load, parse, Expect, Fault, Invariant, Scenario, ScenarioError};
+pub use write::to_toml;

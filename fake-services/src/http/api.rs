@@ -13,7 +13,7 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::{Map, Value};
 
 use super::{ApiError, AppState, MAX_BODY_BYTES};
-use crate::fakes::{Call, ClientFaults, ClientSlow, FakeServices, Reply};
+use crate::fakes::{Call, ClientFaults, ClientSlow, FakeServices, Reply, TimedOut};
 use crate::serve::drop_connection;
 use crate::service::{Operation, Service};
 
@@ -80,6 +80,7 @@ async fn effect(
 ) -> Result<Response, ApiError> {
     let body = read_json(body).await?;
     let idempotency_key = idempotency_key(&headers)?;
+    let timeout_ms = client_timeout_ms(&headers)?;
     Ok(run(
         fakes,
         Call {
@@ -89,6 +90,7 @@ async fn effect(
             idempotency_key,
             client_faults: client_faults(&headers),
         },
+        timeout_ms,
     )
     .await)
 }
@@ -99,21 +101,44 @@ async fn simple(
     operation: Operation,
     headers: HeaderMap,
     body: Value,
-) -> Response {
+) -> Result<Response, ApiError> {
     let call = Call {
         client_faults: client_faults(&headers),
         ..Call::new(service, operation, body)
     };
-    run(fakes, call).await
+    let timeout_ms = client_timeout_ms(&headers)?;
+    Ok(run(fakes, call, timeout_ms).await)
 }
 
 /// Runs the call on its own task, so that a client hanging up mid-request
 /// cannot cancel an effect halfway: ledger truth includes effects nobody
-/// heard about.
-async fn run(fakes: FakeServices, call: Call) -> Response {
-    match tokio::spawn(async move { fakes.call(call).await }).await {
-        Ok(Reply::Dropped) => drop_connection(),
-        Ok(Reply::Response(reply)) => {
+/// heard about. With the client's timeout stated (a simulation on virtual
+/// time), the call is made as [`FakeServices::call_within`] makes it.
+async fn run(fakes: FakeServices, call: Call, timeout_ms: Option<u64>) -> Response {
+    let reply = tokio::spawn(async move {
+        match timeout_ms {
+            Some(ms) => fakes.call_within(call, ms).await,
+            None => Ok(fakes.call(call).await),
+        }
+    })
+    .await;
+    match reply {
+        Ok(Err(TimedOut)) => {
+            let mut response = ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                format!(
+                    "the client gave up after {} ms (its X-Client-Timeout-Ms); the call goes on",
+                    timeout_ms.unwrap_or_default()
+                ),
+            )
+            .into_response();
+            response
+                .headers_mut()
+                .insert("x-client-timed-out", HeaderValue::from_static("true"));
+            response
+        }
+        Ok(Ok(Reply::Dropped)) => drop_connection(),
+        Ok(Ok(Reply::Response(reply))) => {
             let status =
                 StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             let is_json = reply.body_is_json();
@@ -195,6 +220,28 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
         return Err(bad("must be at most 255 characters"));
     }
     Ok(Some(text.to_string()))
+}
+
+/// `X-Client-Timeout-Ms`: a client on virtual time states how long it
+/// waits, for the server to apply on its clock.
+fn client_timeout_ms(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    let Some(value) = headers.get("x-client-timeout-ms") else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "X-Client-Timeout-Ms must be a whole number of milliseconds, got {:?}",
+                    String::from_utf8_lossy(value.as_bytes())
+                ),
+            )
+        })
 }
 
 /// The book server's fault headers. Values it would read as zero (`false`,
