@@ -1,12 +1,13 @@
-//! Runs a scenario: a fresh lab (temporary SQLite store, memory queue,
+//! Runs a scenario: a fresh lab (in-memory SQLite store, memory queue,
 //! in-process fake services, one virtual clock), the orders placed, the jobs
 //! run until nothing is left to do, then the checker reads what happened.
 //!
 //! Jobs run in lockstep batches of up to `concurrency` jobs. Between batches
 //! virtual time jumps to the next due retry (or past a dead process's
-//! heartbeat timeout); during a batch it moves only when every running job
-//! waits on the clock (a slow provider). A full retry schedule of weeks takes
-//! milliseconds.
+//! heartbeat timeout). Within a batch the clock is also the scheduler
+//! ([`Turns`]): one task runs at a time and the seed picks who goes next at
+//! each call to a service, so a run is a function of its seed. A full retry
+//! schedule of weeks takes milliseconds.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

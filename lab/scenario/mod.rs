@@ -4,6 +4,7 @@
 //! - [`format`]: the file format, parsed strictly.
 //! - [`engine`]: runs a scenario on a fresh in-process lab and checks it.
 //! - [`report`]: the result as text.
+//! - [`turns`]: the simulator's clock and scheduler: a run is a function of its seed.
 //! - [`write`]: a scenario written back as a file (`lab explore`'s counterexamples).
 
 pub mod engine;

@@ -1,0 +1,117 @@
+//! The simulator's speed (issue 6): simulated runs per second — one-order
+//! runs of a fixed plan, and the random plans `lab explore` tries — and the
+//! time `lab explore` takes to find and shrink the monolithic pipeline's
+//! double charge.
+//!
+//! `cargo bench --bench explore`; `IDEMLAB_BENCH_RUNS` sets the number of
+//! one-order runs (default 2,000). The simulator is one thread, but sqlx
+//! runs each SQLite connection on a thread of its own: pinned to a single
+//! core (`taskset -c 0`) every query waits out a scheduler time slice, so
+//! measure it unpinned.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use idemlab::explore::run::{explore, ExploreOptions};
+use idemlab::pipeline::{ChargeDedup, Knobs, Structure};
+use idemlab::scenario::{self, engine};
+
+const ONE_ORDER: &str = r#"
+name = "one order, the email provider crashes once"
+orders = [{ count = 1 }]
+[[faults]]
+service = "email"
+mode = "crash"
+calls = 1
+[expect]
+charges_per_order = 1
+emails_per_order = 1
+fulfillments_per_order = 1
+"#;
+
+fn main() {
+    let runs: u32 = std::env::var("IDEMLAB_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2_000);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+
+    // 1. The same one-order plan, seed after seed.
+    let plan = scenario::parse(ONE_ORDER, Path::new("bench.toml")).expect("the plan parses");
+    let started = Instant::now();
+    runtime.block_on(async {
+        for seed in 0..u64::from(runs) {
+            let options = engine::RunOptions {
+                seed,
+                ..engine::RunOptions::default()
+            };
+            let result = engine::run(&plan, &options).await;
+            assert!(result.passed(), "the safe pipeline broke: seed {seed}");
+        }
+    });
+    let elapsed = started.elapsed();
+    println!(
+        "one-order runs (safe pipeline, email crash once): {runs} in {:.2} s = {:.0} runs/s",
+        elapsed.as_secs_f64(),
+        f64::from(runs) / elapsed.as_secs_f64()
+    );
+
+    // 2. What `lab explore` tries: random plans of 1–5 orders and 0–4 faults.
+    let cases = (runs / 2).max(1);
+    let exploration = explore(
+        Knobs::default(),
+        &ExploreOptions {
+            cases,
+            seed: 1,
+            ..ExploreOptions::default()
+        },
+        |_| {},
+    )
+    .expect("the exploration runs");
+    assert!(
+        exploration.counterexample.is_none(),
+        "the safe pipeline broke"
+    );
+    println!(
+        "random plans (lab explore, safe pipeline): {} runs in {:.2} s = {:.0} runs/s",
+        exploration.runs,
+        exploration.elapsed.as_secs_f64(),
+        exploration.runs_per_second()
+    );
+
+    // 3. Find and shrink the monolithic double charge, from ten seeds.
+    let monolithic = Knobs {
+        structure: Structure::Monolithic,
+        charge: ChargeDedup::None,
+        ..Knobs::default()
+    };
+    let mut times: Vec<Duration> = (1..=10)
+        .map(|seed| {
+            let started = Instant::now();
+            let found = explore(
+                monolithic,
+                &ExploreOptions {
+                    cases: 1_000,
+                    seed,
+                    ..ExploreOptions::default()
+                },
+                |_| {},
+            )
+            .expect("the exploration runs");
+            let counterexample = found
+                .counterexample
+                .unwrap_or_else(|| panic!("seed {seed}: no double charge found"));
+            assert!(counterexample.scenario.faults.len() <= 2);
+            started.elapsed()
+        })
+        .collect();
+    times.sort();
+    println!(
+        "monolithic double charge found and shrunk: median {:.0} ms, slowest {:.0} ms (10 seeds)",
+        times[times.len() / 2].as_secs_f64() * 1000.0,
+        times[times.len() - 1].as_secs_f64() * 1000.0
+    );
+}
