@@ -29,8 +29,8 @@ use common::wait_until;
 use fake_services::{Clock, ManualClock};
 use idemlab::runner::backend::{BusyJob, ProcessInfo, DEAD_MAX_JOBS, DEAD_TIMEOUT_MS};
 use idemlab::runner::{
-    AttemptOutcome, Backend, DeathHandler, ErrorHandler, FetchMode, Job, JobContext, JobError,
-    JobSet, MemoryBackend, RedisBackend, Registry, RetryPolicy, Runner, RunnerBuilder,
+    AttemptOutcome, Backend, DeathHandler, ErrorHandler, FetchMode, Finished, Job, JobContext,
+    JobError, JobSet, MemoryBackend, RedisBackend, Registry, RetryPolicy, Runner, RunnerBuilder,
     RunnerConfig, TransientErrorSilencer, Worker,
 };
 use serde_json::{json, Value};
@@ -269,6 +269,7 @@ on_each_backend!(
     the_dead_set_keeps_the_newest_10000_jobs,
     recover_expired_puts_back_only_dead_processes_jobs,
     acknowledge_drops_only_that_job,
+    settle_and_fetch_settles_the_finished_job_then_takes_the_next,
     waiting_jobs_are_queued_and_held_jobs,
     the_process_set_round_trips,
     a_fetch_waits_for_a_push,
@@ -1213,6 +1214,67 @@ mod cases {
         backend.acknowledge("p", &three).await.unwrap();
         backend.acknowledge("p", &two).await.unwrap();
         assert!(backend.waiting_jobs().await.unwrap().is_empty());
+        assert!(backend
+            .recover_expired(u64::MAX, 0)
+            .await
+            .unwrap()
+            .is_empty());
+    }
+
+    /// What a worker does between two jobs: the finished one is dropped
+    /// from the in-progress list and counted before the next is taken, and
+    /// a settle with nothing to take still happens.
+    pub async fn settle_and_fetch_settles_the_finished_job_then_takes_the_next(b: Backends) {
+        let backend = b.fresh().await;
+        let queues = ["high".to_string(), "default".to_string()];
+        for n in 1..=2 {
+            backend.push(job("J", n, "default", T0), T0).await.unwrap();
+        }
+        let one = take(backend.as_ref(), FetchMode::Reliable, "p")
+            .await
+            .unwrap();
+        let finished = Finished {
+            job: one.clone(),
+            processed: 1,
+            failed: 0,
+        };
+        let two = backend
+            .settle_and_fetch(
+                Some(finished),
+                &queues,
+                FetchMode::Reliable,
+                "p",
+                Duration::ZERO,
+            )
+            .await
+            .unwrap()
+            .expect("the second job");
+        assert_eq!(two.jid, format!("{:024x}", 2));
+        assert_eq!(
+            jids(&backend.waiting_jobs().await.unwrap()),
+            [two.jid.as_str()]
+        );
+        assert_eq!(backend.stats().await.unwrap(), (1, 0));
+
+        // A failed job, and nothing left to take: settled all the same.
+        let failed = Finished {
+            job: two,
+            processed: 1,
+            failed: 1,
+        };
+        let none = backend
+            .settle_and_fetch(
+                Some(failed),
+                &queues,
+                FetchMode::Reliable,
+                "p",
+                Duration::ZERO,
+            )
+            .await
+            .unwrap();
+        assert_eq!(none, None);
+        assert!(backend.waiting_jobs().await.unwrap().is_empty());
+        assert_eq!(backend.stats().await.unwrap(), (2, 1));
         assert!(backend
             .recover_expired(u64::MAX, 0)
             .await

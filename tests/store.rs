@@ -171,6 +171,7 @@ on_each_database!(
     outbox_row_committed_with_the_order,
     outbox_row_invisible_until_commit(isolated),
     concurrent_claim_outbox_has_one_winner,
+    concurrent_batch_claims_split_the_outbox,
     naive_due_reminders_give_two_sweeps_the_same_reminders,
     concurrent_claim_due_reminders_never_overlap,
     record_updates,
@@ -657,6 +658,63 @@ mod cases {
             store.release_outbox(999_999).await.unwrap_err().to_string(),
             "outbox row 999999 not found"
         );
+    }
+
+    /// Relays racing with `claim_pending_outbox` (one statement for many
+    /// rows): every row goes to exactly one of them, none waits for another
+    /// (on Postgres, overlapping claims that waited could deadlock), and a
+    /// claim takes the oldest rows first.
+    pub async fn concurrent_batch_claims_split_the_outbox(store: Store) {
+        let flux = product(&store, "Flux Capacitor").await;
+        let order = store.create_order(&new_order(flux.id, 1)).await.unwrap();
+        for _ in 0..60 {
+            store
+                .add_outbox(order.id, "CompleteOrderJob", &json!([order.id]), "high")
+                .await
+                .unwrap();
+        }
+        let all: Vec<i64> = store.outbox().await.unwrap().iter().map(|e| e.id).collect();
+        let first = store.claim_pending_outbox(5, 500).await.unwrap();
+        assert_eq!(
+            first.iter().map(|e| e.id).collect::<Vec<_>>(),
+            all[..5],
+            "the oldest first, in order"
+        );
+
+        let relays = 8;
+        let barrier = Arc::new(Barrier::new(relays));
+        let tasks: Vec<_> = (0..relays)
+            .map(|i| {
+                let store = store.clone();
+                let barrier = barrier.clone();
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    let mut claimed = Vec::new();
+                    loop {
+                        let batch = store
+                            .claim_pending_outbox(4, 1_000 + i as i64)
+                            .await
+                            .unwrap();
+                        if batch.is_empty() {
+                            return claimed;
+                        }
+                        claimed.extend(batch.into_iter().map(|e| e.id));
+                    }
+                })
+            })
+            .collect();
+        let mut claimed: Vec<i64> = first.iter().map(|e| e.id).collect();
+        for task in tasks {
+            claimed.extend(task.await.unwrap());
+        }
+        claimed.sort_unstable();
+        assert_eq!(claimed, all, "each row claimed once");
+        assert!(store.pending_outbox(100).await.unwrap().is_empty());
+        assert!(store
+            .claim_pending_outbox(10, 2_000)
+            .await
+            .unwrap()
+            .is_empty());
     }
 
     async fn add_reminders(store: &Store, count: usize, due_at_ms: i64) -> Vec<Reminder> {

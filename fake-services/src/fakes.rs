@@ -391,7 +391,7 @@ impl FakeServices {
             }
             Operation::Search => Response::json(
                 200,
-                &providers::search(call.service, &state.books.records, &call.body, now_ms),
+                &providers::search(call.service, &state.books, &call.body, now_ms),
             ),
             Operation::Clear => {
                 state.books.clear();

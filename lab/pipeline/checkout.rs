@@ -105,15 +105,16 @@ async fn push(client: &Client, order_id: i64) -> Result<String, PlaceError> {
 /// is claimed before it is pushed and released if the push fails, so it is
 /// pushed once when all goes well and never lost when the queue is down.
 pub async fn relay_outbox(shop: &Shop, client: &Client) -> Result<usize, PlaceError> {
+    let claimed = shop.store.claim_pending_outbox(100, shop.now_ms()).await?;
     let mut moved = 0;
-    for entry in shop.store.pending_outbox(100).await? {
-        if !shop.store.claim_outbox(entry.id, shop.now_ms()).await? {
-            continue;
-        }
+    for (i, entry) in claimed.iter().enumerate() {
         let args = entry.args.as_array().cloned().unwrap_or_default();
         let job = client.build(&entry.job_class, args, &entry.queue);
         if let Err(source) = client.push_job(job).await {
-            shop.store.release_outbox(entry.id).await?;
+            // This row and the claimed ones not pushed yet are pending again.
+            for unpushed in &claimed[i..] {
+                shop.store.release_outbox(unpushed.id).await?;
+            }
             return Err(PlaceError::Enqueue {
                 order_id: entry.order_id,
                 source,

@@ -85,6 +85,16 @@ pub struct BusyJob {
     pub job: Job,
 }
 
+/// A job a worker is finished with (done, retried or buried), still to be
+/// acknowledged and counted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finished {
+    pub job: Job,
+    /// What to add to `stat:processed` and `stat:failed`.
+    pub processed: u64,
+    pub failed: u64,
+}
+
 /// Sidekiq's dead set limits: 10,000 jobs, 180 days.
 pub const DEAD_MAX_JOBS: usize = 10_000;
 pub const DEAD_TIMEOUT_MS: u64 = 180 * 24 * 3600 * 1000;
@@ -113,6 +123,39 @@ pub trait Backend: Send + Sync + 'static {
     /// The job is finished with (done, retried or dead): drop it from the
     /// in-progress list (a no-op for basic fetch).
     async fn acknowledge(&self, process: &str, job: &Job) -> BackendResult<()>;
+
+    /// [`Backend::acknowledge`], then [`Backend::count`]: the end of every
+    /// job run. Both are tried; the first error is returned.
+    async fn settle(&self, process: &str, finished: &Finished) -> BackendResult<()> {
+        let acknowledged = self.acknowledge(process, &finished.job).await;
+        let counted = self.count(finished.processed, finished.failed).await;
+        acknowledged.and(counted)
+    }
+
+    /// What a worker does between two jobs: [`Backend::settle`] the one it
+    /// finished, then [`Backend::fetch`] the next. A backend over the network
+    /// does both in one round trip (the Redis backend does), so a busy worker
+    /// pays one round trip per job, as Sidekiq's `BRPOP` loop does.
+    ///
+    /// A settle that fails is not the fetch's error: it is logged, and the
+    /// finished job stays held (reliable fetch) until recovered, as when
+    /// [`Backend::settle`] fails on its own. Where one round trip does both,
+    /// an error loses both halves, with the same outcome.
+    async fn settle_and_fetch(
+        &self,
+        finished: Option<Finished>,
+        queues: &[String],
+        mode: FetchMode,
+        process: &str,
+        wait: Duration,
+    ) -> BackendResult<Option<Job>> {
+        if let Some(finished) = finished {
+            if let Err(err) = self.settle(process, &finished).await {
+                tracing::error!(jid = %finished.job.jid, %err, "could not acknowledge or count a finished job");
+            }
+        }
+        self.fetch(queues, mode, process, wait).await
+    }
 
     /// Adds a job to a sorted set at `at_ms` (dead: trims to the limits).
     async fn add_to_set(&self, set: JobSet, job: Job, at_ms: u64) -> BackendResult<()>;

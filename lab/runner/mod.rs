@@ -26,7 +26,7 @@ pub mod retry;
 pub mod worker;
 
 pub use self::redis::RedisBackend;
-pub use backend::{Backend, BackendError, FetchMode, JobSet};
+pub use backend::{Backend, BackendError, FetchMode, Finished, JobSet};
 pub use client::Client;
 pub use history::{Attempt, AttemptOutcome, History};
 pub use job::Job;

@@ -254,10 +254,18 @@ async fn fetch_loop(
     died: mpsc::Sender<()>,
 ) {
     let config = runner.config().clone();
+    // The last job run, settled by the next fetch in the same round trip.
+    let mut finished = None;
     while !*stopped.borrow() {
         let fetched = runner
             .backend()
-            .fetch(&config.queues, config.fetch, &identity, config.fetch_wait)
+            .settle_and_fetch(
+                finished.take(),
+                &config.queues,
+                config.fetch,
+                &identity,
+                config.fetch_wait,
+            )
             .await;
         let job = match fetched {
             Ok(Some(job)) => job,
@@ -277,11 +285,15 @@ async fn fetch_loop(
                 job: job.clone(),
             },
         );
-        let outcome = runner.perform(job, &identity).await;
+        let (outcome, settle) = runner.perform_unsettled(job, &identity).await;
         busy.lock().unwrap_or_else(|p| p.into_inner()).remove(&jid);
         if outcome == JobOutcome::Died {
             let _ = died.send(()).await;
             return;
         }
+        finished = settle;
+    }
+    if let Some(finished) = finished {
+        runner.settle(&identity, &finished).await;
     }
 }

@@ -1,15 +1,17 @@
 //! [`Runner`]: one job run from start to finish, with Sidekiq's handling of
 //! what comes after — acknowledge, count, retry or bury, tell the handlers.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use fake_services::SharedClock;
+use futures::FutureExt;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::backend::{Backend, FetchMode, JobSet};
+use super::backend::{Backend, FetchMode, Finished, JobSet};
 use super::client::Client;
 use super::history::{Attempt, AttemptOutcome, History};
 use super::job::{ms_to_seconds, Job};
@@ -210,6 +212,22 @@ impl Runner {
     /// Runs one fetched job to the end: middleware and worker, then
     /// acknowledge, count, retry or bury, and tell the handlers.
     pub async fn perform(&self, job: Job, process: &str) -> JobOutcome {
+        let (outcome, finished) = self.perform_unsettled(job, process).await;
+        if let Some(finished) = finished {
+            self.settle(process, &finished).await;
+        }
+        outcome
+    }
+
+    /// [`Runner::perform`] up to the acknowledgement, which is left to the
+    /// caller: a fetch loop hands the finished job to its next fetch, so that
+    /// both take one round trip. `None` when there is nothing to settle (the
+    /// process died, or the failed job could not be stored and must stay held).
+    pub(super) async fn perform_unsettled(
+        &self,
+        job: Job,
+        process: &str,
+    ) -> (JobOutcome, Option<Finished>) {
         let inner = &self.inner;
         let started_ms = inner.clock.now_ms();
         let attempt = job.retry_count.map_or(1, |c| c + 2);
@@ -234,15 +252,19 @@ impl Runner {
             Ok(()) => {
                 tracing::info!(jid = %job.jid, class = %job.class, elapsed_ms, "done");
                 record(AttemptOutcome::Done);
-                self.settle(process, &job, 1, 0).await;
-                return JobOutcome::Done;
+                let finished = Finished {
+                    job,
+                    processed: 1,
+                    failed: 0,
+                };
+                return (JobOutcome::Done, Some(finished));
             }
             Err(error) if error.kind == ErrorKind::WorkerDied => {
                 tracing::warn!(jid = %job.jid, class = %job.class, process, "{}", error.message);
                 record(AttemptOutcome::Died {
                     error_message: error.message,
                 });
-                return JobOutcome::Died;
+                return (JobOutcome::Died, None);
             }
             Err(error) => error,
         };
@@ -308,20 +330,20 @@ impl Runner {
             // The job stays in the in-progress list (reliable fetch) and comes
             // back; with basic fetch it is lost, as in Sidekiq.
             tracing::error!(jid = %job.jid, %err, "could not store the failed job");
-            return JobOutcome::Failed(after);
+            return (JobOutcome::Failed(after), None);
         }
-        self.settle(process, &job, 1, 1).await;
-        JobOutcome::Failed(after)
+        let finished = Finished {
+            job,
+            processed: 1,
+            failed: 1,
+        };
+        (JobOutcome::Failed(after), Some(finished))
     }
 
     /// Acknowledges and counts a finished job.
-    async fn settle(&self, process: &str, job: &Job, processed: u64, failed: u64) {
-        let backend = &self.inner.backend;
-        if let Err(err) = backend.acknowledge(process, job).await {
-            tracing::error!(jid = %job.jid, %err, "could not acknowledge");
-        }
-        if let Err(err) = backend.count(processed, failed).await {
-            tracing::warn!(%err, "could not count");
+    pub(super) async fn settle(&self, process: &str, finished: &Finished) {
+        if let Err(err) = self.inner.backend.settle(process, finished).await {
+            tracing::error!(jid = %finished.job.jid, %err, "could not acknowledge or count");
         }
     }
 
@@ -332,48 +354,30 @@ impl Runner {
         self.run_worker(job, process).await
     }
 
-    /// The middleware chain and the worker, on a task of its own so that a
-    /// panicking job is a failed job, not a dead runner.
+    /// The middleware chain and the worker. A panicking job is a failed
+    /// job, not a dead runner: the panic is caught here. The job runs in the
+    /// caller's task rather than one of its own, saving a spawn and a wake-up
+    /// per job; killing the process still stops it, as dropping the caller's
+    /// future drops the job's.
     async fn run_worker(&self, job: &Job, process: &str) -> Result<(), JobError> {
-        let runner = self.clone();
-        let job = job.clone();
-        let process = process.to_string();
-        let task = tokio::spawn(async move {
-            let inner = &runner.inner;
-            let Some(worker) = inner.registry.get(&job.class) else {
-                return Err(JobError::permanent(
-                    "NameError",
-                    format!("uninitialized constant {}", job.class),
-                ));
-            };
-            let ctx = JobContext {
-                job: &job,
-                client: &inner.client,
-                process: &process,
-                code_version: &inner.config.code_version,
-            };
-            Next::new(&inner.middleware, worker.as_ref())
-                .run(&ctx)
-                .await
-        });
-        let mut task = AbortOnDrop(task);
-        match (&mut task.0).await {
+        let inner = &self.inner;
+        let Some(worker) = inner.registry.get(&job.class) else {
+            return Err(JobError::permanent(
+                "NameError",
+                format!("uninitialized constant {}", job.class),
+            ));
+        };
+        let ctx = JobContext {
+            job,
+            client: &inner.client,
+            process,
+            code_version: &inner.config.code_version,
+        };
+        let run = Next::new(&inner.middleware, worker.as_ref()).run(&ctx);
+        match AssertUnwindSafe(run).catch_unwind().await {
             Ok(result) => result,
-            Err(join) if join.is_panic() => Err(JobError::permanent(
-                "Panic",
-                panic_message(join.into_panic()),
-            )),
-            Err(_) => Err(JobError::worker_died("the job's task was cancelled")),
+            Err(panic) => Err(JobError::permanent("Panic", panic_message(panic))),
         }
-    }
-}
-
-/// Aborts the job's task when the process running it is killed.
-struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 

@@ -50,6 +50,13 @@
 //! process is seen within 20 ms. Commands get a 5 s response timeout (the
 //! crate's default is 500 ms), as none of them blocks.
 //!
+//! A worker's fetch also settles the job it last finished (drops it from the
+//! in-progress list, adds to `stat:processed`), in the same script call
+//! ([`Backend::settle_and_fetch`]): one round trip per job, as Sidekiq's
+//! `BRPOP` loop pays, rather than three for fetching, acknowledging and
+//! counting apart. The settle comes first: a job is acknowledged and
+//! counted before its worker takes the next, as with separate calls.
+//!
 //! A fetch cancelled mid-call (a killed or stopped process) may still have
 //! moved a job on the server: reliable fetch then holds it in the list of a
 //! process that is gone, and the next [`Backend::recover_expired`] puts it
@@ -78,14 +85,13 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
 use super::backend::{
-    Backend, BackendError, BackendResult, BusyJob, FetchMode, JobSet, ProcessInfo, SetEntry,
-    DEAD_MAX_JOBS, DEAD_TIMEOUT_MS,
+    Backend, BackendError, BackendResult, BusyJob, FetchMode, Finished, JobSet, ProcessInfo,
+    SetEntry, DEAD_MAX_JOBS, DEAD_TIMEOUT_MS,
 };
 use super::job::{ms_to_seconds, seconds_to_ms, Job};
 
-static FETCH: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("redis/fetch.lua")));
-static ACKNOWLEDGE: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("redis/acknowledge.lua")));
+static SETTLE_AND_FETCH: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("redis/settle_and_fetch.lua")));
 static ADD_TO_SET: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("redis/add_to_set.lua")));
 static MOVE_TO_QUEUES: LazyLock<Script> =
@@ -136,48 +142,65 @@ struct Work {
     run_at: f64,
 }
 
-/// Key names, with the optional namespace.
+/// Key names, with the optional namespace. The fixed ones are made once: a
+/// busy worker names several keys per job.
 #[derive(Debug, Clone)]
 struct Keys {
     prefix: String,
+    queues: String,
+    processes: String,
+    in_progress_index: String,
+    processed: String,
+    failed: String,
 }
 
 impl Keys {
+    fn new(prefix: String) -> Self {
+        let key = |name: &str| format!("{prefix}{name}");
+        Self {
+            queues: key("queues"),
+            processes: key("processes"),
+            in_progress_index: key("inprogress"),
+            processed: key("stat:processed"),
+            failed: key("stat:failed"),
+            prefix,
+        }
+    }
     fn key(&self, name: &str) -> String {
         format!("{}{name}", self.prefix)
     }
     fn queues(&self) -> String {
-        self.key("queues")
+        self.queues.clone()
     }
     fn queue(&self, name: &str) -> String {
-        self.key(&format!("queue:{name}"))
+        format!("{}queue:{name}", self.prefix)
     }
     fn set(&self, set: JobSet) -> String {
         self.key(set.key())
     }
     fn processes(&self) -> String {
-        self.key("processes")
+        self.processes.clone()
     }
     fn process(&self, identity: &str) -> String {
         self.key(identity)
     }
     fn work(&self, identity: &str) -> String {
-        self.key(&format!("{identity}:work"))
+        format!("{}{identity}:work", self.prefix)
     }
     fn workers(&self, identity: &str) -> String {
-        self.key(&format!("{identity}:workers"))
+        format!("{}{identity}:workers", self.prefix)
     }
     fn in_progress(&self, identity: &str) -> String {
-        self.key(&format!("inprogress:{identity}"))
+        format!("{}inprogress:{identity}", self.prefix)
     }
     fn in_progress_index(&self) -> String {
-        self.key("inprogress")
+        self.in_progress_index.clone()
     }
     fn processed(&self) -> String {
-        self.key("stat:processed")
+        self.processed.clone()
     }
     fn failed(&self) -> String {
-        self.key("stat:failed")
+        self.failed.clone()
     }
 }
 
@@ -231,13 +254,11 @@ impl RedisBackend {
         Ok(Self {
             conn,
             url: shown,
-            keys: Keys {
-                prefix: if namespace.is_empty() {
-                    String::new()
-                } else {
-                    format!("{namespace}:")
-                },
-            },
+            keys: Keys::new(if namespace.is_empty() {
+                String::new()
+            } else {
+                format!("{namespace}:")
+            }),
             pushed: Notify::new(),
         })
     }
@@ -275,32 +296,65 @@ impl RedisBackend {
         self.pushed.notify_waiters();
     }
 
-    /// One look at the queues, in priority order.
+    /// One call of the settle-and-fetch script: settles `settle` (a payload
+    /// and jid, and the counts to add) if given, then takes a job from the
+    /// first non-empty of `queues` (none: settle only).
+    async fn settle_and_take(
+        &self,
+        settle: Option<(&str, &str, u64, u64)>,
+        queues: &[String],
+        mode: FetchMode,
+        process: &str,
+    ) -> Result<Option<String>, RedisError> {
+        let mut invocation = SETTLE_AND_FETCH.prepare_invoke();
+        for name in queues {
+            invocation.key(self.keys.queue(name));
+        }
+        let (payload, jid, processed, failed) = settle.unwrap_or(("", "", 0, 0));
+        invocation
+            .key(self.keys.in_progress(process))
+            .key(&self.keys.in_progress_index)
+            .key(&self.keys.processed)
+            .key(&self.keys.failed)
+            .arg(match mode {
+                FetchMode::Reliable => "reliable",
+                FetchMode::Basic => "basic",
+            })
+            .arg(process)
+            .arg(payload)
+            .arg(jid)
+            .arg(processed)
+            .arg(failed);
+        invocation.invoke_async(&mut self.conn()).await
+    }
+
+    /// One look at the queues, in priority order, settling `finished` first
+    /// in the same round trip.
     async fn try_fetch(
         &self,
         queues: &[String],
         mode: FetchMode,
         process: &str,
+        finished: Option<&Finished>,
     ) -> BackendResult<Option<Job>> {
-        if queues.is_empty() {
+        if queues.is_empty() && finished.is_none() {
             return Ok(None);
         }
-        let mut invocation = FETCH.prepare_invoke();
-        for name in queues {
-            invocation.key(self.keys.queue(name));
-        }
-        invocation
-            .key(self.keys.in_progress(process))
-            .key(self.keys.in_progress_index())
-            .arg(match mode {
-                FetchMode::Reliable => "reliable",
-                FetchMode::Basic => "basic",
-            })
-            .arg(process);
-        let payload: Option<String> = invocation
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(|e| self.error("fetch", e))?;
+        let payload = match finished {
+            None => self
+                .settle_and_take(None, queues, mode, process)
+                .await
+                .map_err(|e| self.error("fetch", e))?,
+            Some(f) => {
+                let json = f.job.to_json();
+                let settle = (json.as_str(), f.job.jid.as_str(), f.processed, f.failed);
+                self.settle_and_take(Some(settle), queues, mode, process)
+                    .await
+                    .map_err(|e| {
+                        self.error("acknowledging a finished job and fetching the next", e)
+                    })?
+            }
+        };
         let Some(payload) = payload else {
             return Ok(None);
         };
@@ -345,13 +399,7 @@ impl RedisBackend {
             .await
             .map_err(|e| self.error("adding to the dead set", e))?;
         if let Some(process) = held_by {
-            let _: i64 = ACKNOWLEDGE
-                .key(self.keys.in_progress(process))
-                .key(self.keys.in_progress_index())
-                .arg(process)
-                .arg(payload)
-                .arg("")
-                .invoke_async(&mut self.conn())
+            self.settle_and_take(Some((payload, "", 0, 0)), &[], FetchMode::Reliable, process)
                 .await
                 .map_err(|e| self.error("dropping from an in-progress list", e))?;
         }
@@ -620,12 +668,36 @@ impl Backend for RedisBackend {
         process: &str,
         wait: Duration,
     ) -> BackendResult<Option<Job>> {
+        self.settle_and_fetch(None, queues, mode, process, wait)
+            .await
+    }
+
+    async fn settle(&self, process: &str, finished: &Finished) -> BackendResult<()> {
+        self.try_fetch(&[], FetchMode::Reliable, process, Some(finished))
+            .await
+            .map(|_| ())
+    }
+
+    async fn settle_and_fetch(
+        &self,
+        finished: Option<Finished>,
+        queues: &[String],
+        mode: FetchMode,
+        process: &str,
+        wait: Duration,
+    ) -> BackendResult<Option<Job>> {
         let deadline = tokio::time::Instant::now() + wait;
         let mut pause = POLL_MIN;
+        // Settled with the first look only.
+        let mut finished = finished;
         loop {
             // Register interest before looking, so a push in between is not missed.
             let pushed = self.pushed.notified();
-            if let Some(job) = self.try_fetch(queues, mode, process).await? {
+            let settle = finished.take();
+            if let Some(job) = self
+                .try_fetch(queues, mode, process, settle.as_ref())
+                .await?
+            {
                 return Ok(Some(job));
             }
             let now = tokio::time::Instant::now();
@@ -641,15 +713,15 @@ impl Backend for RedisBackend {
     }
 
     async fn acknowledge(&self, process: &str, job: &Job) -> BackendResult<()> {
-        let _: i64 = ACKNOWLEDGE
-            .key(self.keys.in_progress(process))
-            .key(self.keys.in_progress_index())
-            .arg(process)
-            .arg(job.to_json())
-            .arg(&job.jid)
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(|e| self.error("acknowledging a job", e))?;
+        let json = job.to_json();
+        self.settle_and_take(
+            Some((json.as_str(), job.jid.as_str(), 0, 0)),
+            &[],
+            FetchMode::Reliable,
+            process,
+        )
+        .await
+        .map_err(|e| self.error("acknowledging a job", e))?;
         Ok(())
     }
 

@@ -141,6 +141,28 @@ impl Store {
     pub async fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
         user_by_email(&mut *self.conn().await?, email).await
     }
+
+    /// Sets a product's stock. The seed stock (1,000 at most) caps how many
+    /// orders a load test such as `benches/runner.rs` can place.
+    pub async fn restock(
+        &self,
+        product_id: i64,
+        quantity_remaining: i64,
+    ) -> Result<(), StoreError> {
+        let result = sqlx::query("UPDATE products SET quantity_remaining = $1 WHERE id = $2")
+            .bind(quantity_remaining)
+            .bind(product_id)
+            .execute(&mut *self.write_conn().await?)
+            .await
+            .ctx("restocking a product")?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::NotFound {
+                what: "product",
+                id: product_id,
+            });
+        }
+        Ok(())
+    }
 }
 
 /// Adds a user unless one with this email exists.

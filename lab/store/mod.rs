@@ -49,7 +49,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::any::AnyPoolOptions;
-use sqlx::{AnyConnection, AnyPool, Connection, Transaction};
+use sqlx::{AnyConnection, AnyPool, Connection, Executor, Transaction};
 
 pub use catalog::{Product, User};
 pub use error::{FieldError, StoreError};
@@ -116,6 +116,14 @@ impl fmt::Display for Dialect {
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// Where writes go. On SQLite, a pool of one connection: SQLite lets one
+    /// writer in at a time, and a writer that finds the lock taken sleeps in
+    /// SQLite's busy handler (1 ms, then 2, 5, 10 … ms) rather than waiting
+    /// its turn, which under load costs more than the writes themselves. The
+    /// process's writers queue here instead, in order, without sleeping;
+    /// readers keep `pool` (WAL: they see the last commit meanwhile). On
+    /// Postgres, `pool` itself.
+    writer: AnyPool,
     dialect: Dialect,
     url: String,
     /// For an in-memory SQLite database: one connection held open for the
@@ -236,12 +244,34 @@ impl Store {
             // Idle connections may come and go; the keeper holds the data.
             options = options.min_connections(1);
         }
-        if dialect == Dialect::Sqlite {
-            // A SQLite connection cannot break the way a server's can; the
-            // ping before each use would double every query's cost.
-            options = options.test_before_acquire(false);
-        }
+        // No ping before each use: it would double every query's cost, and
+        // sqlx pings each connection as it comes back to the pool anyway,
+        // dropping one that broke in use. A SQLite connection cannot break
+        // the way a server's can; a Postgres one that broke while idle (a
+        // restart) fails one query, which a job retries like any store error.
+        options = options.test_before_acquire(false);
         let pool = options.connect(&url).await.map_err(connect_err)?;
+        let writer = match dialect {
+            Dialect::Sqlite => AnyPoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .test_before_acquire(false)
+                // What Rails (7.1 on) sets beside WAL: a commit no longer
+                // waits for the disk (an fsync each, which one writer at a
+                // time pays in turn). A commit survives the process dying —
+                // the lab's worker deaths; only an OS crash or power cut may
+                // lose the last ones, and the database stays consistent.
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        conn.execute("PRAGMA synchronous = NORMAL").await?;
+                        Ok(())
+                    })
+                })
+                .connect(&url)
+                .await
+                .map_err(connect_err)?,
+            Dialect::Postgres => pool.clone(),
+        };
 
         if dialect == Dialect::Sqlite && keeper.is_none() {
             // Readers don't wait for a committing writer, and the setting
@@ -253,6 +283,7 @@ impl Store {
         }
         let store = Store {
             pool,
+            writer,
             dialect,
             url: shown,
             _keeper: keeper,
@@ -318,6 +349,7 @@ impl Store {
     /// Closes the pool, waiting for connections in use to be returned. Other
     /// clones of this store can no longer query afterwards.
     pub async fn close(&self) {
+        self.writer.close().await;
         self.pool.close().await;
     }
 
@@ -326,7 +358,7 @@ impl Store {
     /// it without committing rolls back.
     pub async fn begin(&self) -> Result<StoreTx, StoreError> {
         let tx = self
-            .pool
+            .writer
             .begin_with(self.dialect.begin_statement())
             .await
             .ctx("starting a transaction")?;
@@ -339,6 +371,16 @@ impl Store {
             .acquire()
             .await
             .ctx("acquiring a connection from the pool")
+    }
+
+    /// The writers' connection, for the single-statement writes (see
+    /// `Store::writer`). A statement that writes through [`Store::conn`]
+    /// instead is still correct, only slower under load.
+    async fn write_conn(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Any>, StoreError> {
+        self.writer
+            .acquire()
+            .await
+            .ctx("acquiring the writers' connection")
     }
 }
 

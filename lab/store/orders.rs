@@ -328,7 +328,7 @@ impl Store {
         .bind(decline_reason)
         .bind(now_ms)
         .bind(order_id)
-        .execute(&mut *self.conn().await?)
+        .execute(&mut *self.write_conn().await?)
         .await
         .ctx("recording a charge")?;
         found(result, order_id)
@@ -339,7 +339,7 @@ impl Store {
         let result = sqlx::query("UPDATE orders SET email_id = $1 WHERE id = $2")
             .bind(email_id)
             .bind(order_id)
-            .execute(&mut *self.conn().await?)
+            .execute(&mut *self.write_conn().await?)
             .await
             .ctx("recording an email")?;
         found(result, order_id)
@@ -354,7 +354,7 @@ impl Store {
         let result = sqlx::query("UPDATE orders SET fulfillment_request_id = $1 WHERE id = $2")
             .bind(request_id)
             .bind(order_id)
-            .execute(&mut *self.conn().await?)
+            .execute(&mut *self.write_conn().await?)
             .await
             .ctx("recording a fulfillment")?;
         found(result, order_id)

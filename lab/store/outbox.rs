@@ -11,7 +11,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, FromRow, Row};
 
 use super::error::{Context, StoreError};
-use super::{wall_clock_ms, Store, StoreTx};
+use super::{wall_clock_ms, Dialect, Store, StoreTx};
 
 /// One job waiting to be (or already) relayed to the queue.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -108,7 +108,7 @@ impl Store {
         args: &serde_json::Value,
         queue: &str,
     ) -> Result<OutboxEntry, StoreError> {
-        let mut conn = self.conn().await?;
+        let mut conn = self.write_conn().await?;
         add_outbox(&mut conn, order_id, job_class, args, queue, wall_clock_ms()).await
     }
 
@@ -148,10 +148,48 @@ impl Store {
         )
         .bind(now_ms)
         .bind(id)
-        .execute(&mut *self.conn().await?)
+        .execute(&mut *self.write_conn().await?)
         .await
         .ctx("claiming an outbox row")?;
         Ok(result.rows_affected() == 1)
+    }
+
+    /// Claims up to `limit` pending rows at once and returns them, oldest
+    /// first: what [`Store::claim_outbox`] does for one row, in one statement
+    /// for all, so a relay pays one write per call rather than one per row
+    /// (and, when several relays race, one per row each). A row goes to one
+    /// caller only. On Postgres a racing relay skips the rows another is
+    /// claiming (`SKIP LOCKED`): waiting for them instead could deadlock two
+    /// relays that lock overlapping rows in different orders. SQLite has one
+    /// writer at a time.
+    pub async fn claim_pending_outbox(
+        &self,
+        limit: i64,
+        now_ms: i64,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        let sql = match self.dialect {
+            Dialect::Postgres => concat!(
+                "UPDATE outbox SET relayed_at_ms = $1 WHERE relayed_at_ms IS NULL AND id IN \
+                 (SELECT id FROM outbox WHERE relayed_at_ms IS NULL ORDER BY id LIMIT $2 \
+                 FOR UPDATE SKIP LOCKED) RETURNING ",
+                outbox_cols!()
+            ),
+            Dialect::Sqlite => concat!(
+                "UPDATE outbox SET relayed_at_ms = $1 WHERE relayed_at_ms IS NULL AND id IN \
+                 (SELECT id FROM outbox WHERE relayed_at_ms IS NULL ORDER BY id LIMIT $2) \
+                 RETURNING ",
+                outbox_cols!()
+            ),
+        };
+        let mut claimed = sqlx::query_as::<_, OutboxEntry>(sql)
+            .bind(now_ms)
+            .bind(limit)
+            .fetch_all(&mut *self.write_conn().await?)
+            .await
+            .ctx("claiming pending outbox rows")?;
+        // RETURNING has no ORDER BY.
+        claimed.sort_by_key(|e| e.id);
+        Ok(claimed)
     }
 
     /// Undoes a claim: the row is pending again. For a relay whose enqueue
@@ -159,7 +197,7 @@ impl Store {
     pub async fn release_outbox(&self, id: i64) -> Result<(), StoreError> {
         let result = sqlx::query("UPDATE outbox SET relayed_at_ms = NULL WHERE id = $1")
             .bind(id)
-            .execute(&mut *self.conn().await?)
+            .execute(&mut *self.write_conn().await?)
             .await
             .ctx("releasing an outbox row")?;
         if result.rows_affected() == 0 {

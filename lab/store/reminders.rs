@@ -55,7 +55,7 @@ impl Store {
         ))
         .bind(email)
         .bind(due_at_ms)
-        .fetch_one(&mut *self.conn().await?)
+        .fetch_one(&mut *self.write_conn().await?)
         .await
         .ctx("adding a reminder")
     }
@@ -100,7 +100,7 @@ impl Store {
                 .bind(now_ms)
                 .bind(email_id)
                 .bind(id)
-                .execute(&mut *self.conn().await?)
+                .execute(&mut *self.write_conn().await?)
                 .await
                 .ctx("marking a reminder sent")?;
         if result.rows_affected() == 0 {
@@ -131,7 +131,7 @@ impl Store {
         ))
         .bind(claimer)
         .bind(now_ms)
-        .fetch_all(&mut *self.conn().await?)
+        .fetch_all(&mut *self.write_conn().await?)
         .await
         .ctx("claiming due reminders")?;
         // RETURNING has no ORDER BY.

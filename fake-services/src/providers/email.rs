@@ -3,7 +3,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{blank, Answer, Desk};
+use super::{blank, Answer, Books, Desk};
 use crate::ledger::{scalar_to_string, Record};
 
 pub(super) fn send(desk: &mut Desk<'_>, body: &Value, fields: &Map<String, Value>) -> Answer {
@@ -25,24 +25,32 @@ pub(super) fn send(desk: &mut Desk<'_>, body: &Value, fields: &Map<String, Value
 }
 
 /// Emails whose `to` and `template_id` both equal the query's, as the book
-/// server matches them: a parameter left out matches nothing.
-pub(super) fn search<'a>(
-    records: impl Iterator<Item = &'a Record>,
+/// server matches them (a parameter left out matches nothing), that the
+/// search index shows at `now_ms`; oldest first.
+pub(super) fn search(
+    books: &Books,
     email: Option<String>,
     template_id: Option<String>,
+    now_ms: u64,
 ) -> Vec<Value> {
     let (Some(email), Some(template_id)) = (email, template_id) else {
         return Vec::new();
     };
-    records
-        .filter(|r| {
-            r.request.get("to").and_then(scalar_to_string).as_ref() == Some(&email)
-                && r.request
-                    .get("template_id")
-                    .and_then(scalar_to_string)
-                    .as_ref()
-                    == Some(&template_id)
-        })
+    let Some(indexes) = books.by_recipient.get(&(email, template_id)) else {
+        return Vec::new();
+    };
+    indexes
+        .iter()
+        .map(|&i| &books.records[i])
+        .filter(|r| r.searchable_at_ms <= now_ms)
         .map(Record::search_view)
         .collect()
+}
+
+/// A sent email's `(to, template_id)`, as search compares them: both
+/// scalars, as text.
+pub(super) fn recipient(request: &Value) -> Option<(String, String)> {
+    let to = request.get("to").and_then(scalar_to_string)?;
+    let template_id = request.get("template_id").and_then(scalar_to_string)?;
+    Some((to, template_id))
 }

@@ -36,6 +36,11 @@ pub(crate) struct Books {
     ids: IdSequence,
     /// `metadata.idempotency_key` → index of the record whose response it replays.
     metadata_keys: HashMap<String, usize>,
+    /// Email: `(to, template_id)` → indexes of its records, oldest first. A
+    /// search by recipient then costs what that recipient received, not
+    /// every email sent, as with a real provider's search index; the
+    /// default pipeline searches once per order.
+    by_recipient: HashMap<(String, String), Vec<usize>>,
 }
 
 impl Books {
@@ -44,12 +49,26 @@ impl Books {
             records: Vec::new(),
             ids: IdSequence::new(service.id_prefix(), seed),
             metadata_keys: HashMap::new(),
+            by_recipient: HashMap::new(),
         }
     }
 
     pub fn clear(&mut self) {
         self.records.clear();
         self.metadata_keys.clear();
+        self.by_recipient.clear();
+    }
+
+    /// Adds a record, keeping the indexes.
+    fn push(&mut self, record: Record) -> usize {
+        let index = self.records.len();
+        if record.service == Service::Email {
+            if let Some(key) = email::recipient(&record.request) {
+                self.by_recipient.entry(key).or_default().push(index);
+            }
+        }
+        self.records.push(record);
+        index
     }
 }
 
@@ -73,7 +92,7 @@ impl Desk<'_> {
 
     /// Writes the effect to the ledger.
     fn record(&mut self, id: String, request: &Value, status: u16, response: &Value) -> usize {
-        self.books.records.push(Record {
+        self.books.push(Record {
             id,
             service: self.service,
             created_at_ms: self.now_ms,
@@ -86,8 +105,7 @@ impl Desk<'_> {
                 status,
                 fault: None,
             }),
-        });
-        self.books.records.len() - 1
+        })
     }
 
     /// The earlier record with this `metadata.idempotency_key`, if any.
@@ -119,11 +137,12 @@ pub(crate) fn perform(desk: &mut Desk<'_>, body: &Value) -> Answer {
 
 /// Answers a search: the records the query matches that the search index
 /// already shows at `now_ms`.
-pub(crate) fn search(service: Service, records: &[Record], query: &Value, now_ms: u64) -> Value {
+pub(crate) fn search(service: Service, books: &Books, query: &Value, now_ms: u64) -> Value {
     let param = |name: &str| query.get(name).and_then(scalar_to_string);
+    let records = &books.records;
     let visible = records.iter().filter(|r| r.searchable_at_ms <= now_ms);
     let found: Vec<Value> = match service {
-        Service::Email => email::search(visible, param("email"), param("template_id")),
+        Service::Email => email::search(books, param("email"), param("template_id"), now_ms),
         Service::Payments | Service::Fulfillment => {
             let order = param("order_id");
             visible
