@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::servers::{PrivatePostgres, PrivateRedis};
+use common::wait_until_within;
 use fake_services::http::router;
 use fake_services::serve::RunningServer;
 use fake_services::{BehaviorSpec, FakeServices, Service, SharedClock, SystemClock};
@@ -68,26 +69,22 @@ fn fast_runner(fetch: FetchMode) -> RunnerConfig {
     }
 }
 
-/// Waits (real time, polling) until `condition` holds; fails the test after
-/// `limit` saying what it waited for.
-async fn wait_for<F, Fut>(what: &str, limit: Duration, mut condition: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + limit;
-    while !condition().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {limit:?} waiting until {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 async fn all_complete(store: &Store, count: usize) -> bool {
     let orders = store.orders().await.unwrap_or_default();
     orders.len() == count && orders.iter().all(|o| o.is_complete())
+}
+
+/// What the checker finds, held to [`exactly_once`], in a lab whose history
+/// is in process.
+async fn violations(lab: &Lab, store: &Store, fakes: &FakeServices) -> Vec<Violation> {
+    let snapshot = Snapshot::capture(
+        store,
+        fakes,
+        lab.runner.backend().as_ref(),
+        lab.runner.history().attempts(),
+    )
+    .await;
+    checker::check(&exactly_once(), &snapshot)
 }
 
 fn describe(violations: &[Violation]) -> String {
@@ -215,7 +212,7 @@ impl KillLab {
             .order;
         let mut a = self.worker(fetch, "A");
         let backend = self.backend.clone();
-        wait_for(
+        wait_until_within(
             "worker A is running the order's job",
             Duration::from_secs(30),
             || async {
@@ -256,7 +253,7 @@ async fn kill_9_mid_job_with_reliable_fetch_loses_nothing() {
     );
     let _b = lab.worker("reliable", "B");
     let store = lab.store.clone();
-    wait_for(
+    wait_until_within(
         "worker B has recovered and finished the order",
         Duration::from_secs(60),
         || all_complete(&store, 1),
@@ -280,7 +277,7 @@ async fn kill_9_mid_job_with_basic_fetch_loses_the_job_and_the_checker_reports_i
     // Once B's reaper has removed the dead process, anything it could have
     // brought back would be queued again; with basic fetch nothing is.
     let backend = lab.backend.clone();
-    wait_for(
+    wait_until_within(
         "worker B has reaped the killed process",
         Duration::from_secs(30),
         || async {
@@ -380,21 +377,14 @@ async fn redis_restart_during_a_run_loses_no_order_with_the_outbox() {
     let (lab, running, fakes, failed) =
         orders_across_a_redis_restart(Enqueue::Outbox, &mut redis, store.clone()).await;
     assert_eq!(failed, 0, "the outbox takes orders while Redis is down");
-    wait_for(
+    wait_until_within(
         "all 30 orders are complete",
         Duration::from_secs(90),
         || all_complete(&store, 30),
     )
     .await;
     running.stop().await;
-    let snapshot = Snapshot::capture(
-        &store,
-        &fakes,
-        lab.runner.backend().as_ref(),
-        lab.runner.history().attempts(),
-    )
-    .await;
-    let violations = checker::check(&exactly_once(), &snapshot);
+    let violations = violations(&lab, &store, &fakes).await;
     assert!(violations.is_empty(), "{}", describe(&violations));
 }
 
@@ -408,7 +398,7 @@ async fn redis_restart_during_a_run_loses_orders_enqueued_after_commit() {
         orders_across_a_redis_restart(Enqueue::AfterCommit, &mut redis, store.clone()).await;
     assert_eq!(failed, 10, "each order placed while Redis was down");
     // The 20 others complete; the 10 saved while Redis was down never will.
-    wait_for(
+    wait_until_within(
         "the 20 orders with a job are complete",
         Duration::from_secs(90),
         || async {
@@ -418,14 +408,7 @@ async fn redis_restart_during_a_run_loses_orders_enqueued_after_commit() {
     )
     .await;
     running.stop().await;
-    let snapshot = Snapshot::capture(
-        &store,
-        &fakes,
-        lab.runner.backend().as_ref(),
-        lab.runner.history().attempts(),
-    )
-    .await;
-    let violations = checker::check(&exactly_once(), &snapshot);
+    let violations = violations(&lab, &store, &fakes).await;
     let lost: Vec<&Violation> = violations
         .iter()
         .filter(|v| v.invariant == Invariant::LostJobs)
@@ -477,13 +460,13 @@ async fn postgres_restart_during_a_run_jobs_retry_and_complete() {
             .filter(|r| r.is_success())
             .count()
     };
-    wait_for("a first charge", Duration::from_secs(30), || async {
+    wait_until_within("a first charge", Duration::from_secs(30), || async {
         charged() > 0
     })
     .await;
     postgres.stop();
     let history = lab.runner.history().clone();
-    wait_for(
+    wait_until_within(
         "a job has failed on the missing database",
         Duration::from_secs(30),
         || async {
@@ -495,7 +478,7 @@ async fn postgres_restart_during_a_run_jobs_retry_and_complete() {
     )
     .await;
     postgres.start_again();
-    wait_for(
+    wait_until_within(
         "all 20 orders are complete",
         Duration::from_secs(120),
         || all_complete(&store, 20),
@@ -505,7 +488,6 @@ async fn postgres_restart_during_a_run_jobs_retry_and_complete() {
     let attempts = lab.runner.history().attempts();
     let retried = attempts.iter().filter(|a| a.attempt > 1).count();
     assert!(retried > 0, "no job was retried: {attempts:?}");
-    let snapshot = Snapshot::capture(&store, &fakes, lab.runner.backend().as_ref(), attempts).await;
-    let violations = checker::check(&exactly_once(), &snapshot);
+    let violations = violations(&lab, &store, &fakes).await;
     assert!(violations.is_empty(), "{}", describe(&violations));
 }

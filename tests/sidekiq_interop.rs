@@ -8,6 +8,8 @@
 
 mod common;
 
+use common::servers::unavailable;
+
 use std::process::Command;
 use std::sync::Arc;
 
@@ -19,14 +21,6 @@ use idemlab::store::NewOrder;
 use serde_json::{json, Value};
 
 const REDIS: &str = "redis://127.0.0.1:6379/9";
-
-/// Says why the test cannot run: a failure in CI, a note elsewhere.
-fn unavailable(why: &str) {
-    if std::env::var_os("CI").is_some() {
-        panic!("the Sidekiq interop test needs {why} (in CI, .ci/run installs ruby-sidekiq and starts Redis)");
-    }
-    eprintln!("skipped: {why}");
-}
 
 fn ruby(env: &[(&str, String)]) -> Value {
     let script = concat!(

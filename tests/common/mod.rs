@@ -129,16 +129,26 @@ impl Lab {
 }
 
 /// Polls `condition` (async) until it holds; the deadline only guards a hang.
-pub async fn wait_until<F, Fut>(what: &str, mut condition: F)
+pub async fn wait_until<F, Fut>(what: &str, condition: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    wait_until_within(what, Duration::from_secs(10), condition).await;
+}
+
+/// [`wait_until`] with a deadline of `limit`, for waits on real servers and
+/// processes (a worker booting, a heartbeat expiring).
+pub async fn wait_until_within<F, Fut>(what: &str, limit: Duration, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
     while !condition().await {
         assert!(
             tokio::time::Instant::now() < deadline,
-            "timed out waiting until {what}"
+            "timed out after {limit:?} waiting until {what}"
         );
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
