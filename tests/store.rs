@@ -16,7 +16,8 @@ use std::time::Duration;
 
 use idemlab::store::with_database;
 use idemlab::store::{
-    NewOrder, OrderState, Product, Reminder, Store, StoreError, SEED_PRODUCTS, SEED_USER_EMAIL,
+    Dialect, NewOrder, OrderState, Product, Reminder, Store, StoreError, SEED_PRODUCTS,
+    SEED_USER_EMAIL,
 };
 use serde_json::json;
 use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection};
@@ -175,7 +176,9 @@ on_each_database!(
     naive_due_reminders_give_two_sweeps_the_same_reminders,
     concurrent_claim_due_reminders_never_overlap,
     record_updates,
+    order_and_user_in_one_read,
     reset_restores_the_seed,
+    commits_do_not_wait_for_the_disk(url),
 );
 
 // ---------------------------------------------------------------------------
@@ -897,6 +900,44 @@ mod cases {
                 }
             ));
             assert_eq!(err.to_string(), "order 999999 not found");
+        }
+    }
+
+    pub async fn order_and_user_in_one_read(store: Store) {
+        let flux = product(&store, "Flux Capacitor").await;
+        let order = store.create_order(&new_order(flux.id, 2)).await.unwrap();
+        store
+            .record_charge(order.id, true, Some("ch_0000abcd"), None, 5_000)
+            .await
+            .unwrap();
+        let (read, user) = store.order_and_user(order.id).await.unwrap().unwrap();
+        assert_eq!(Some(&read), store.order(order.id).await.unwrap().as_ref());
+        assert_eq!(read.charge_id.as_deref(), Some("ch_0000abcd"));
+        let user = user.expect("the order's user");
+        assert_eq!(user.id, order.user_id);
+        assert_eq!(Some(user), store.user(order.user_id).await.unwrap());
+        assert_eq!(store.order_and_user(999_999).await.unwrap(), None);
+    }
+
+    /// The lab's commits wait for the OS, not the disk (SQLite `NORMAL`,
+    /// Postgres `synchronous_commit = off`), unless a Postgres URL sets it.
+    pub async fn commits_do_not_wait_for_the_disk(store: Store, url: String) {
+        let wait = store.commit_wait().await.unwrap();
+        match store.dialect() {
+            Dialect::Sqlite => assert_eq!(wait, "synchronous = normal"),
+            Dialect::Postgres => {
+                assert_eq!(wait, "synchronous_commit = off");
+                let separator = if url.contains('?') { '&' } else { '?' };
+                let durable = format!("{url}{separator}options=-c%20synchronous_commit%3Don");
+                let durable = Store::connect(&durable)
+                    .await
+                    .unwrap_or_else(|e| panic!("connecting with options: {e}"));
+                assert_eq!(
+                    durable.commit_wait().await.unwrap(),
+                    "synchronous_commit = on"
+                );
+                durable.close().await;
+            }
         }
     }
 

@@ -235,6 +235,7 @@ async fn the_index_shows_each_service_and_the_faults_in_force() {
     assert!(page.contains("0 orders"), "{page}");
     assert!(block(&page, "store").contains("✅"));
     assert!(block(&page, "store").contains("SQLite"));
+    assert!(block(&page, "store").contains("synchronous = normal"));
     assert!(block(&page, "queue").contains("memory"));
     for service in ["error-catcher", "payments", "fulfillment", "email"] {
         let b = block(&page, service);
@@ -252,6 +253,10 @@ async fn the_index_shows_each_service_and_the_faults_in_force() {
     assert_eq!(body["unsafe_knobs"], json!([]));
     assert_eq!(body["services"]["store"]["ok"], true);
     assert_eq!(body["services"]["store"]["dialect"], "SQLite");
+    assert_eq!(
+        body["services"]["store"]["commit_wait"],
+        "synchronous = normal"
+    );
     assert_eq!(body["services"]["queue"]["backend"], "memory");
     assert_eq!(body["services"]["queue"]["queues"]["high"], 0);
     assert_eq!(body["services"]["payments"]["ok"], true);

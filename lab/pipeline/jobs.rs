@@ -12,7 +12,7 @@ use super::knobs::{ChargeDedup, EmailDedup, FulfillmentDedup, Structure};
 use super::{Shop, Step};
 use crate::clients::{Charge, ChargeRequest, EmailRequest, FulfillmentRequest, ServiceError};
 use crate::runner::{Client, JobContext, JobError, Registry, Worker};
-use crate::store::{Order, StoreError};
+use crate::store::{Order, StoreError, User};
 
 pub const COMPLETE_ORDER: &str = "CompleteOrderJob";
 pub const SEND_ORDER_EMAIL: &str = "SendOrderNotificationEmailJob";
@@ -49,16 +49,16 @@ struct CompleteOrder(Arc<Shop>);
 impl Worker for CompleteOrder {
     async fn perform(&self, ctx: &JobContext<'_>) -> Result<(), JobError> {
         let shop = &self.0;
-        let order = load(shop, ctx).await?;
-        if !charge(shop, &order).await? {
+        let (order, user) = load(shop, ctx).await?;
+        if !charge(shop, &order, user.as_ref()).await? {
             return Ok(());
         }
         match shop.knobs.structure {
             Structure::Monolithic => {
-                let order = reload(shop, order.id).await?;
+                let (order, _) = reload(shop, order.id).await?;
                 send_email(shop, &order).await?;
-                let order = reload(shop, order.id).await?;
-                request_fulfillment(shop, &order).await
+                let (order, user) = reload(shop, order.id).await?;
+                request_fulfillment(shop, &order, user.as_ref()).await
             }
             Structure::Chained => {
                 enqueue(ctx.client, SEND_ORDER_EMAIL, order.id, DEFAULT_QUEUE).await
@@ -73,7 +73,7 @@ struct SendOrderEmail(Arc<Shop>);
 impl Worker for SendOrderEmail {
     async fn perform(&self, ctx: &JobContext<'_>) -> Result<(), JobError> {
         let shop = &self.0;
-        let order = load(shop, ctx).await?;
+        let (order, _) = load(shop, ctx).await?;
         if order.charge_successful != Some(true) {
             // Declined (or never charged): nothing to confirm.
             return Ok(());
@@ -89,16 +89,16 @@ struct RequestFulfillment(Arc<Shop>);
 impl Worker for RequestFulfillment {
     async fn perform(&self, ctx: &JobContext<'_>) -> Result<(), JobError> {
         let shop = &self.0;
-        let order = load(shop, ctx).await?;
+        let (order, user) = load(shop, ctx).await?;
         if order.charge_successful != Some(true) {
             return Ok(());
         }
-        request_fulfillment(shop, &order).await
+        request_fulfillment(shop, &order, user.as_ref()).await
     }
 }
 
 /// The charge step. Returns whether the pipeline goes on (false: declined).
-async fn charge(shop: &Shop, order: &Order) -> Result<bool, JobError> {
+async fn charge(shop: &Shop, order: &Order, user: Option<&User>) -> Result<bool, JobError> {
     let dedup = shop.knobs.charge;
     if dedup != ChargeDedup::None {
         // The order row already knows the outcome: don't ask again.
@@ -106,21 +106,16 @@ async fn charge(shop: &Shop, order: &Order) -> Result<bool, JobError> {
             return Ok(successful);
         }
     }
-    let user = shop
-        .store
-        .user(order.user_id)
-        .await
-        .map_err(store_error)?
-        .ok_or_else(|| {
-            JobError::fatal(
-                "ActiveRecord::RecordNotFound",
-                format!("Couldn't find User with 'id'={}", order.user_id),
-            )
-        })?;
+    let user = user.ok_or_else(|| {
+        JobError::fatal(
+            "ActiveRecord::RecordNotFound",
+            format!("Couldn't find User with 'id'={}", order.user_id),
+        )
+    })?;
     let key = (dedup == ChargeDedup::IdempotencyKey).then(|| idempotency_key(order.id));
     let request = ChargeRequest {
-        customer_id: user.payments_customer_id,
-        payment_method_id: user.payments_payment_method_id,
+        customer_id: user.payments_customer_id.clone(),
+        payment_method_id: user.payments_payment_method_id.clone(),
         amount_cents: u64::try_from(order.amount_cents).unwrap_or(0),
         order_id: order.id,
         metadata_idempotency_key: key.clone(),
@@ -208,18 +203,23 @@ async fn send_email(shop: &Shop, order: &Order) -> Result<(), JobError> {
 }
 
 /// The fulfillment request step.
-async fn request_fulfillment(shop: &Shop, order: &Order) -> Result<(), JobError> {
+async fn request_fulfillment(
+    shop: &Shop,
+    order: &Order,
+    user: Option<&User>,
+) -> Result<(), JobError> {
     let dedup = shop.knobs.fulfillment;
     if dedup != FulfillmentDedup::None && order.fulfillment_request_id.is_some() {
         return Ok(());
     }
-    let user = shop.store.user(order.user_id).await.map_err(store_error)?;
     let key = (dedup == FulfillmentDedup::IdempotencyKey).then(|| idempotency_key(order.id));
     let request_id = shop
         .clients
         .fulfillment
         .request_fulfillment(&FulfillmentRequest {
-            customer_id: user.map(|u| u.payments_customer_id).unwrap_or_default(),
+            customer_id: user
+                .map(|u| u.payments_customer_id.clone())
+                .unwrap_or_default(),
             address: order.address.clone(),
             product_id: order.product_id,
             quantity: u32::try_from(order.quantity).unwrap_or(0),
@@ -237,9 +237,9 @@ async fn request_fulfillment(shop: &Shop, order: &Order) -> Result<(), JobError>
     shop.deaths.at(Step::FulfillmentRecorded)
 }
 
-/// The job's order, or a fatal error: a job whose order does not exist (it
-/// was rolled back) would fail the same way on every retry.
-async fn load(shop: &Shop, ctx: &JobContext<'_>) -> Result<Order, JobError> {
+/// The job's order and its user, or a fatal error: a job whose order does
+/// not exist (it was rolled back) would fail the same way on every retry.
+async fn load(shop: &Shop, ctx: &JobContext<'_>) -> Result<(Order, Option<User>), JobError> {
     let id = ctx
         .job
         .args
@@ -258,9 +258,9 @@ async fn load(shop: &Shop, ctx: &JobContext<'_>) -> Result<Order, JobError> {
     reload(shop, id).await
 }
 
-async fn reload(shop: &Shop, id: i64) -> Result<Order, JobError> {
+async fn reload(shop: &Shop, id: i64) -> Result<(Order, Option<User>), JobError> {
     shop.store
-        .order(id)
+        .order_and_user(id)
         .await
         .map_err(store_error)?
         .ok_or_else(|| {

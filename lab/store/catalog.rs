@@ -52,6 +52,13 @@ impl FromRow<'_, AnyRow> for User {
     }
 }
 
+/// The user columns, for `concat!` into `&'static str` queries.
+macro_rules! user_cols {
+    () => {
+        "id, email, payments_customer_id, payments_payment_method_id"
+    };
+}
+
 pub(crate) async fn product(
     conn: &mut AnyConnection,
     id: i64,
@@ -76,21 +83,33 @@ pub(crate) fn payments_ids(email: &str) -> (String, String) {
     (format!("cus_{hash:016x}"), format!("pm_{hash:016x}"))
 }
 
-/// The user with this email, created if there is none. Insert-or-ignore then
-/// select, so two orders for a new email at once end with one user, not a
+/// The user with this email, created if there is none. Insert-or-ignore
+/// first: a new customer costs that one statement, a returning one a select
+/// after it; two orders for a new email at once end with one user, not a
 /// unique-constraint error.
 pub(crate) async fn find_or_create_user(
     conn: &mut AnyConnection,
     email: &str,
 ) -> Result<User, StoreError> {
     let (customer, method) = payments_ids(email);
-    insert_user(conn, email, &customer, &method)
-        .await
-        .ctx("creating a user")?;
+    let created = sqlx::query_as::<_, User>(concat!(
+        "INSERT INTO users (email, payments_customer_id, payments_payment_method_id) \
+         VALUES ($1, $2, $3) ON CONFLICT (email) DO NOTHING RETURNING ",
+        user_cols!()
+    ))
+    .bind(email)
+    .bind(&customer)
+    .bind(&method)
+    .fetch_optional(&mut *conn)
+    .await
+    .ctx("creating a user")?;
+    if let Some(user) = created {
+        return Ok(user);
+    }
     user_by_email(conn, email)
         .await?
         .ok_or(StoreError::Database {
-            context: "finding the user just created",
+            context: "finding the user with this email",
             source: sqlx::Error::RowNotFound,
         })
 }
@@ -99,10 +118,11 @@ pub(crate) async fn user_by_email(
     conn: &mut AnyConnection,
     email: &str,
 ) -> Result<Option<User>, StoreError> {
-    sqlx::query_as::<_, User>(
-        "SELECT id, email, payments_customer_id, payments_payment_method_id \
-         FROM users WHERE email = $1",
-    )
+    sqlx::query_as::<_, User>(concat!(
+        "SELECT ",
+        user_cols!(),
+        " FROM users WHERE email = $1"
+    ))
     .bind(email)
     .fetch_optional(conn)
     .await
@@ -127,10 +147,11 @@ impl Store {
 
     /// One user by id (an order's `user_id`).
     pub async fn user(&self, id: i64) -> Result<Option<User>, StoreError> {
-        sqlx::query_as::<_, User>(
-            "SELECT id, email, payments_customer_id, payments_payment_method_id \
-             FROM users WHERE id = $1",
-        )
+        sqlx::query_as::<_, User>(concat!(
+            "SELECT ",
+            user_cols!(),
+            " FROM users WHERE id = $1"
+        ))
         .bind(id)
         .fetch_optional(&mut *self.conn().await?)
         .await

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, FromRow, Row};
 
-use super::catalog::{find_or_create_user, product};
+use super::catalog::{find_or_create_user, product, Product, User};
 use super::error::{Context, FieldError, StoreError};
 use super::{wall_clock_ms, Store, StoreTx};
 
@@ -170,39 +170,34 @@ const STOCK: &str = "is more than what is in stock";
 /// Validates, decrements the stock, finds or creates the user and inserts the
 /// order, all on `conn` (the caller's transaction). On a validation error
 /// nothing has been written.
+///
+/// The usual order, valid and in stock, costs three statements: take the
+/// stock (reading the price in the same statement), the user, the order.
+/// Only a refused one reads the product to say why.
 async fn create_order(
     conn: &mut AnyConnection,
     new: &NewOrder,
     now_ms: i64,
 ) -> Result<Order, StoreError> {
     let mut errors = new.check_fields();
-    let product = product(&mut *conn, new.product_id).await?;
-    match &product {
-        None => errors.insert(0, FieldError::new("product_id", "must exist")),
-        Some(p) if new.quantity > 0 && new.quantity > p.quantity_remaining => {
-            errors.push(FieldError::new("quantity", STOCK))
+    let taken = if errors.is_empty() {
+        take_stock(&mut *conn, new).await?
+    } else {
+        None
+    };
+    let Some(product) = taken else {
+        match product(&mut *conn, new.product_id).await? {
+            None => errors.insert(0, FieldError::new("product_id", "must exist")),
+            Some(p) if new.quantity > 0 && new.quantity > p.quantity_remaining => {
+                errors.push(FieldError::new("quantity", STOCK))
+            }
+            // Enough stock now, but not when the decrement ran: someone
+            // restocked in between. The order was still refused.
+            Some(_) if errors.is_empty() => errors.push(FieldError::new("quantity", STOCK)),
+            Some(_) => {}
         }
-        Some(_) => {}
-    }
-    let Some(product) = product.filter(|_| errors.is_empty()) else {
         return Err(StoreError::Invalid(errors));
     };
-
-    // Conditional on the stock, so a concurrent order cannot take it below 0.
-    let taken = sqlx::query(
-        "UPDATE products SET quantity_remaining = quantity_remaining - $1 \
-         WHERE id = $2 AND quantity_remaining >= $1",
-    )
-    .bind(new.quantity)
-    .bind(product.id)
-    .execute(&mut *conn)
-    .await
-    .ctx("decrementing the stock")?;
-    if taken.rows_affected() != 1 {
-        return Err(StoreError::Invalid(vec![FieldError::new(
-            "quantity", STOCK,
-        )]));
-    }
 
     let user = find_or_create_user(&mut *conn, &new.email).await?;
     let amount = new
@@ -223,6 +218,26 @@ async fn create_order(
     .fetch_one(conn)
     .await
     .ctx("inserting an order")
+}
+
+/// Takes the order's quantity from its product's stock if there is enough,
+/// and returns the product (its stock after the decrement); `None` if the
+/// product is missing or short. Conditional on the stock in one statement,
+/// so a concurrent order cannot take it below 0.
+async fn take_stock(
+    conn: &mut AnyConnection,
+    new: &NewOrder,
+) -> Result<Option<Product>, StoreError> {
+    sqlx::query_as::<_, Product>(
+        "UPDATE products SET quantity_remaining = quantity_remaining - $1 \
+         WHERE id = $2 AND quantity_remaining >= $1 \
+         RETURNING id, name, quantity_remaining, price_cents",
+    )
+    .bind(new.quantity)
+    .bind(new.product_id)
+    .fetch_optional(conn)
+    .await
+    .ctx("decrementing the stock")
 }
 
 async fn order(conn: &mut AnyConnection, id: i64) -> Result<Option<Order>, StoreError> {
@@ -286,6 +301,49 @@ impl Store {
     /// One order, or `None` (the web lab's 404, the job's permanent failure).
     pub async fn order(&self, id: i64) -> Result<Option<Order>, StoreError> {
         order(&mut *self.conn().await?, id).await
+    }
+
+    /// An order and the user who placed it (`None` if that user is gone),
+    /// in one query: every job step reads its order, and the charge and
+    /// fulfillment steps also need the user's payments ids.
+    pub async fn order_and_user(
+        &self,
+        id: i64,
+    ) -> Result<Option<(Order, Option<User>)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT o.id AS id, o.product_id AS product_id, o.user_id AS user_id, \
+             o.quantity AS quantity, o.address AS address, o.email AS email, \
+             o.amount_cents AS amount_cents, o.created_at_ms AS created_at_ms, \
+             o.charge_completed_at_ms AS charge_completed_at_ms, \
+             o.charge_successful AS charge_successful, \
+             o.charge_decline_reason AS charge_decline_reason, o.charge_id AS charge_id, \
+             o.email_id AS email_id, o.fulfillment_request_id AS fulfillment_request_id, \
+             u.id AS u_id, u.email AS u_email, \
+             u.payments_customer_id AS u_customer_id, \
+             u.payments_payment_method_id AS u_payment_method_id \
+             FROM orders o LEFT JOIN users u ON u.id = o.user_id WHERE o.id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&mut *self.conn().await?)
+        .await
+        .ctx("reading an order and its user")?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let decode = |row: &AnyRow| -> Result<(Order, Option<User>), sqlx::Error> {
+            let order = Order::from_row(row)?;
+            let user = match row.try_get::<Option<i64>, _>("u_id")? {
+                None => None,
+                Some(id) => Some(User {
+                    id,
+                    email: row.try_get("u_email")?,
+                    payments_customer_id: row.try_get("u_customer_id")?,
+                    payments_payment_method_id: row.try_get("u_payment_method_id")?,
+                }),
+            };
+            Ok((order, user))
+        };
+        decode(&row).map(Some).ctx("reading an order and its user")
     }
 
     /// Every order, newest first.

@@ -30,6 +30,9 @@ struct StoreStatus {
     ok: bool,
     dialect: &'static str,
     url: String,
+    /// What a commit waits for (`synchronous_commit = off`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    commit_wait: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
 }
@@ -132,11 +135,16 @@ fn fakes_base(web: &Web) -> &str {
 
 async fn store_status(web: &Web) -> StoreStatus {
     let store = &web.lab.shop.store;
-    let error = store.ping().await.err().map(|e| e.to_string());
+    // A round trip that also tells how durable a commit is.
+    let (commit_wait, error) = match store.commit_wait().await {
+        Ok(wait) => (Some(wait), None),
+        Err(e) => (None, Some(e.to_string())),
+    };
     StoreStatus {
         ok: error.is_none(),
         dialect: store.dialect().name(),
         url: store.url().to_string(),
+        commit_wait,
         error,
     }
 }
@@ -321,6 +329,9 @@ fn store_html(status: &StoreStatus) -> String {
         escape(&status.url),
         if status.ok { "reachable" } else { "not reachable" },
     );
+    if let Some(wait) = &status.commit_wait {
+        let _ = writeln!(out, "<p>commits: <code>{}</code></p>", escape(wait));
+    }
     if let Some(err) = &status.error {
         let _ = writeln!(out, "<p class=\"bad\">{}</p>", escape(err));
     }
