@@ -524,6 +524,11 @@ mod cases {
             None
         );
         assert!(store.outbox().await.unwrap().is_empty());
+
+        // The writers' connection is free again, with nothing left open.
+        let after = store.create_order(&order).await.unwrap();
+        assert_eq!(store.count_orders().await.unwrap(), 1);
+        assert_eq!(store.order(after.id).await.unwrap(), Some(after));
     }
 
     pub async fn uncommitted_order_is_invisible_to_others(store: Store) {

@@ -32,6 +32,7 @@
 //! - `outbox.rs`: the transactional outbox and its relay's claim.
 //! - `reminders.rs`: the periodic sweep's table, naive and claiming reads.
 //! - `error.rs`: [`StoreError`], [`FieldError`].
+//! - `writer.rs`: where writes go (SQLite's one writer connection).
 
 mod catalog;
 mod error;
@@ -41,6 +42,7 @@ mod reminders;
 mod schema;
 mod scratch;
 mod seed;
+mod writer;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -49,7 +51,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::any::AnyPoolOptions;
-use sqlx::{AnyConnection, AnyPool, Connection, Executor, Transaction};
+use sqlx::{AnyConnection, AnyPool, Connection, Executor};
 
 pub use catalog::{Product, User};
 pub use error::{FieldError, StoreError};
@@ -60,6 +62,7 @@ pub use scratch::{with_database, ScratchDatabase};
 pub use seed::{SeedProduct, SEED_PRODUCTS, SEED_USER_EMAIL};
 
 use error::{redact, Context};
+use writer::{Held, WriteConn, WriteTx, Writer};
 
 /// Which SQL database a [`Store`] talks to. Only the schema and the way a
 /// transaction starts differ between them; the queries are shared.
@@ -116,14 +119,9 @@ impl fmt::Display for Dialect {
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
-    /// Where writes go. On SQLite, a pool of one connection: SQLite lets one
-    /// writer in at a time, and a writer that finds the lock taken sleeps in
-    /// SQLite's busy handler (1 ms, then 2, 5, 10 … ms) rather than waiting
-    /// its turn, which under load costs more than the writes themselves. The
-    /// process's writers queue here instead, in order, without sleeping;
-    /// readers keep `pool` (WAL: they see the last commit meanwhile). On
-    /// Postgres, `pool` itself.
-    writer: AnyPool,
+    /// Where writes go: on SQLite one connection taken in turn, on Postgres
+    /// `pool` itself (see `writer.rs`).
+    writer: Writer,
     dialect: Dialect,
     url: String,
     /// For an in-memory SQLite database: one connection held open for the
@@ -268,25 +266,19 @@ impl Store {
         }
         let pool = options.connect(&url).await.map_err(connect_err)?;
         let writer = match dialect {
-            Dialect::Sqlite => AnyPoolOptions::new()
-                .max_connections(1)
-                .acquire_timeout(ACQUIRE_TIMEOUT)
-                .test_before_acquire(false)
+            Dialect::Sqlite => {
+                let mut conn = AnyConnection::connect(&url).await.map_err(connect_err)?;
                 // What Rails (7.1 on) sets beside WAL: a commit no longer
                 // waits for the disk (an fsync each, which one writer at a
                 // time pays in turn). A commit survives the process dying —
                 // the lab's worker deaths; only an OS crash or power cut may
                 // lose the last ones, and the database stays consistent.
-                .after_connect(|conn, _| {
-                    Box::pin(async move {
-                        conn.execute("PRAGMA synchronous = NORMAL").await?;
-                        Ok(())
-                    })
-                })
-                .connect(&url)
-                .await
-                .map_err(connect_err)?,
-            Dialect::Postgres => pool.clone(),
+                conn.execute("PRAGMA synchronous = NORMAL")
+                    .await
+                    .map_err(connect_err)?;
+                Writer::Held(Held::new(conn))
+            }
+            Dialect::Postgres => Writer::Pool(pool.clone()),
         };
 
         if dialect == Dialect::Sqlite && keeper.is_none() {
@@ -405,11 +397,7 @@ impl Store {
     /// row, …, then [`StoreTx::commit`] or [`StoreTx::rollback`]. Dropping
     /// it without committing rolls back.
     pub async fn begin(&self) -> Result<StoreTx, StoreError> {
-        let tx = self
-            .writer
-            .begin_with(self.dialect.begin_statement())
-            .await
-            .ctx("starting a transaction")?;
+        let tx = self.writer.begin(self.dialect.begin_statement()).await?;
         Ok(StoreTx { tx })
     }
 
@@ -424,11 +412,8 @@ impl Store {
     /// The writers' connection, for the single-statement writes (see
     /// `Store::writer`). A statement that writes through [`Store::conn`]
     /// instead is still correct, only slower under load.
-    async fn write_conn(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Any>, StoreError> {
-        self.writer
-            .acquire()
-            .await
-            .ctx("acquiring the writers' connection")
+    async fn write_conn(&self) -> Result<WriteConn, StoreError> {
+        self.writer.acquire().await
     }
 }
 
@@ -436,7 +421,7 @@ impl Store {
 /// until [`StoreTx::commit`]; [`StoreTx::rollback`] (or dropping it) undoes
 /// them all — the stock decrement and a newly created user included.
 pub struct StoreTx {
-    tx: Transaction<'static, sqlx::Any>,
+    tx: WriteTx,
 }
 
 impl fmt::Debug for StoreTx {
@@ -448,16 +433,16 @@ impl fmt::Debug for StoreTx {
 impl StoreTx {
     /// Makes the transaction's writes permanent and visible.
     pub async fn commit(self) -> Result<(), StoreError> {
-        self.tx.commit().await.ctx("committing a transaction")
+        self.tx.commit().await
     }
 
     /// Undoes every write made in the transaction.
     pub async fn rollback(self) -> Result<(), StoreError> {
-        self.tx.rollback().await.ctx("rolling back a transaction")
+        self.tx.rollback().await
     }
 
     fn conn(&mut self) -> &mut AnyConnection {
-        &mut self.tx
+        self.tx.conn()
     }
 }
 

@@ -1,0 +1,220 @@
+//! Where the store's writes go: on Postgres the pool, on SQLite one
+//! connection the process's writers take in turn.
+//!
+//! SQLite lets one writer in at a time, and a writer that finds the lock
+//! taken sleeps in SQLite's busy handler (1 ms, then 2, 5, 10 … ms) rather
+//! than waiting its turn, which under load costs more than the writes
+//! themselves. So writers queue for one connection in the process instead,
+//! first come first served, without sleeping; readers keep the pool (WAL:
+//! they see the last commit meanwhile).
+//!
+//! That connection is held behind a mutex rather than in a pool of one:
+//! sqlx's pool pings every connection handed back to it, which for SQLite
+//! is a round trip to the connection's worker thread after every write, as
+//! long as the write itself. A local SQLite connection cannot break the way
+//! a server's can, so there is nothing for the ping to find; a transaction
+//! left open by a dropped [`StoreTx`](super::StoreTx) is rolled back by the
+//! next writer before its own statement.
+
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyConnection, AnyPool, Executor, Transaction};
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+use super::error::{Context, StoreError};
+use super::ACQUIRE_TIMEOUT;
+
+/// The writers' connection(s). Cheap to clone.
+#[derive(Clone)]
+pub(super) enum Writer {
+    Pool(AnyPool),
+    Held(Held),
+}
+
+/// SQLite's single writer connection.
+#[derive(Clone)]
+pub(super) struct Held {
+    conn: Arc<Mutex<AnyConnection>>,
+    /// A transaction was dropped without commit or rollback: the next
+    /// holder rolls it back first.
+    open_tx: Arc<AtomicBool>,
+}
+
+impl Held {
+    pub(super) fn new(conn: AnyConnection) -> Held {
+        Held {
+            conn: Arc::new(Mutex::new(conn)),
+            open_tx: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Waits for the connection (in arrival order), at most as long as a
+    /// pool would, and rolls back what a dropped transaction left open.
+    async fn lock(&self) -> Result<OwnedMutexGuard<AnyConnection>, StoreError> {
+        let mut conn = tokio::time::timeout(ACQUIRE_TIMEOUT, self.conn.clone().lock_owned())
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)
+            .ctx("acquiring the writers' connection")?;
+        if self.open_tx.swap(false, Ordering::AcqRel) {
+            // Fails only if nothing was open (BEGIN itself never ran).
+            if let Err(err) = conn.execute("ROLLBACK").await {
+                tracing::debug!(%err, "rolling back a dropped transaction");
+            }
+        }
+        Ok(conn)
+    }
+}
+
+/// One writer's hold on a connection, for a single statement.
+pub(super) enum WriteConn {
+    Pooled(PoolConnection<Any>),
+    Held(OwnedMutexGuard<AnyConnection>),
+}
+
+impl Deref for WriteConn {
+    type Target = AnyConnection;
+
+    fn deref(&self) -> &AnyConnection {
+        match self {
+            WriteConn::Pooled(conn) => conn,
+            WriteConn::Held(conn) => conn,
+        }
+    }
+}
+
+impl DerefMut for WriteConn {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        match self {
+            WriteConn::Pooled(conn) => conn,
+            WriteConn::Held(conn) => conn,
+        }
+    }
+}
+
+/// A transaction on the writers' connection: sqlx's on a pooled one, or
+/// BEGIN … COMMIT on the held one.
+pub(super) enum WriteTx {
+    Pooled(Transaction<'static, Any>),
+    Held(HeldTx),
+}
+
+pub(super) struct HeldTx {
+    /// Always `Some` until dropped.
+    conn: Option<OwnedMutexGuard<AnyConnection>>,
+    open_tx: Arc<AtomicBool>,
+    /// Begun and not yet committed or rolled back.
+    open: bool,
+}
+
+impl Drop for HeldTx {
+    /// Rolls back a transaction dropped open, still holding the connection
+    /// so no writer gets in first, in a task as sqlx does (and, without a
+    /// runtime, through the next writer). Promptly: while it is open, an
+    /// in-memory database's readers wait for it.
+    fn drop(&mut self) {
+        if !self.open {
+            return;
+        }
+        self.open_tx.store(true, Ordering::Release);
+        let (Some(mut conn), Ok(runtime)) =
+            (self.conn.take(), tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        let open_tx = self.open_tx.clone();
+        runtime.spawn(async move {
+            if conn.execute("ROLLBACK").await.is_ok() {
+                open_tx.store(false, Ordering::Release);
+            }
+        });
+    }
+}
+
+impl Writer {
+    /// A connection for one write statement.
+    pub(super) async fn acquire(&self) -> Result<WriteConn, StoreError> {
+        match self {
+            Writer::Pool(pool) => pool
+                .acquire()
+                .await
+                .map(WriteConn::Pooled)
+                .ctx("acquiring the writers' connection"),
+            Writer::Held(held) => held.lock().await.map(WriteConn::Held),
+        }
+    }
+
+    /// Starts a transaction with `begin` (`BEGIN IMMEDIATE` on SQLite).
+    pub(super) async fn begin(&self, begin: &'static str) -> Result<WriteTx, StoreError> {
+        match self {
+            Writer::Pool(pool) => pool
+                .begin_with(begin)
+                .await
+                .map(WriteTx::Pooled)
+                .ctx("starting a transaction"),
+            Writer::Held(held) => {
+                // Open from before BEGIN is sent: if this future is dropped
+                // half-way, the next writer rolls back whatever started.
+                let mut tx = HeldTx {
+                    conn: Some(held.lock().await?),
+                    open_tx: held.open_tx.clone(),
+                    open: true,
+                };
+                tx.conn_mut()
+                    .execute(begin)
+                    .await
+                    .ctx("starting a transaction")?;
+                Ok(WriteTx::Held(tx))
+            }
+        }
+    }
+
+    pub(super) async fn close(&self) {
+        if let Writer::Pool(pool) = self {
+            pool.close().await;
+        }
+    }
+}
+
+impl WriteTx {
+    pub(super) async fn commit(self) -> Result<(), StoreError> {
+        match self {
+            WriteTx::Pooled(tx) => tx.commit().await,
+            WriteTx::Held(tx) => tx.finish("COMMIT").await,
+        }
+        .ctx("committing a transaction")
+    }
+
+    pub(super) async fn rollback(self) -> Result<(), StoreError> {
+        match self {
+            WriteTx::Pooled(tx) => tx.rollback().await,
+            WriteTx::Held(tx) => tx.finish("ROLLBACK").await,
+        }
+        .ctx("rolling back a transaction")
+    }
+
+    pub(super) fn conn(&mut self) -> &mut AnyConnection {
+        match self {
+            WriteTx::Pooled(tx) => tx,
+            WriteTx::Held(tx) => tx.conn_mut(),
+        }
+    }
+}
+
+impl HeldTx {
+    fn conn_mut(&mut self) -> &mut AnyConnection {
+        self.conn
+            .as_mut()
+            .expect("a transaction's connection is held until it is dropped")
+    }
+
+    /// Ends the transaction with `statement`; if that fails, it still
+    /// counts as open and the next writer rolls it back.
+    async fn finish(mut self, statement: &'static str) -> Result<(), sqlx::Error> {
+        self.conn_mut().execute(statement).await?;
+        self.open = false;
+        Ok(())
+    }
+}
