@@ -95,6 +95,54 @@ where
     rethrow(result);
 }
 
+/// The store keeps its connections between queries without sqlx's ping;
+/// when Postgres closes them under it (a restart, an administrator), the
+/// store notices and opens new ones: a few queries fail, then all succeed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_connections_closed_under_the_store_are_replaced() {
+    on_postgres(|store, url| async move {
+        // Several connections in use at once, then kept.
+        let reads: Vec<_> = (0..8).map(|_| store.count_orders()).collect();
+        for read in futures::future::join_all(reads).await {
+            read.unwrap();
+        }
+        let mut admin = PgConnection::connect(&url).await.unwrap();
+        let killed: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()) AS t",
+        )
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+        assert!(killed >= 1, "no store connection to terminate");
+        admin.close().await.unwrap();
+
+        let mut failures = 0;
+        while let Err(err) = store.count_orders().await {
+            failures += 1;
+            assert!(
+                failures <= 12,
+                "the store still fails after {failures} queries: {err}"
+            );
+        }
+        for _ in 0..20 {
+            store.count_orders().await.unwrap();
+        }
+        let flux = store.products().await.unwrap()[0].id;
+        store
+            .create_order(&NewOrder {
+                product_id: flux,
+                quantity: 1,
+                email: "after-restart@example.com".into(),
+                address: "1 Main St".into(),
+                amount_cents: None,
+            })
+            .await
+            .unwrap();
+    })
+    .await;
+}
+
 fn unreachable_postgres(url: &str, error: &str) {
     if std::env::var_os("CI").is_some() {
         panic!(

@@ -123,7 +123,10 @@ pub(crate) trait Context<T> {
 
 impl<T> Context<T> for Result<T, sqlx::Error> {
     fn ctx(self, context: &'static str) -> Result<T, StoreError> {
-        self.map_err(|source| StoreError::Database { context, source })
+        self.map_err(|source| {
+            super::conns::note_trouble(&source);
+            StoreError::Database { context, source }
+        })
     }
 }
 

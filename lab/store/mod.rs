@@ -32,9 +32,11 @@
 //! - `outbox.rs`: the transactional outbox and its relay's claim.
 //! - `reminders.rs`: the periodic sweep's table, naive and claiming reads.
 //! - `error.rs`: [`StoreError`], [`FieldError`].
+//! - `conns.rs`: pooled connections reused without sqlx's ping.
 //! - `writer.rs`: where writes go (SQLite's one writer connection).
 
 mod catalog;
+mod conns;
 mod error;
 mod orders;
 mod outbox;
@@ -51,7 +53,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::any::AnyPoolOptions;
-use sqlx::{AnyConnection, AnyPool, Connection, Executor};
+use sqlx::{AnyConnection, Connection, Executor};
 
 pub use catalog::{Product, User};
 pub use error::{FieldError, StoreError};
@@ -61,6 +63,7 @@ pub use reminders::Reminder;
 pub use scratch::{with_database, ScratchDatabase};
 pub use seed::{SeedProduct, SEED_PRODUCTS, SEED_USER_EMAIL};
 
+use conns::{Conn, Conns};
 use error::{redact, Context};
 use writer::{Held, WriteConn, WriteTx, Writer};
 
@@ -118,7 +121,9 @@ impl fmt::Display for Dialect {
 /// shared); every clone sees the same database.
 #[derive(Clone)]
 pub struct Store {
-    pool: AnyPool,
+    /// The connections for reads (and, on Postgres, writes): sqlx's pool,
+    /// reused without its ping (see `conns.rs`).
+    conns: Conns,
     /// Where writes go: on SQLite one connection taken in turn, on Postgres
     /// `pool` itself (see `writer.rs`).
     writer: Writer,
@@ -157,6 +162,9 @@ impl fmt::Debug for Store {
 
 /// Distinguishes the throwaway databases (memory, temporary) of one process.
 static DB_SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// How many connections a store opens at most (sqlx's default).
+const POOL_SIZE: u32 = 10;
 
 /// How long a query waits for a pooled connection before it fails.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -237,11 +245,10 @@ impl Store {
         // retried, as with ActiveRecord's checkout timeout: with the database
         // down, jobs show errors and back off instead of hanging (sqlx's
         // default is 30 s).
+        // No `min_connections`: the keeper holds an in-memory database's
+        // data, and with it sqlx would need a runtime to drop a connection
+        // (see `conns.rs`).
         let mut options = AnyPoolOptions::new().acquire_timeout(ACQUIRE_TIMEOUT);
-        if keeper.is_some() {
-            // Idle connections may come and go; the keeper holds the data.
-            options = options.min_connections(1);
-        }
         // No ping before each use: it would double every query's cost, and
         // sqlx pings each connection as it comes back to the pool anyway,
         // dropping one that broke in use. A SQLite connection cannot break
@@ -264,7 +271,12 @@ impl Store {
                 })
             });
         }
-        let pool = options.connect(&url).await.map_err(connect_err)?;
+        let pool = options
+            .max_connections(POOL_SIZE)
+            .connect(&url)
+            .await
+            .map_err(connect_err)?;
+        let conns = Conns::new(pool.clone(), POOL_SIZE);
         let writer = match dialect {
             Dialect::Sqlite => {
                 let mut conn = AnyConnection::connect(&url).await.map_err(connect_err)?;
@@ -278,7 +290,7 @@ impl Store {
                     .map_err(connect_err)?;
                 Writer::Held(Held::new(conn))
             }
-            Dialect::Postgres => Writer::Pool(pool.clone()),
+            Dialect::Postgres => Writer::Pool(conns.clone()),
         };
 
         if dialect == Dialect::Sqlite && keeper.is_none() {
@@ -290,14 +302,14 @@ impl Store {
                 .ctx("switching SQLite to write-ahead logging")?;
         }
         let store = Store {
-            pool,
+            conns,
             writer,
             dialect,
             url: shown,
             _keeper: keeper,
             _temp_file: None,
         };
-        schema::migrate(&store.pool, dialect).await?;
+        schema::migrate(store.conns.pool(), dialect).await?;
         store.seed().await?;
         tracing::debug!(dialect = %dialect, url = %store.url, "store ready");
         Ok(store)
@@ -348,7 +360,7 @@ impl Store {
     /// A round trip to the database, for the web lab's status block.
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1")
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await?)
             .await
             .ctx("pinging the database")?;
         Ok(())
@@ -390,7 +402,7 @@ impl Store {
     /// clones of this store can no longer query afterwards.
     pub async fn close(&self) {
         self.writer.close().await;
-        self.pool.close().await;
+        self.conns.close().await;
     }
 
     /// Starts a transaction the caller controls: write an order, an outbox
@@ -402,11 +414,8 @@ impl Store {
     }
 
     /// A pooled connection, for the single-statement operations.
-    async fn conn(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Any>, StoreError> {
-        self.pool
-            .acquire()
-            .await
-            .ctx("acquiring a connection from the pool")
+    async fn conn(&self) -> Result<Conn, StoreError> {
+        self.conns.acquire().await
     }
 
     /// The writers' connection, for the single-statement writes (see

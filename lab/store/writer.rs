@@ -20,9 +20,10 @@ use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use sqlx::pool::PoolConnection;
-use sqlx::{Any, AnyConnection, AnyPool, Executor, Transaction};
-use tokio::sync::{Mutex, OwnedMutexGuard};
+use sqlx::{Any, AnyConnection, Executor, SqlSafeStr, Transaction};
+use tokio::sync::{Mutex, OwnedMutexGuard, OwnedSemaphorePermit};
+
+use super::conns::{Conn, Conns};
 
 use super::error::{Context, StoreError};
 use super::ACQUIRE_TIMEOUT;
@@ -30,7 +31,7 @@ use super::ACQUIRE_TIMEOUT;
 /// The writers' connection(s). Cheap to clone.
 #[derive(Clone)]
 pub(super) enum Writer {
-    Pool(AnyPool),
+    Pool(Conns),
     Held(Held),
 }
 
@@ -70,7 +71,7 @@ impl Held {
 
 /// One writer's hold on a connection, for a single statement.
 pub(super) enum WriteConn {
-    Pooled(PoolConnection<Any>),
+    Pooled(Conn),
     Held(OwnedMutexGuard<AnyConnection>),
 }
 
@@ -97,7 +98,8 @@ impl DerefMut for WriteConn {
 /// A transaction on the writers' connection: sqlx's on a pooled one, or
 /// BEGIN … COMMIT on the held one.
 pub(super) enum WriteTx {
-    Pooled(Transaction<'static, Any>),
+    /// The permit stays taken until the transaction is done.
+    Pooled(Transaction<'static, Any>, OwnedSemaphorePermit),
     Held(HeldTx),
 }
 
@@ -137,11 +139,7 @@ impl Writer {
     /// A connection for one write statement.
     pub(super) async fn acquire(&self) -> Result<WriteConn, StoreError> {
         match self {
-            Writer::Pool(pool) => pool
-                .acquire()
-                .await
-                .map(WriteConn::Pooled)
-                .ctx("acquiring the writers' connection"),
+            Writer::Pool(conns) => conns.acquire().await.map(WriteConn::Pooled),
             Writer::Held(held) => held.lock().await.map(WriteConn::Held),
         }
     }
@@ -149,11 +147,13 @@ impl Writer {
     /// Starts a transaction with `begin` (`BEGIN IMMEDIATE` on SQLite).
     pub(super) async fn begin(&self, begin: &'static str) -> Result<WriteTx, StoreError> {
         match self {
-            Writer::Pool(pool) => pool
-                .begin_with(begin)
-                .await
-                .map(WriteTx::Pooled)
-                .ctx("starting a transaction"),
+            Writer::Pool(conns) => {
+                let (conn, permit) = conns.acquire().await?.into_parts();
+                Transaction::begin(conn, Some(begin.into_sql_str()))
+                    .await
+                    .map(|tx| WriteTx::Pooled(tx, permit))
+                    .ctx("starting a transaction")
+            }
             Writer::Held(held) => {
                 // Open from before BEGIN is sent: if this future is dropped
                 // half-way, the next writer rolls back whatever started.
@@ -172,8 +172,8 @@ impl Writer {
     }
 
     pub(super) async fn close(&self) {
-        if let Writer::Pool(pool) = self {
-            pool.close().await;
+        if let Writer::Pool(conns) = self {
+            conns.close().await;
         }
     }
 }
@@ -181,7 +181,7 @@ impl Writer {
 impl WriteTx {
     pub(super) async fn commit(self) -> Result<(), StoreError> {
         match self {
-            WriteTx::Pooled(tx) => tx.commit().await,
+            WriteTx::Pooled(tx, _permit) => tx.commit().await,
             WriteTx::Held(tx) => tx.finish("COMMIT").await,
         }
         .ctx("committing a transaction")
@@ -189,7 +189,7 @@ impl WriteTx {
 
     pub(super) async fn rollback(self) -> Result<(), StoreError> {
         match self {
-            WriteTx::Pooled(tx) => tx.rollback().await,
+            WriteTx::Pooled(tx, _permit) => tx.rollback().await,
             WriteTx::Held(tx) => tx.finish("ROLLBACK").await,
         }
         .ctx("rolling back a transaction")
@@ -197,7 +197,7 @@ impl WriteTx {
 
     pub(super) fn conn(&mut self) -> &mut AnyConnection {
         match self {
-            WriteTx::Pooled(tx) => tx,
+            WriteTx::Pooled(tx, _) => tx,
             WriteTx::Held(tx) => tx.conn_mut(),
         }
     }
