@@ -353,7 +353,7 @@ thread_local! {
 async fn simulation_store() -> Result<Store, crate::store::StoreError> {
     match SPARE_STORES.with(|spare| spare.borrow_mut().pop()) {
         Some(store) => Ok(store),
-        None => Store::memory().await,
+        None => Store::simulation().await,
     }
 }
 

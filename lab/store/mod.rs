@@ -32,6 +32,7 @@
 //! - `outbox.rs`: the transactional outbox and its relay's claim.
 //! - `reminders.rs`: the periodic sweep's table, naive and claiming reads.
 //! - `error.rs`: [`StoreError`], [`FieldError`].
+//! - `single.rs`: [`Store::simulation`], every statement on one held connection.
 
 mod catalog;
 mod error;
@@ -41,6 +42,7 @@ mod reminders;
 mod schema;
 mod scratch;
 mod seed;
+mod single;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -49,7 +51,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::any::AnyPoolOptions;
-use sqlx::{AnyConnection, AnyPool, Connection, Executor, Transaction};
+use sqlx::{AnyConnection, AnyPool, Connection, Executor};
 
 pub use catalog::{Product, User};
 pub use error::{FieldError, StoreError};
@@ -60,6 +62,7 @@ pub use scratch::{with_database, ScratchDatabase};
 pub use seed::{SeedProduct, SEED_PRODUCTS, SEED_USER_EMAIL};
 
 use error::{redact, Context};
+use single::{Conn, Single, Tx};
 
 /// Which SQL database a [`Store`] talks to. Only the schema and the way a
 /// transaction starts differ between them; the queries are shared.
@@ -133,6 +136,9 @@ pub struct Store {
     /// For [`Store::temporary`]: removes the database file when the last
     /// clone is dropped.
     _temp_file: Option<Arc<TempFile>>,
+    /// For [`Store::simulation`]: the one connection every statement takes
+    /// instead of `pool` and `writer` (see `single.rs`).
+    single: Option<Single>,
 }
 
 /// A database file deleted (with its WAL and shared-memory files) on drop.
@@ -288,6 +294,7 @@ impl Store {
             url: shown,
             _keeper: keeper,
             _temp_file: None,
+            single: None,
         };
         schema::migrate(&store.pool, dialect).await?;
         store.seed().await?;
@@ -340,7 +347,7 @@ impl Store {
     /// A round trip to the database, for the web lab's status block.
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1")
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await?)
             .await
             .ctx("pinging the database")?;
         Ok(())
@@ -349,6 +356,9 @@ impl Store {
     /// Closes the pool, waiting for connections in use to be returned. Other
     /// clones of this store can no longer query afterwards.
     pub async fn close(&self) {
+        if let Some(single) = &self.single {
+            single.close();
+        }
         self.writer.close().await;
         self.pool.close().await;
     }
@@ -357,29 +367,43 @@ impl Store {
     /// row, …, then [`StoreTx::commit`] or [`StoreTx::rollback`]. Dropping
     /// it without committing rolls back.
     pub async fn begin(&self) -> Result<StoreTx, StoreError> {
-        let tx = self
-            .writer
-            .begin_with(self.dialect.begin_statement())
-            .await
-            .ctx("starting a transaction")?;
+        let begin = self.dialect.begin_statement();
+        let tx = match &self.single {
+            Some(single) => Tx::Single(single.begin(begin).await?),
+            None => Tx::Pooled(
+                self.writer
+                    .begin_with(begin)
+                    .await
+                    .ctx("starting a transaction")?,
+            ),
+        };
         Ok(StoreTx { tx })
     }
 
-    /// A pooled connection, for the single-statement operations.
-    async fn conn(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Any>, StoreError> {
+    /// A connection for the single-statement operations: pooled, or the
+    /// simulation store's held one.
+    async fn conn(&self) -> Result<Conn, StoreError> {
+        if let Some(single) = &self.single {
+            return single.lock().await.map(Conn::Single);
+        }
         self.pool
             .acquire()
             .await
+            .map(Conn::Pooled)
             .ctx("acquiring a connection from the pool")
     }
 
     /// The writers' connection, for the single-statement writes (see
     /// `Store::writer`). A statement that writes through [`Store::conn`]
     /// instead is still correct, only slower under load.
-    async fn write_conn(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Any>, StoreError> {
+    async fn write_conn(&self) -> Result<Conn, StoreError> {
+        if let Some(single) = &self.single {
+            return single.lock().await.map(Conn::Single);
+        }
         self.writer
             .acquire()
             .await
+            .map(Conn::Pooled)
             .ctx("acquiring the writers' connection")
     }
 }
@@ -388,7 +412,7 @@ impl Store {
 /// until [`StoreTx::commit`]; [`StoreTx::rollback`] (or dropping it) undoes
 /// them all — the stock decrement and a newly created user included.
 pub struct StoreTx {
-    tx: Transaction<'static, sqlx::Any>,
+    tx: Tx,
 }
 
 impl fmt::Debug for StoreTx {
@@ -400,16 +424,16 @@ impl fmt::Debug for StoreTx {
 impl StoreTx {
     /// Makes the transaction's writes permanent and visible.
     pub async fn commit(self) -> Result<(), StoreError> {
-        self.tx.commit().await.ctx("committing a transaction")
+        self.tx.commit().await
     }
 
     /// Undoes every write made in the transaction.
     pub async fn rollback(self) -> Result<(), StoreError> {
-        self.tx.rollback().await.ctx("rolling back a transaction")
+        self.tx.rollback().await
     }
 
     fn conn(&mut self) -> &mut AnyConnection {
-        &mut self.tx
+        self.tx.conn()
     }
 }
 
