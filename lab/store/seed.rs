@@ -1,7 +1,9 @@
 //! The book app's seed data, and the reset that returns a store to it.
 
 use serde::Serialize;
-use sqlx::AnyConnection;
+use std::sync::OnceLock;
+
+use sqlx::{AnyConnection, AssertSqlSafe, Executor};
 
 use super::error::{Context, StoreError};
 use super::{Dialect, Store};
@@ -130,17 +132,76 @@ impl Store {
     /// another simulated run gives the same ids as a fresh one (the same
     /// seed, the same ledgers). SQLite only: the web lab's reset keeps ids
     /// growing on purpose, so that an old link never shows a new order.
+    ///
+    /// What [`Store::reset`] does, then `DELETE FROM sqlite_sequence`, as one
+    /// script in one transaction: one round trip to SQLite's thread instead
+    /// of a score (the simulator rewinds after every run).
     pub async fn rewind(&self) -> Result<(), StoreError> {
         if self.dialect() != Dialect::Sqlite {
             return Err(StoreError::Unsupported(
                 "rewinding ids is for SQLite simulation stores",
             ));
         }
-        self.reset().await?;
-        sqlx::query("DELETE FROM sqlite_sequence")
-            .execute(&mut *self.conn().await?)
+        let mut conn = self.write_conn().await?;
+        let rewound = sqlx::raw_sql(AssertSqlSafe(rewind_script()))
+            .execute(&mut *conn)
             .await
-            .ctx("restarting ids")?;
-        Ok(())
+            .ctx("rewinding to the seed data");
+        if rewound.is_err() {
+            // A statement failed half-way: the script's transaction is
+            // still open on this connection.
+            let _ = conn.execute("ROLLBACK").await;
+        }
+        rewound.map(drop)
     }
+}
+
+/// `s` as an SQL string literal.
+fn quoted(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// [`Store::rewind`]'s script: [`Store::reset`]'s statements with the seed
+/// values written in (they are constants), then the id counters cleared.
+fn rewind_script() -> &'static str {
+    static SCRIPT: OnceLock<String> = OnceLock::new();
+    SCRIPT.get_or_init(|| {
+        let names: Vec<String> = SEED_PRODUCTS.iter().map(|p| quoted(p.name)).collect();
+        let user = quoted(SEED_USER_EMAIL);
+        let customer = quoted(SEED_USER_CUSTOMER);
+        let method = quoted(SEED_USER_METHOD);
+        let mut script = format!(
+            "BEGIN IMMEDIATE;\n\
+             DELETE FROM outbox;\n\
+             DELETE FROM reminders;\n\
+             DELETE FROM orders;\n\
+             DELETE FROM users WHERE email <> {user};\n\
+             DELETE FROM products WHERE name NOT IN ({});\n",
+            names.join(", ")
+        );
+        for (p, name) in SEED_PRODUCTS.iter().zip(&names) {
+            script += &format!(
+                "UPDATE products SET quantity_remaining = {}, price_cents = {} WHERE name = {name};\n",
+                p.quantity_remaining, p.price_cents
+            );
+        }
+        script += &format!(
+            "UPDATE users SET payments_customer_id = {customer}, \
+             payments_payment_method_id = {method} WHERE email = {user};\n"
+        );
+        for (p, name) in SEED_PRODUCTS.iter().zip(&names) {
+            script += &format!(
+                "INSERT INTO products (name, quantity_remaining, price_cents) \
+                 VALUES ({name}, {}, {}) ON CONFLICT (name) DO NOTHING;\n",
+                p.quantity_remaining, p.price_cents
+            );
+        }
+        script += &format!(
+            "INSERT INTO users (email, payments_customer_id, payments_payment_method_id) \
+             VALUES ({user}, {customer}, {method}) ON CONFLICT (email) DO NOTHING;\n\
+             DELETE FROM sqlite_sequence;\n\
+             COMMIT;\n"
+        );
+        script
+    })
 }
