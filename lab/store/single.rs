@@ -8,15 +8,17 @@
 //!
 //! Those give-back tasks also tied a pooled store to the runtime its last
 //! statement ran on. The simulator keeps its stores for the next run on the
-//! same thread, and `lab explore` (or a bench) may start the next run on
-//! another runtime while the first is still alive but no longer driven: the
-//! writers' connection, still being given back on the idle runtime, never
-//! came back, so every write then waited out the pool's 5 s acquire timeout
-//! and closing the store waited forever. Unpinned the give-back usually won
-//! the race with the end of `block_on`; pinned to one core (`taskset -c 0`)
-//! it usually lost, which is why the simulator looked unusable there. A held
-//! connection spawns nothing: its worker thread answers through channels that
-//! wake whichever runtime is waiting.
+//! same thread, and the next run may be on another runtime while the first
+//! is still alive but no longer driven (`benches/explore.rs`: its own
+//! runtime, then `explore`'s). A connection whose give-back task had not
+//! finished when `block_on` returned stayed on the idle runtime for good:
+//! for the writers' pool of one, every later write waited out the 5 s
+//! acquire timeout, and closing the store, after its rewind failed, waited
+//! forever — the bench hung. Unpinned the give-back task usually finished in
+//! time (its ping answered from the other core); pinned to one core
+//! (`taskset -c 0`) it usually did not, which is why the simulator looked
+//! unusable pinned. A held connection spawns nothing: its worker thread
+//! answers through channels that wake whichever runtime is waiting.
 //!
 //! The pools of such a store are never connected ([`Store::ping`] and the
 //! rest go through the held connection too).
