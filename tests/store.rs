@@ -1,6 +1,7 @@
 //! The SQL store's tests. Every case is an async function taking a `Store`;
-//! `on_each_database!` runs each one on an in-memory SQLite store, on a SQLite
-//! file and on a fresh Postgres database, so the two dialects cannot drift.
+//! `on_each_database!` runs each one on an in-memory SQLite store (pooled, and
+//! the simulator's one-connection store), on a SQLite file and on a fresh
+//! Postgres database, so the two dialects cannot drift.
 //!
 //! Postgres: `IDEMLAB_TEST_POSTGRES` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`) names a server where the
@@ -37,6 +38,19 @@ where
     let store = Store::memory()
         .await
         .expect("opening an in-memory SQLite store");
+    let url = store.url().to_string();
+    case(store, url).await;
+}
+
+/// Runs `case` on a fresh simulation store (in memory, one held connection).
+async fn on_sqlite_simulation<F, Fut>(case: F)
+where
+    F: FnOnce(Store, String) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let store = Store::simulation()
+        .await
+        .expect("opening a simulation store");
     let url = store.url().to_string();
     case(store, url).await;
 }
@@ -170,7 +184,8 @@ fn rethrow(result: Result<(), tokio::task::JoinError>) {
 }
 
 /// A module per case with one `#[tokio::test]` per database: `sqlite_memory`
-/// (`Store::memory`), `sqlite_file` (`Store::temporary`) and `postgres`, so
+/// (`Store::memory`), `sqlite_simulation` (`Store::simulation`),
+/// `sqlite_file` (`Store::temporary`) and `postgres`, so
 /// `cargo test postgres` runs one database's share. `url` cases also get the
 /// URL the store was opened with; `isolated` cases look at what other
 /// connections see during an open transaction, which the in-memory store
@@ -181,11 +196,13 @@ macro_rules! on_each_database {
     };
     (@case $case:ident) => {
         on_each_database!(@tests $case, |store, _url| crate::cases::$case(store),
-            sqlite_memory on_sqlite_memory, sqlite_file on_sqlite_file, postgres on_postgres);
+            sqlite_memory on_sqlite_memory, sqlite_simulation on_sqlite_simulation,
+            sqlite_file on_sqlite_file, postgres on_postgres);
     };
     (@case $case:ident url) => {
         on_each_database!(@tests $case, crate::cases::$case,
-            sqlite_memory on_sqlite_memory, sqlite_file on_sqlite_file, postgres on_postgres);
+            sqlite_memory on_sqlite_memory, sqlite_simulation on_sqlite_simulation,
+            sqlite_file on_sqlite_file, postgres on_postgres);
     };
     (@case $case:ident isolated) => {
         on_each_database!(@tests $case, |store, _url| crate::cases::$case(store),
@@ -227,6 +244,7 @@ on_each_database!(
     order_and_user_in_one_read,
     reset_restores_the_seed,
     commits_do_not_wait_for_the_disk(url),
+    rewind_restarts_ids,
 );
 
 // ---------------------------------------------------------------------------
@@ -1033,6 +1051,52 @@ mod cases {
         assert_eq!(store.products().await.unwrap(), seeded_products);
     }
 
+    pub async fn rewind_restarts_ids(store: Store) {
+        if store.dialect() == Dialect::Postgres {
+            assert!(matches!(
+                store.rewind().await,
+                Err(StoreError::Unsupported(_))
+            ));
+            return;
+        }
+        let seeded_products = store.products().await.unwrap();
+        let pat = store.user_by_email(SEED_USER_EMAIL).await.unwrap().unwrap();
+        let stembolt = product(&store, "Self-sealing Stembolt").await;
+        let mut order = new_order(stembolt.id, 3);
+        order.email = "someone@example.com".into();
+        let first = store.create_order(&order).await.unwrap();
+        store
+            .add_outbox(first.id, "CompleteOrderJob", &json!([first.id]), "high")
+            .await
+            .unwrap();
+        add_reminders(&store, 2, 0).await;
+
+        store.rewind().await.unwrap();
+
+        assert_eq!(store.products().await.unwrap(), seeded_products);
+        assert_eq!(store.count_orders().await.unwrap(), 0);
+        assert!(store.outbox().await.unwrap().is_empty());
+        assert!(store.reminders().await.unwrap().is_empty());
+        assert_eq!(
+            store.user_by_email(SEED_USER_EMAIL).await.unwrap(),
+            Some(pat)
+        );
+        assert_eq!(
+            store.user_by_email("someone@example.com").await.unwrap(),
+            None
+        );
+        // Unlike `reset`, the ids start again: the same run on a rewound
+        // store gives the same ids (and idempotency keys) as on a fresh one.
+        let again = store.create_order(&order).await.unwrap();
+        assert_eq!(again.id, first.id);
+        assert_eq!(again.user_id, first.user_id);
+        let outbox = store
+            .add_outbox(again.id, "CompleteOrderJob", &json!([again.id]), "high")
+            .await
+            .unwrap();
+        assert_eq!(outbox.id, 1);
+    }
+
     pub async fn reconnect_keeps_data(store: Store, url: String) {
         let flux = product(&store, "Flux Capacitor").await;
         let order = store.create_order(&new_order(flux.id, 5)).await.unwrap();
@@ -1082,6 +1146,74 @@ async fn temporary_store_removes_its_file() {
     );
     drop(copy);
     assert!(!std::path::Path::new(&path).exists(), "{path} removed");
+}
+
+fn an_order(product_id: i64, quantity: i64) -> NewOrder {
+    NewOrder {
+        product_id,
+        quantity,
+        email: "buyer@example.com".into(),
+        address: "1 Main St, Springfield".into(),
+        amount_cents: None,
+    }
+}
+
+/// The simulator keeps its stores from run to run, and a run may be on
+/// another runtime than the last while that one is still alive but no longer
+/// driven (a bench's runtime, then `lab explore`'s). A pooled store gave its
+/// connections back in tasks on the runtime of their last statement, so the
+/// writers' connection could stay stuck there; the simulation store spawns
+/// nothing and works from any runtime.
+#[test]
+fn a_simulation_store_moves_between_runtimes() {
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    let first = runtime();
+    let store = first.block_on(async {
+        let store = Store::simulation().await.unwrap();
+        let flux = store.products().await.unwrap()[0].id;
+        let order = store.create_order(&an_order(flux, 1)).await.unwrap();
+        store.record_email(order.id, "em_1").await.unwrap();
+        store.rewind().await.unwrap();
+        store
+    });
+    // `first` stays alive, and idle.
+    for _ in 0..3 {
+        let store = store.clone();
+        runtime().block_on(async move {
+            let flux = store.products().await.unwrap()[0].id;
+            let order = store.create_order(&an_order(flux, 1)).await.unwrap();
+            assert_eq!(order.id, 1, "rewound");
+            store.record_email(order.id, "em_1").await.unwrap();
+            store.rewind().await.unwrap();
+        });
+    }
+    drop(first);
+}
+
+/// A transaction dropped open on the simulation store (no task to roll it
+/// back) is rolled back before the next statement, whatever it is.
+#[tokio::test]
+async fn a_simulation_store_rolls_back_a_dropped_transaction_first() {
+    let store = Store::simulation().await.unwrap();
+    let flux = store.products().await.unwrap()[0].clone();
+    {
+        let mut tx = store.begin().await.unwrap();
+        tx.create_order(&an_order(flux.id, 3)).await.unwrap();
+    }
+    assert_eq!(store.count_orders().await.unwrap(), 0);
+    assert_eq!(store.products().await.unwrap()[0], flux);
+    // And a transaction can start again at once.
+    let mut tx = store.begin().await.unwrap();
+    let order = tx.create_order(&an_order(flux.id, 3)).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(store.order(order.id).await.unwrap(), Some(order));
+    store.close().await;
+    assert!(store.count_orders().await.is_err(), "closed");
 }
 
 #[tokio::test]

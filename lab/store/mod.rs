@@ -63,9 +63,9 @@ pub use reminders::Reminder;
 pub use scratch::{with_database, ScratchDatabase};
 pub use seed::{SeedProduct, SEED_PRODUCTS, SEED_USER_EMAIL};
 
-use conns::{Conn, Conns};
+use conns::Conns;
 use error::{redact, Context};
-use writer::{Held, WriteConn, WriteTx, Writer};
+use writer::{Held, StoreConn, WriteTx, Writer};
 
 /// Which SQL database a [`Store`] talks to. Only the schema and the way a
 /// transaction starts differ between them; the queries are shared.
@@ -127,6 +127,8 @@ pub struct Store {
     /// Where writes go: on SQLite one connection taken in turn, on Postgres
     /// `pool` itself (see `writer.rs`).
     writer: Writer,
+    /// Reads take the writers' connection too (a simulation store).
+    reads_on_writer: bool,
     dialect: Dialect,
     url: String,
     /// For an in-memory SQLite database: one connection held open for the
@@ -209,6 +211,17 @@ fn is_memory(url: &str) -> bool {
     url.starts_with("sqlite:") && (url.contains("vfs=memdb") || url.contains("mode=memory"))
 }
 
+/// SQLite's writers' connection (see `writer.rs`).
+async fn sqlite_writer(url: &str) -> Result<AnyConnection, sqlx::Error> {
+    let mut conn = AnyConnection::connect(url).await?;
+    // What Rails (7.1 on) sets beside WAL: a commit no longer waits for the
+    // disk (an fsync each, which one writer at a time pays in turn). A commit
+    // survives the process dying — the lab's worker deaths; only an OS crash
+    // or power cut may lose the last ones, and the database stays consistent.
+    conn.execute("PRAGMA synchronous = NORMAL").await?;
+    Ok(conn)
+}
+
 /// Wall-clock epoch milliseconds, for rows stamped without a caller's clock.
 pub(crate) fn wall_clock_ms() -> i64 {
     SystemTime::now()
@@ -279,16 +292,8 @@ impl Store {
         let conns = Conns::new(pool.clone(), POOL_SIZE);
         let writer = match dialect {
             Dialect::Sqlite => {
-                let mut conn = AnyConnection::connect(&url).await.map_err(connect_err)?;
-                // What Rails (7.1 on) sets beside WAL: a commit no longer
-                // waits for the disk (an fsync each, which one writer at a
-                // time pays in turn). A commit survives the process dying —
-                // the lab's worker deaths; only an OS crash or power cut may
-                // lose the last ones, and the database stays consistent.
-                conn.execute("PRAGMA synchronous = NORMAL")
-                    .await
-                    .map_err(connect_err)?;
-                Writer::Held(Held::new(conn))
+                let conn = sqlite_writer(&url).await.map_err(connect_err)?;
+                Writer::Held(Held::new(conn, false))
             }
             Dialect::Postgres => Writer::Pool(conns.clone()),
         };
@@ -304,6 +309,7 @@ impl Store {
         let store = Store {
             conns,
             writer,
+            reads_on_writer: false,
             dialect,
             url: shown,
             _keeper: keeper,
@@ -326,6 +332,41 @@ impl Store {
     /// [`Store::temporary`] or Postgres.
     pub async fn memory() -> Result<Store, StoreError> {
         Store::connect(&memory_url()).await
+    }
+
+    /// A fresh in-memory SQLite store for the simulator: like
+    /// [`Store::memory`] (migrated, seeded, private to the caller), but every
+    /// statement, read or write, takes one held connection (see `writer.rs`):
+    /// no pool, no task spawned, usable from any runtime. Concurrent tasks
+    /// take turns on it, so a task that reads while another's transaction is
+    /// open waits for the commit (at most 5 s, then fails); the simulator
+    /// runs one task at a time and never parks one inside a transaction.
+    pub async fn simulation() -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let url = memory_url();
+        let shown = redact(&url);
+        let connect_err = |source| StoreError::Connect {
+            url: shown.clone(),
+            source,
+        };
+        let mut conn = sqlite_writer(&url).await.map_err(connect_err)?;
+        schema::migrate(&mut conn, Dialect::Sqlite).await?;
+        // Never connected: every statement takes the held connection.
+        let idle = AnyPoolOptions::new()
+            .max_connections(1)
+            .connect_lazy(&url)
+            .map_err(connect_err)?;
+        let store = Store {
+            conns: Conns::new(idle, 1),
+            writer: Writer::Held(Held::new(conn, true)),
+            reads_on_writer: true,
+            dialect: Dialect::Sqlite,
+            url: shown,
+            _keeper: None,
+            _temp_file: None,
+        };
+        store.seed().await?;
+        Ok(store)
     }
 
     /// A fresh SQLite database in a file under the temp directory, in WAL
@@ -414,14 +455,17 @@ impl Store {
     }
 
     /// A pooled connection, for the single-statement operations.
-    async fn conn(&self) -> Result<Conn, StoreError> {
-        self.conns.acquire().await
+    async fn conn(&self) -> Result<StoreConn, StoreError> {
+        if self.reads_on_writer {
+            return self.writer.acquire().await;
+        }
+        self.conns.acquire().await.map(StoreConn::Pooled)
     }
 
     /// The writers' connection, for the single-statement writes (see
     /// `Store::writer`). A statement that writes through [`Store::conn`]
     /// instead is still correct, only slower under load.
-    async fn write_conn(&self) -> Result<WriteConn, StoreError> {
+    async fn write_conn(&self) -> Result<StoreConn, StoreError> {
         self.writer.acquire().await
     }
 }

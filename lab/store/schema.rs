@@ -13,7 +13,7 @@
 //! start. Add a new version to both lists instead.
 
 use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::{AnyPool, SqlSafeStr};
+use sqlx::{Acquire, Any, SqlSafeStr};
 
 use super::error::StoreError;
 use super::Dialect;
@@ -156,10 +156,14 @@ pub(crate) fn migrator(dialect: Dialect) -> Migrator {
 }
 
 /// Applies whatever migrations the database lacks; a no-op on an up-to-date
-/// database, so every `Store::connect` can call it.
-pub(crate) async fn migrate(pool: &AnyPool, dialect: Dialect) -> Result<(), StoreError> {
+/// database, so every `Store::connect` can call it. On a pool, or on one
+/// connection (`Store::simulation`).
+pub(crate) async fn migrate<'a>(
+    on: impl Acquire<'a, Database = Any>,
+    dialect: Dialect,
+) -> Result<(), StoreError> {
     migrator(dialect)
-        .run(pool)
+        .run(on)
         .await
         .map_err(|source| StoreError::Migrate {
             dialect: dialect.name(),

@@ -12,9 +12,19 @@
 //! sqlx's pool pings every connection handed back to it, which for SQLite
 //! is a round trip to the connection's worker thread after every write, as
 //! long as the write itself. A local SQLite connection cannot break the way
-//! a server's can, so there is nothing for the ping to find; a transaction
-//! left open by a dropped [`StoreTx`](super::StoreTx) is rolled back by the
-//! next writer before its own statement.
+//! a server's can, so there is nothing for the ping to find.
+//!
+//! The simulator's stores ([`Store::simulation`](super::Store::simulation))
+//! send reads through that connection too: it runs one task at a time, so a
+//! pool buys it nothing, and a store that spawns nothing works from any
+//! runtime (the simulator keeps its stores for the next run, which may be
+//! driven by another runtime while the first is alive but idle; a task left
+//! on the idle one would hold the connection for good).
+//!
+//! A transaction dropped open is rolled back before anyone else uses the
+//! connection: at once, by a task that holds it, where readers on other
+//! connections would otherwise wait for the write lock; by the next holder,
+//! before its own statement, on a simulation store.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -42,23 +52,38 @@ pub(super) struct Held {
     /// A transaction was dropped without commit or rollback: the next
     /// holder rolls it back first.
     open_tx: Arc<AtomicBool>,
+    /// Set by `Store::close`: later statements fail, as on a closed pool.
+    closed: Arc<AtomicBool>,
+    /// Every statement of the store takes this connection (a simulation
+    /// store): nothing is spawned, a dropped transaction waits for the next
+    /// holder.
+    only: bool,
 }
 
 impl Held {
-    pub(super) fn new(conn: AnyConnection) -> Held {
+    pub(super) fn new(conn: AnyConnection, only: bool) -> Held {
         Held {
             conn: Arc::new(Mutex::new(conn)),
             open_tx: Arc::new(AtomicBool::new(false)),
+            closed: Arc::new(AtomicBool::new(false)),
+            only,
         }
     }
 
-    /// Waits for the connection (in arrival order), at most as long as a
-    /// pool would, and rolls back what a dropped transaction left open.
+    /// Takes the connection: at once when free (always, in the simulator),
+    /// else in arrival order, at most as long as a pool would wait; and
+    /// rolls back what a dropped transaction left open.
     async fn lock(&self) -> Result<OwnedMutexGuard<AnyConnection>, StoreError> {
-        let mut conn = tokio::time::timeout(ACQUIRE_TIMEOUT, self.conn.clone().lock_owned())
-            .await
-            .map_err(|_| sqlx::Error::PoolTimedOut)
-            .ctx("acquiring the writers' connection")?;
+        if self.closed.load(Ordering::Acquire) {
+            return Err(sqlx::Error::PoolClosed).ctx("acquiring the writers' connection");
+        }
+        let mut conn = match self.conn.clone().try_lock_owned() {
+            Ok(conn) => conn,
+            Err(_) => tokio::time::timeout(ACQUIRE_TIMEOUT, self.conn.clone().lock_owned())
+                .await
+                .map_err(|_| sqlx::Error::PoolTimedOut)
+                .ctx("acquiring the writers' connection")?,
+        };
         if self.open_tx.swap(false, Ordering::AcqRel) {
             // Fails only if nothing was open (BEGIN itself never ran).
             if let Err(err) = conn.execute("ROLLBACK").await {
@@ -69,28 +94,28 @@ impl Held {
     }
 }
 
-/// One writer's hold on a connection, for a single statement.
-pub(super) enum WriteConn {
+/// A connection for a single statement: a pooled one, or the held one.
+pub(super) enum StoreConn {
     Pooled(Conn),
     Held(OwnedMutexGuard<AnyConnection>),
 }
 
-impl Deref for WriteConn {
+impl Deref for StoreConn {
     type Target = AnyConnection;
 
     fn deref(&self) -> &AnyConnection {
         match self {
-            WriteConn::Pooled(conn) => conn,
-            WriteConn::Held(conn) => conn,
+            StoreConn::Pooled(conn) => conn,
+            StoreConn::Held(conn) => conn,
         }
     }
 }
 
-impl DerefMut for WriteConn {
+impl DerefMut for StoreConn {
     fn deref_mut(&mut self) -> &mut AnyConnection {
         match self {
-            WriteConn::Pooled(conn) => conn,
-            WriteConn::Held(conn) => conn,
+            StoreConn::Pooled(conn) => conn,
+            StoreConn::Held(conn) => conn,
         }
     }
 }
@@ -107,6 +132,8 @@ pub(super) struct HeldTx {
     /// Always `Some` until dropped.
     conn: Option<OwnedMutexGuard<AnyConnection>>,
     open_tx: Arc<AtomicBool>,
+    /// [`Held::only`]: leave the rollback to the next holder.
+    defer_rollback: bool,
     /// Begun and not yet committed or rolled back.
     open: bool,
 }
@@ -114,13 +141,17 @@ pub(super) struct HeldTx {
 impl Drop for HeldTx {
     /// Rolls back a transaction dropped open, still holding the connection
     /// so no writer gets in first, in a task as sqlx does (and, without a
-    /// runtime, through the next writer). Promptly: while it is open, an
-    /// in-memory database's readers wait for it.
+    /// runtime or on a simulation store, through the next holder).
+    /// Promptly: while it is open, an in-memory database's readers on other
+    /// connections wait for it.
     fn drop(&mut self) {
         if !self.open {
             return;
         }
         self.open_tx.store(true, Ordering::Release);
+        if self.defer_rollback {
+            return;
+        }
         let (Some(mut conn), Ok(runtime)) =
             (self.conn.take(), tokio::runtime::Handle::try_current())
         else {
@@ -137,10 +168,10 @@ impl Drop for HeldTx {
 
 impl Writer {
     /// A connection for one write statement.
-    pub(super) async fn acquire(&self) -> Result<WriteConn, StoreError> {
+    pub(super) async fn acquire(&self) -> Result<StoreConn, StoreError> {
         match self {
-            Writer::Pool(conns) => conns.acquire().await.map(WriteConn::Pooled),
-            Writer::Held(held) => held.lock().await.map(WriteConn::Held),
+            Writer::Pool(conns) => conns.acquire().await.map(StoreConn::Pooled),
+            Writer::Held(held) => held.lock().await.map(StoreConn::Held),
         }
     }
 
@@ -160,6 +191,7 @@ impl Writer {
                 let mut tx = HeldTx {
                     conn: Some(held.lock().await?),
                     open_tx: held.open_tx.clone(),
+                    defer_rollback: held.only,
                     open: true,
                 };
                 tx.conn_mut()
@@ -172,8 +204,9 @@ impl Writer {
     }
 
     pub(super) async fn close(&self) {
-        if let Writer::Pool(conns) = self {
-            conns.close().await;
+        match self {
+            Writer::Pool(conns) => conns.close().await,
+            Writer::Held(held) => held.closed.store(true, Ordering::Release),
         }
     }
 }
