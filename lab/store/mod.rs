@@ -269,13 +269,14 @@ impl Store {
         // restart) fails one query, which a job retries like any store error.
         options = options.test_before_acquire(false);
         if dialect == Dialect::Postgres && !url.contains("synchronous_commit") {
-            // Postgres's counterpart of SQLite's `synchronous = NORMAL` below:
+            // Postgres's counterpart of SQLite's `synchronous = NORMAL` (see
+            // `sqlite_writer`):
             // a commit returns without waiting for its WAL to reach the disk
             // (the WAL writer flushes within 0.6 s). A commit survives the
             // lab's processes dying and a clean Postgres restart; a crash of
             // Postgres itself or of the OS may lose the last ones, never
             // consistency. Waiting for the disk five times per order was a
-            // third of the shared pipeline's time. A URL that sets it
+            // quarter of the shared pipeline's time. A URL that sets it
             // (`?options=-c%20synchronous_commit%3Don`) keeps its setting.
             options = options.after_connect(|conn, _| {
                 Box::pin(async move {
