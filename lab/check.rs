@@ -43,7 +43,7 @@ pub struct CheckArgs {
     #[arg(long, value_name = "URL")]
     pub redis: Option<String>,
     /// Run the store on this Postgres server (each scenario on a fresh
-    /// database, dropped afterwards) instead of temporary SQLite files.
+    /// database, dropped afterwards) instead of in-memory SQLite.
     #[arg(long, value_name = "URL")]
     pub database: Option<String>,
 }
