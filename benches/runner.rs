@@ -15,8 +15,12 @@
 //!
 //! - **No-op jobs.** `--jobs` `NoopJob` payloads (Sidekiq's JSON, queue
 //!   `default`) are pushed in bulk, then one process with 10 workers runs
-//!   them: the lab's runner (reliable fetch, then basic), then `sidekiq -c 10`
-//!   (Debian's `ruby-sidekiq`) with `benches/sidekiq/noop_job.rb`. Neither
+//!   them: the lab's runner on a tokio runtime of one thread (reliable
+//!   fetch, then basic: the worker process on one core, as Sidekiq's is
+//!   under Ruby's global lock; `TOKIO_WORKER_THREADS=1 lab worker`), then on
+//!   one thread per core (reliable; `lab worker`'s default), then
+//!   `sidekiq -c 10` (Debian's `ruby-sidekiq`) with
+//!   `benches/sidekiq/noop_job.rb`. The target compares the first. Neither
 //!   logs a line per job (`--sidekiq-logs` gives Sidekiq its default
 //!   logging). Both are timed by the same probe, which polls `LLEN
 //!   queue:default` and `stat:processed` every millisecond: from the first
@@ -174,41 +178,68 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
         "idemlab runner bench: {cores} cores; Redis {} (emptied with FLUSHDB before and after each run)",
         options.redis
     );
-    match runtime.block_on(run(&options)) {
-        Ok(rows) => report(&rows),
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::exit(1);
+    let mut rows = Vec::new();
+    // The lab's no-op runs, each on a runtime of its own: with one thread
+    // (`TOKIO_WORKER_THREADS=1 lab worker`), the worker process on one core
+    // as Sidekiq's under Ruby's global lock, then with one per core (the
+    // default).
+    let noop_runs = [
+        (FetchMode::Reliable, 1),
+        (FetchMode::Basic, 1),
+        (FetchMode::Reliable, cores),
+    ];
+    for (fetch, threads) in noop_runs.into_iter().filter(|_| options.noop) {
+        let row = runtime(threads).block_on(async {
+            let mut redis = connect_redis(&options).await?;
+            lab_noop(&options, &mut redis, fetch, threads).await
+        });
+        match row {
+            Ok(row) => {
+                print_row(&row);
+                rows.push(row);
+            }
+            Err(e) => fail(&e),
         }
+    }
+    match runtime(cores).block_on(run(&options)) {
+        Ok(more) => {
+            rows.extend(more);
+            report(&rows);
+        }
+        Err(e) => fail(&e),
     }
 }
 
-async fn run(options: &Options) -> Result<Vec<Row>, String> {
-    let mut redis = redis::Client::open(options.redis.as_str())
+fn fail(error: &str) -> ! {
+    eprintln!("error: {error}");
+    std::process::exit(1);
+}
+
+fn runtime(threads: usize) -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+async fn connect_redis(options: &Options) -> Result<MultiplexedConnection, String> {
+    redis::Client::open(options.redis.as_str())
         .map_err(|e| format!("Redis URL {}: {e}", options.redis))?
         .get_multiplexed_async_connection()
         .await
-        .map_err(|e| format!("cannot reach Redis at {}: {e}", options.redis))?;
+        .map_err(|e| format!("cannot reach Redis at {}: {e}", options.redis))
+}
+
+/// Sidekiq's no-op run and the order pipelines.
+async fn run(options: &Options) -> Result<Vec<Row>, String> {
+    let mut redis = connect_redis(options).await?;
     let mut rows = Vec::new();
-    let lab_modes = if options.noop {
-        vec![FetchMode::Reliable, FetchMode::Basic]
-    } else {
-        Vec::new()
-    };
-    for fetch in lab_modes {
-        let row = lab_noop(options, &mut redis, fetch).await?;
-        print_row(&row);
-        rows.push(row);
-    }
     if options.sidekiq {
         match sidekiq_noop(options, &mut redis).await? {
             Ok(row) => {
@@ -246,6 +277,7 @@ async fn lab_noop(
     options: &Options,
     redis: &mut MultiplexedConnection,
     fetch: FetchMode,
+    threads: usize,
 ) -> Result<Row, String> {
     flushdb(redis).await?;
     push_noops(redis, options.jobs).await?;
@@ -274,7 +306,8 @@ async fn lab_noop(
     };
     Ok(Row {
         configuration: format!(
-            "no-op, lab runner, Redis, {mode} fetch, 1 process × {NOOP_CONCURRENCY}"
+            "no-op, lab runner, Redis, {mode} fetch, 1 process × {NOOP_CONCURRENCY}, {threads} thread{}",
+            if threads == 1 { "" } else { "s" }
         ),
         count: drained.jobs,
         unit: "jobs",
@@ -776,6 +809,7 @@ fn report(rows: &[Row]) {
         );
     }
     println!();
+    // The first reliable-fetch row: the lab's worker process on one thread.
     let lab_reliable = rows
         .iter()
         .find(|r| r.configuration.contains("reliable"))
