@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use idemlab::store::with_database;
 use idemlab::store::{
-    Dialect, NewOrder, OrderState, Product, Reminder, Store, StoreError, User, SEED_PRODUCTS,
-    SEED_USER_EMAIL,
+    Dialect, NewOrder, Order, OrderState, Product, Reminder, Store, StoreError, User,
+    SEED_PRODUCTS, SEED_USER_EMAIL,
 };
 use serde_json::json;
 use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection};
@@ -1013,22 +1013,13 @@ mod cases {
     }
 
     pub async fn reset_restores_the_seed(store: Store) {
-        let seeded_products = store.products().await.unwrap();
-        let pat = store.user_by_email(SEED_USER_EMAIL).await.unwrap().unwrap();
-        let stembolt = product(&store, "Self-sealing Stembolt").await;
-        let mut order = new_order(stembolt.id, 3);
-        order.email = "someone@example.com".into();
-        let before = store.create_order(&order).await.unwrap();
-        store
-            .add_outbox(before.id, "CompleteOrderJob", &json!([before.id]), "high")
-            .await
-            .unwrap();
-        add_reminders(&store, 2, 0).await;
+        let seed = Seed::read(&store).await;
+        let (order, before) = leave_a_trail(&store).await;
         store.claim_due_reminders(1, "sweep").await.unwrap();
 
         store.reset().await.unwrap();
 
-        assert_back_at_the_seed(&store, &seeded_products, pat).await;
+        seed.assert_back(&store).await;
 
         // Ids are not reused: an idempotency key naming an old order must not
         // match a new one.
@@ -1037,24 +1028,54 @@ mod cases {
         // Reset twice is fine.
         store.reset().await.unwrap();
         store.reset().await.unwrap();
-        assert_eq!(store.products().await.unwrap(), seeded_products);
+        assert_eq!(store.products().await.unwrap(), seed.products);
     }
 
-    /// What `reset` and `rewind` leave: the seed products and user, and no
-    /// order, outbox row, reminder or other user.
-    async fn assert_back_at_the_seed(store: &Store, seeded_products: &[Product], pat: User) {
-        assert_eq!(store.products().await.unwrap(), seeded_products);
-        assert_eq!(store.count_orders().await.unwrap(), 0);
-        assert!(store.outbox().await.unwrap().is_empty());
-        assert!(store.reminders().await.unwrap().is_empty());
-        assert_eq!(
-            store.user_by_email(SEED_USER_EMAIL).await.unwrap(),
-            Some(pat)
-        );
-        assert_eq!(
-            store.user_by_email("someone@example.com").await.unwrap(),
-            None
-        );
+    /// The seed state, read before a test changes it.
+    struct Seed {
+        products: Vec<Product>,
+        pat: User,
+    }
+
+    impl Seed {
+        async fn read(store: &Store) -> Seed {
+            Seed {
+                products: store.products().await.unwrap(),
+                pat: store.user_by_email(SEED_USER_EMAIL).await.unwrap().unwrap(),
+            }
+        }
+
+        /// What `reset` and `rewind` leave: the seed products and user, and
+        /// no order, outbox row, reminder or other user.
+        async fn assert_back(&self, store: &Store) {
+            assert_eq!(store.products().await.unwrap(), self.products);
+            assert_eq!(store.count_orders().await.unwrap(), 0);
+            assert!(store.outbox().await.unwrap().is_empty());
+            assert!(store.reminders().await.unwrap().is_empty());
+            assert_eq!(
+                store.user_by_email(SEED_USER_EMAIL).await.unwrap().as_ref(),
+                Some(&self.pat)
+            );
+            assert_eq!(
+                store.user_by_email("someone@example.com").await.unwrap(),
+                None
+            );
+        }
+    }
+
+    /// An order from a new customer, its outbox row and two due reminders:
+    /// what `reset` and `rewind` must clear. Returns the form and the order.
+    async fn leave_a_trail(store: &Store) -> (NewOrder, Order) {
+        let stembolt = product(store, "Self-sealing Stembolt").await;
+        let mut order = new_order(stembolt.id, 3);
+        order.email = "someone@example.com".into();
+        let placed = store.create_order(&order).await.unwrap();
+        store
+            .add_outbox(placed.id, "CompleteOrderJob", &json!([placed.id]), "high")
+            .await
+            .unwrap();
+        add_reminders(store, 2, 0).await;
+        (order, placed)
     }
 
     pub async fn rewind_restarts_ids(store: Store) {
@@ -1065,21 +1086,12 @@ mod cases {
             ));
             return;
         }
-        let seeded_products = store.products().await.unwrap();
-        let pat = store.user_by_email(SEED_USER_EMAIL).await.unwrap().unwrap();
-        let stembolt = product(&store, "Self-sealing Stembolt").await;
-        let mut order = new_order(stembolt.id, 3);
-        order.email = "someone@example.com".into();
-        let first = store.create_order(&order).await.unwrap();
-        store
-            .add_outbox(first.id, "CompleteOrderJob", &json!([first.id]), "high")
-            .await
-            .unwrap();
-        add_reminders(&store, 2, 0).await;
+        let seed = Seed::read(&store).await;
+        let (order, first) = leave_a_trail(&store).await;
 
         store.rewind().await.unwrap();
 
-        assert_back_at_the_seed(&store, &seeded_products, pat).await;
+        seed.assert_back(&store).await;
         // Unlike `reset`, the ids start again: the same run on a rewound
         // store gives the same ids (and idempotency keys) as on a fresh one.
         let again = store.create_order(&order).await.unwrap();
