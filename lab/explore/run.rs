@@ -3,6 +3,7 @@
 //! breaks the pipeline.
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use proptest::test_runner::{
@@ -13,11 +14,18 @@ use super::plan;
 use crate::checker::{Verdict, Violation};
 use crate::pipeline::Knobs;
 use crate::scenario::engine::{self, RunOptions};
-use crate::scenario::{Expect, Invariant, Scenario};
+use crate::scenario::{to_toml, Expect, Invariant, Scenario};
 
 /// Shrinking steps at most, by default: a counterexample of four faults and
 /// five orders shrinks in a few hundred.
 pub const DEFAULT_SHRINK_ITERS: u32 = 2_000;
+
+/// Interleavings a smaller plan is tried under while shrinking, its own
+/// seed first, before it counts as passing. A race (two copies of a job
+/// searching at the same moment) shows under some interleavings of a plan
+/// and not others, and a smaller plan interleaves differently: one seed
+/// alone would strand the shrink at a larger plan that happened to race.
+pub const SHRINK_INTERLEAVINGS: u64 = 8;
 
 /// How to explore.
 #[derive(Debug, Clone)]
@@ -262,9 +270,6 @@ pub fn explore(
         // `u32::MAX` means "four times `cases`".
         max_shrink_iters: u32::MAX - 1,
         failure_persistence: None,
-        // Plans outside the fault space are rejected (about one in seven):
-        // allow for that however many cases are asked for.
-        max_local_rejects: options.cases.saturating_mul(2).max(65_536),
         // Shrinking revisits plans; a run costs more than a lookup.
         result_cache: basic_result_cache,
         ..Config::default()
@@ -275,41 +280,52 @@ pub fn explore(
     let shrink_runs = Cell::new(0u64);
     let failed = Cell::new(false);
     let progress = RefCell::new(progress);
+    // The seed each failing plan failed under, by its file's text.
+    let failed_under: RefCell<HashMap<String, u64>> = RefCell::default();
     let strategy = plan::scenarios(knobs);
-    let outcome = runner.run(&strategy, |scenario| {
-        if failed.get() {
-            if shrink_runs.get() >= u64::from(options.max_shrink_iters) {
-                // Enough shrinking: every smaller plan "passes", so the
-                // smallest failing one so far is the answer.
-                return Ok(());
+    let outcome = runner.run(&strategy, |mut scenario| {
+        let shrinking = failed.get();
+        let own_seed = scenario.seed.unwrap_or(options.run.seed);
+        let tries = if shrinking { SHRINK_INTERLEAVINGS } else { 1 };
+        for seed in (0..tries).map(|i| own_seed.wrapping_add(i)) {
+            if shrinking {
+                if shrink_runs.get() >= u64::from(options.max_shrink_iters) {
+                    // Enough shrinking: every smaller plan "passes", so the
+                    // smallest failing one so far is the answer.
+                    return Ok(());
+                }
+                shrink_runs.set(shrink_runs.get() + 1);
+            } else {
+                cases.set(cases.get() + 1);
             }
-            shrink_runs.set(shrink_runs.get() + 1);
-        } else {
-            cases.set(cases.get() + 1);
+            runs.set(runs.get() + 1);
+            scenario.seed = Some(seed);
+            let result = runtime.block_on(engine::run(&scenario, &options.run));
+            let passed = result.passed();
+            if !passed {
+                failed.set(true);
+            }
+            (progress.borrow_mut())(Progress {
+                cases: cases.get(),
+                total: options.cases,
+                runs: runs.get(),
+                shrinking: failed.get(),
+                elapsed: started.elapsed(),
+            });
+            if !passed {
+                scenario.seed = Some(own_seed);
+                failed_under.borrow_mut().insert(to_toml(&scenario), seed);
+                return Err(TestCaseError::fail(reason(&result)));
+            }
         }
-        runs.set(runs.get() + 1);
-        let result = runtime.block_on(engine::run(&scenario, &options.run));
-        let passed = result.passed();
-        if !passed {
-            failed.set(true);
-        }
-        (progress.borrow_mut())(Progress {
-            cases: cases.get(),
-            total: options.cases,
-            runs: runs.get(),
-            shrinking: failed.get(),
-            elapsed: started.elapsed(),
-        });
-        if passed {
-            Ok(())
-        } else {
-            Err(TestCaseError::fail(reason(&result)))
-        }
+        Ok(())
     });
     let counterexample = match outcome {
         Ok(()) => None,
         Err(TestError::Abort(why)) => return Err(ExploreError::Aborted(why.to_string())),
-        Err(TestError::Fail(_, scenario)) => {
+        Err(TestError::Fail(_, mut scenario)) => {
+            let seed = failed_under.borrow().get(&to_toml(&scenario)).copied();
+            scenario.seed = seed.or(scenario.seed);
             // Once more, for its report (the runner keeps only the plan).
             runs.set(runs.get() + 1);
             let result = runtime.block_on(engine::run(&scenario, &options.run));

@@ -29,6 +29,11 @@ pub fn idempotency_key(order_id: i64) -> String {
     format!("idempotency_key-order-{order_id}")
 }
 
+/// The key a reminder's email carries on the safe sweep.
+pub fn reminder_key(reminder_id: i64) -> String {
+    format!("idempotency_key-reminder-{reminder_id}")
+}
+
 /// The pipeline's job classes (and the reminder sweep), registered for `shop`.
 pub fn register(registry: &mut Registry, shop: &Arc<Shop>) {
     registry
@@ -164,42 +169,72 @@ async fn charge(shop: &Shop, order: &Order, user: Option<&User>) -> Result<bool,
 
 /// The confirmation email step.
 async fn send_email(shop: &Shop, order: &Order) -> Result<(), JobError> {
-    let dedup = shop.knobs.email;
-    if dedup != EmailDedup::None && order.email_id.is_some() {
+    if shop.knobs.email != EmailDedup::None && order.email_id.is_some() {
         return Ok(());
     }
-    let email = &shop.clients.email;
-    let earlier = if dedup == EmailDedup::Search {
-        let found = email
-            .search_emails(&order.email, CONFIRMATION_TEMPLATE)
-            .await
-            .map_err(service_error)?;
-        found
-            .into_iter()
-            .find(|e| e.template_data.get("order_id") == Some(&json!(order.id)))
-            .map(|e| e.email_id)
-    } else {
-        None
-    };
-    let email_id = match earlier {
-        Some(id) => id,
-        None => email
-            .send_email(&EmailRequest {
-                to: order.email.clone(),
-                template_id: CONFIRMATION_TEMPLATE.into(),
-                template_data: json!({"order_id": order.id, "subject": "Your order has been received"}),
-                idempotency_key: (dedup == EmailDedup::IdempotencyKey)
-                    .then(|| idempotency_key(order.id)),
-            })
-            .await
-            .map_err(service_error)?,
-    };
+    let email_id = send_once(
+        shop,
+        Email {
+            to: &order.email,
+            template_id: CONFIRMATION_TEMPLATE,
+            about: ("order_id", order.id),
+            subject: "Your order has been received",
+            key: idempotency_key(order.id),
+        },
+        shop.knobs.email,
+    )
+    .await?;
     shop.deaths.at(Step::Email)?;
     shop.store
         .record_email(order.id, &email_id)
         .await
         .map_err(store_error)?;
     shop.deaths.at(Step::EmailRecorded)
+}
+
+/// An email the pipeline sends: an order's confirmation, a reminder.
+pub(super) struct Email<'a> {
+    pub to: &'a str,
+    pub template_id: &'a str,
+    /// The template data field that names what the email is about, and its
+    /// value: how a search tells this email from the others to `to`.
+    pub about: (&'a str, i64),
+    pub subject: &'a str,
+    /// The idempotency key it carries when the knob says so.
+    pub key: String,
+}
+
+/// Sends `email`, deduplicated as `dedup` says: searched for first
+/// (`search`), sent with its key (`idempotency-key`), or just sent (`none`).
+/// Returns the provider's id for it.
+pub(super) async fn send_once(
+    shop: &Shop,
+    email: Email<'_>,
+    dedup: EmailDedup,
+) -> Result<String, JobError> {
+    let client = &shop.clients.email;
+    let (field, id) = email.about;
+    if dedup == EmailDedup::Search {
+        let found = client
+            .search_emails(email.to, email.template_id)
+            .await
+            .map_err(service_error)?;
+        if let Some(sent) = found
+            .into_iter()
+            .find(|e| e.template_data.get(field) == Some(&json!(id)))
+        {
+            return Ok(sent.email_id);
+        }
+    }
+    client
+        .send_email(&EmailRequest {
+            to: email.to.to_string(),
+            template_id: email.template_id.to_string(),
+            template_data: json!({ field: id, "subject": email.subject }),
+            idempotency_key: (dedup == EmailDedup::IdempotencyKey).then_some(email.key),
+        })
+        .await
+        .map_err(service_error)
 }
 
 /// The fulfillment request step.

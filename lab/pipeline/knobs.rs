@@ -38,10 +38,16 @@ pub enum ChargeDedup {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum EmailDedup {
+    /// Send every time the job runs.
     None,
-    /// Search the provider's sent emails for this order first (the book's way).
-    #[default]
+    /// Search the provider's sent emails for this one first (the book's way,
+    /// for providers without keys). Blind to an email the search cannot see
+    /// yet: a search lag, a send still in flight, a duplicate job running at
+    /// the same moment.
     Search,
+    /// Send a key that names the order: the provider replays, or answers
+    /// 409 while the first send is in flight.
+    #[default]
     IdempotencyKey,
 }
 
@@ -71,13 +77,17 @@ pub enum Enqueue {
     Outbox,
 }
 
-/// How the periodic reminder sweep claims due reminders.
+/// How the periodic reminder sweep keeps from sending a reminder twice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Sweep {
-    /// Select due reminders, send, mark sent: two overlapping sweeps send twice.
+    /// Select due reminders, send, mark sent: two overlapping sweeps send
+    /// twice, and so does a sweep retried after the provider sent and then
+    /// failed.
     SelectThenSend,
-    /// Claim due reminders in one atomic update, then send only those.
+    /// Claim due reminders in one atomic update, then send only those, each
+    /// with the reminder's idempotency key: an overlapping sweep gets none of
+    /// them, a retried one has the provider replay.
     #[default]
     AtomicClaim,
 }
@@ -188,7 +198,7 @@ mod tests {
     fn omitted_knobs_are_safe_and_unknown_ones_are_errors() {
         let knobs: Knobs = serde_json::from_str(r#"{"charge":"none"}"#).unwrap();
         assert_eq!(knobs.charge, ChargeDedup::None);
-        assert_eq!(knobs.email, EmailDedup::Search);
+        assert_eq!(knobs.email, EmailDedup::IdempotencyKey);
         assert_eq!(knobs.to_string(), "charge=none");
         assert_eq!(Knobs::safe().to_string(), "safe pipeline");
         let err = serde_json::from_str::<Knobs>(r#"{"charges":"none"}"#).unwrap_err();

@@ -1,18 +1,17 @@
 //! The periodic reminder sweep: every (virtual) minute a job sends the
 //! reminders that are due. Run late, two sweeps overlap; the `sweep` knob
-//! decides whether they then send every reminder twice.
+//! decides whether they then send every reminder twice, and whether a sweep
+//! retried after the provider sent (and then failed) sends again.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use fake_services::Clock;
-use serde_json::json;
 
-use super::jobs::{service_error, store_error, DEFAULT_QUEUE};
-use super::knobs::Sweep;
+use super::jobs::{reminder_key, send_once, store_error, Email, DEFAULT_QUEUE};
+use super::knobs::{EmailDedup, Sweep};
 use super::Shop;
-use crate::clients::EmailRequest;
 use crate::runner::{BackendError, Client, JobContext, JobError, Worker};
 use crate::store::Reminder;
 
@@ -84,17 +83,24 @@ impl Worker for SweepReminders {
             overlap.wait(shop.clock.as_ref()).await;
         }
         for reminder in due {
-            let email_id = shop
-                .clients
-                .email
-                .send_email(&EmailRequest {
-                    to: reminder.email.clone(),
-                    template_id: REMINDER_TEMPLATE.into(),
-                    template_data: json!({"reminder_id": reminder.id}),
-                    idempotency_key: None,
-                })
-                .await
-                .map_err(service_error)?;
+            // A retried sweep sends its unsent claims again: the key makes
+            // the provider replay what it sent before failing.
+            let dedup = match shop.knobs.sweep {
+                Sweep::SelectThenSend => EmailDedup::None,
+                Sweep::AtomicClaim => EmailDedup::IdempotencyKey,
+            };
+            let email_id = send_once(
+                shop,
+                Email {
+                    to: &reminder.email,
+                    template_id: REMINDER_TEMPLATE,
+                    about: ("reminder_id", reminder.id),
+                    subject: "A reminder about your order",
+                    key: reminder_key(reminder.id),
+                },
+                dedup,
+            )
+            .await?;
             shop.store
                 .mark_reminder_sent(reminder.id, &email_id, shop.now_ms())
                 .await

@@ -153,8 +153,8 @@ async fn run_once(scenario: &Scenario, options: &RunOptions, every_step: Option<
         Err(err) => return failed_setup(every_step, err),
     };
     let start_ms = world.clock.now_ms();
-    place_orders(scenario, &world).await;
-    let unfinished = drive(&world, start_ms + options.deadline_ms).await;
+    let ticks = place_orders(scenario, &world).await;
+    let unfinished = drive(&world, ticks, start_ms + options.deadline_ms).await;
     let snapshot = Snapshot::capture(
         &world.shop.store,
         &world.fakes,
@@ -209,14 +209,15 @@ async fn setup(
     options: &RunOptions,
     every_step: Option<Step>,
 ) -> Result<World, String> {
+    let seed = scenario.seed.unwrap_or(options.seed);
     if scenario.backend == Some(super::format::BackendKind::Redis) && options.redis.is_none() {
         return Err(
             "the scenario asks for the Redis backend: run it with `lab check --redis URL`".into(),
         );
     }
-    let clock = Turns::new(START_MS, options.seed);
+    let clock = Turns::new(START_MS, seed);
     let shared: SharedClock = Arc::new(clock.clone());
-    let fakes = FakeServices::with_clock(shared.clone(), options.seed);
+    let fakes = FakeServices::with_clock(shared.clone(), seed);
     set_service_faults(scenario, &fakes)?;
     let (store, scratch, product) = match &options.database {
         Some(url) => {
@@ -290,7 +291,7 @@ async fn setup(
             max_retries: scenario.max_retries.unwrap_or(25),
             time_scale: 1.0,
         },
-        seed: options.seed,
+        seed,
         ..RunnerConfig::default()
     };
     let history = History::new();
@@ -329,7 +330,7 @@ async fn setup(
                 backend.clone(),
                 RunnerConfig {
                     code_version: code_version.clone(),
-                    seed: options.seed ^ 0x01d,
+                    seed: seed ^ 0x01d,
                     ..config.clone()
                 },
                 history.clone(),
@@ -423,10 +424,11 @@ fn set_service_faults(scenario: &Scenario, fakes: &FakeServices) -> Result<(), S
     Ok(())
 }
 
-/// Places every order (and the reminders) the scenario lists. A placement
-/// that fails (a death at the commit, a queue outage) is part of the story:
-/// the checker judges what it left behind.
-async fn place_orders(scenario: &Scenario, world: &World) {
+/// Places every order (and the reminders) the scenario lists, and ticks the
+/// reminder scheduler. A placement that fails (a death at the commit, a
+/// queue outage) is part of the story: the checker judges what it left
+/// behind.
+async fn place_orders(scenario: &Scenario, world: &World) -> SweepTicks {
     let store = &world.shop.store;
     let product = match world.product.get() {
         Some(product) => product,
@@ -473,24 +475,67 @@ async fn place_orders(scenario: &Scenario, world: &World) {
             }
         }
     }
+    let mut ticks = SweepTicks::default();
     if reminders_added {
-        let sweeps = if scenario.faults.contains(&Fault::SchedulerLate) {
+        ticks.left = if scenario.faults.contains(&Fault::SchedulerLate) {
             2
         } else {
             1
         };
-        for _ in 0..sweeps {
-            let _ = reminders::schedule_sweep(runner.client()).await;
+        ticks.next_ms = SweepTicks::next_minute(world.clock.now_ms());
+    }
+    ticks
+}
+
+/// The reminder scheduler, as a cron entry: it ticks at the top of every
+/// minute ([`reminders::SWEEP_EVERY_MS`]) and enqueues a sweep (two when it
+/// runs late, to overlap). A tick whose enqueue fails — the queue is down —
+/// is made up by the next, as with a real scheduler; the simulator stops
+/// ticking once its sweeps are enqueued, since later sweeps would find
+/// nothing due and the run could never settle.
+#[derive(Debug, Default)]
+struct SweepTicks {
+    /// Sweeps still to enqueue.
+    left: usize,
+    /// When the next tick comes.
+    next_ms: u64,
+}
+
+impl SweepTicks {
+    /// The first tick after `now_ms`.
+    fn next_minute(now_ms: u64) -> u64 {
+        (now_ms / reminders::SWEEP_EVERY_MS + 1) * reminders::SWEEP_EVERY_MS
+    }
+
+    /// When the scheduler next ticks, if it has sweeps left to enqueue.
+    fn next_ms(&self) -> Option<u64> {
+        (self.left > 0).then_some(self.next_ms)
+    }
+
+    /// Enqueues the sweeps left, if a tick is due at `now`.
+    async fn tick(&mut self, runner: &Runner, now: u64) {
+        if self.left == 0 || now < self.next_ms {
+            return;
+        }
+        while self.left > 0 {
+            if let Err(err) = reminders::schedule_sweep(runner.client()).await {
+                tracing::debug!(%err, "the scheduler could not enqueue a sweep; it tries next minute");
+                self.next_ms = Self::next_minute(now);
+                return;
+            }
+            self.left -= 1;
         }
     }
 }
 
 /// Runs jobs until nothing is left to do or the deadline passes; returns
 /// what was still pending at the deadline.
-async fn drive(world: &World, deadline_ms: u64) -> Option<String> {
+async fn drive(world: &World, mut ticks: SweepTicks, deadline_ms: u64) -> Option<String> {
     let config = world.runners[0].config().clone();
     let mut identities = world.identities.clone();
-    let mut dead_holding_jobs = false;
+    // When the jobs of a reliable process that died can be recovered: once
+    // its heartbeat has expired.
+    let mut recover_at: Option<u64> = None;
     // Whether the outbox may hold rows to relay: placing the orders may
     // have left some (a queue outage), and only placing writes the outbox,
     // so once a relay has found it empty the store is not asked again, each
@@ -514,11 +559,15 @@ async fn drive(world: &World, deadline_ms: u64) -> Option<String> {
             // A relay that found nothing to move: nothing is left.
             outbox_dirty = !matches!(relayed, Ok(0));
         }
+        ticks.tick(&world.runners[0], now).await;
         let _ = world.backend.enqueue_due(now).await;
         let _ = world
             .backend
             .recover_expired(now, config.process_ttl_ms)
             .await;
+        if recover_at.is_some_and(|at| now >= at) {
+            recover_at = None;
+        }
         // A batch: up to `concurrency` jobs, the runners taking turns.
         let mut batch = Vec::new();
         for slot in 0..world.concurrency {
@@ -539,15 +588,17 @@ async fn drive(world: &World, deadline_ms: u64) -> Option<String> {
         }
         turn += 1;
         if batch.is_empty() {
-            let next = match world.backend.next_due_ms().await {
-                Ok(Some(at)) => Some(at),
-                _ if dead_holding_jobs => {
-                    dead_holding_jobs = false;
-                    Some(now + config.process_ttl_ms + 1)
-                }
-                _ if outbox_dirty => outbox_retry_at(world, now).await,
-                _ => None,
+            // The first of: a retry or scheduled job due, a dead process's
+            // jobs recoverable, the outbox relayable, the scheduler's tick.
+            let due = world.backend.next_due_ms().await.ok().flatten();
+            let relay = match outbox_dirty {
+                true => outbox_retry_at(world, now).await,
+                false => None,
             };
+            let next = [due, recover_at, relay, ticks.next_ms()]
+                .into_iter()
+                .flatten()
+                .min();
             match next {
                 Some(at) => world.clock.advance_to(at.max(now + 1)).await,
                 None => return None,
@@ -561,7 +612,9 @@ async fn drive(world: &World, deadline_ms: u64) -> Option<String> {
         for ((which, _), outcome) in batch.iter().zip(outcomes) {
             if outcome == JobOutcome::Died {
                 // The process is gone; a new one takes its place.
-                dead_holding_jobs |= world.runners[*which].config().fetch == FetchMode::Reliable;
+                if world.runners[*which].config().fetch == FetchMode::Reliable {
+                    recover_at = Some(world.clock.now_ms() + config.process_ttl_ms + 1);
+                }
                 identities[*which] = world.runners[*which].new_identity();
             }
         }

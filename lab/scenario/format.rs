@@ -20,6 +20,11 @@ pub struct Scenario {
     pub reminders: Vec<ReminderBatch>,
     /// Jobs run at once (default 1).
     pub concurrency: usize,
+    /// The run's seed — the fake services' ids, the retries' jitter, the
+    /// order in which jobs running at once take turns — instead of `lab
+    /// check --seed`: a counterexample `lab explore` found under one
+    /// interleaving keeps it.
+    pub seed: Option<u64>,
     pub max_retries: Option<u32>,
     pub backend: Option<BackendKind>,
     pub faults: Vec<Fault>,
@@ -192,6 +197,8 @@ struct RawScenario {
     #[serde(default)]
     concurrency: Option<Spanned<u32>>,
     #[serde(default)]
+    seed: Option<u64>,
+    #[serde(default)]
     max_retries: Option<u32>,
     #[serde(default)]
     backend: Option<BackendKind>,
@@ -329,6 +336,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
         orders: raw.orders,
         reminders: raw.reminders,
         concurrency: concurrency as usize,
+        seed: raw.seed,
         max_retries: raw.max_retries,
         backend: raw.backend,
         faults,

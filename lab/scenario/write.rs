@@ -43,6 +43,9 @@ pub fn to_toml(scenario: &Scenario) -> String {
     if scenario.concurrency != 1 {
         line(&mut out, "concurrency", &scenario.concurrency.to_string());
     }
+    if let Some(seed) = scenario.seed {
+        line(&mut out, "seed", &seed.to_string());
+    }
     if let Some(max_retries) = scenario.max_retries {
         line(&mut out, "max_retries", &max_retries.to_string());
     }
@@ -301,6 +304,7 @@ mod tests {
             ],
             reminders: vec![ReminderBatch { count: 4 }],
             concurrency: 7,
+            seed: Some(42),
             max_retries: Some(0),
             backend: Some(crate::scenario::format::BackendKind::Memory),
             faults: vec![
