@@ -32,7 +32,8 @@ pub struct CheckArgs {
     /// goes to standard error).
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// Seed for the fake services and the runner.
+    /// Seed for the fake services and the runner, for the scenarios that
+    /// do not set their own `seed`.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Scenarios run at once (default: the number of cores).

@@ -561,6 +561,17 @@ notified = 0
     }
 
     #[test]
+    fn a_seed_is_a_whole_number_of_its_own() {
+        let text = GOOD.replace("orders = [", "seed = 4081857368\norders = [");
+        assert_eq!(parse_str(&text).unwrap().seed, Some(4_081_857_368));
+        assert_eq!(parse_str(GOOD).unwrap().seed, None);
+        let text = GOOD.replace("orders = [", "seed = -3\norders = [");
+        let err = parse_str(&text).unwrap_err();
+        assert_eq!(err.line, Some(4), "{err}");
+        assert!(err.message.contains("u64"), "{err}");
+    }
+
+    #[test]
     fn rules_are_checked_by_the_services_own_validation() {
         let text = GOOD.replace("calls = 2", "probability = 1.5");
         let err = parse_str(&text).unwrap_err();
