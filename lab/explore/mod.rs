@@ -7,8 +7,11 @@
 //!   expectations they are held to.
 //! - [`run`]: [`explore`], the search and the shrinking.
 //! - [`cli`]: `lab explore`.
+//! - [`one_core`]: an exploration holds itself to one core, where the
+//!   simulator runs fastest.
 
 pub mod cli;
+pub mod one_core;
 pub mod plan;
 pub mod run;
 

@@ -10,6 +10,7 @@ use proptest::test_runner::{
     basic_result_cache, Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner,
 };
 
+use super::one_core::OneCore;
 use super::plan;
 use crate::checker::{Verdict, Violation};
 use crate::pipeline::Knobs;
@@ -253,12 +254,14 @@ pub enum ExploreError {
 ///
 /// Blocking: it runs the engine on a single-threaded runtime of its own (a
 /// scenario's lab is single-threaded), so call it off any async runtime
-/// (e.g. in `spawn_blocking`).
+/// (e.g. in `spawn_blocking`). The calling thread is held to one core
+/// meanwhile ([`OneCore`]).
 pub fn explore(
     knobs: Knobs,
     options: &ExploreOptions,
     progress: impl FnMut(Progress),
 ) -> Result<Exploration, ExploreError> {
+    let _one_core = OneCore::pin();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
