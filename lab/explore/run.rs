@@ -37,8 +37,9 @@ pub struct ExploreOptions {
     pub seed: u64,
     /// Runs spent shrinking at most (0: the first failing plan as found).
     pub max_shrink_iters: u32,
-    /// How each plan runs. Its seed is the one `lab check` uses by default
-    /// (1), so that a written counterexample fails there the same way.
+    /// How each plan runs. Its seed goes unused: each plan carries its own
+    /// (the interleaving), and a written counterexample keeps the one it
+    /// broke under, so that `lab check` fails there the same way.
     pub run: RunOptions,
 }
 

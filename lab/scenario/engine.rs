@@ -426,8 +426,8 @@ fn set_service_faults(scenario: &Scenario, fakes: &FakeServices) -> Result<(), S
     Ok(())
 }
 
-/// Places every order (and the reminders) the scenario lists, and ticks the
-/// reminder scheduler. A placement that fails (a death at the commit, a
+/// Places every order (and the reminders) the scenario lists, and returns
+/// the reminder scheduler, due to tick next minute. A placement that fails (a death at the commit, a
 /// queue outage) is part of the story: the checker judges what it left
 /// behind.
 async fn place_orders(scenario: &Scenario, world: &World) -> SweepTicks {
