@@ -23,7 +23,7 @@ pub struct KnobArgs {
     /// How the charge avoids charging twice.
     #[arg(long, value_enum, default_value_t)]
     pub charge: ChargeDedup,
-    /// How the confirmation email avoids going out twice (search: the book's way, blind while the provider's search lags).
+    /// How the confirmation email avoids going out twice.
     #[arg(long, value_enum, default_value_t)]
     pub email: EmailDedup,
     /// How the fulfillment request avoids shipping twice.
@@ -32,7 +32,7 @@ pub struct KnobArgs {
     /// How placing an order starts its first job.
     #[arg(long, value_enum, default_value_t)]
     pub enqueue: Enqueue,
-    /// How the periodic reminder sweep avoids sending a reminder twice (atomic-claim also sends each with its own idempotency key).
+    /// How the periodic reminder sweep avoids sending a reminder twice.
     #[arg(long, value_enum, default_value_t)]
     pub sweep: Sweep,
     /// How workers take jobs: basic loses a dying worker's job, reliable brings it back.

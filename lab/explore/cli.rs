@@ -22,8 +22,9 @@ pub struct ExploreArgs {
     /// Fault plans to try.
     #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u32).range(1..))]
     pub cases: u32,
-    /// Seeds the plans; the same seed finds the same counterexample
-    /// (default: random, and printed so the run can be repeated).
+    /// Seeds the plans and the interleavings they run in; the same seed
+    /// finds the same counterexample (default: random, and printed so the
+    /// run can be repeated).
     #[arg(long)]
     pub seed: Option<u64>,
     /// Write the counterexample here as a scenario file.
