@@ -1,7 +1,9 @@
 //! The periodic reminder sweep run late, so that two sweeps overlap: the
 //! naive select-then-send sends each reminder twice, the atomic claim once.
 //! Two sweeps really run at once here (a worker process with concurrency 5),
-//! and a slow email provider on the virtual clock holds both mid-send.
+//! and a slow email provider on the virtual clock holds both mid-send. And a
+//! sweep retried after the provider sent and then failed: the naive one
+//! sends again, the atomic claim's key has the provider replay.
 
 mod common;
 
@@ -111,4 +113,49 @@ async fn a_sweep_sends_due_reminders_and_leaves_the_rest() {
         .find(|r| r.email == "later@example.com")
         .unwrap();
     assert!(later.sent_at_ms.is_none());
+}
+
+/// A sweep retried after the provider sent its reminder and answered 503:
+/// returns the reminder emails the provider sent.
+async fn sweep_retried_after_send_then_crash(sweep: Sweep) -> usize {
+    let lab = lab(Knobs {
+        sweep,
+        ..Knobs::safe()
+    })
+    .await;
+    let now = lab.clock.now_ms() as i64;
+    lab.shop
+        .store
+        .add_reminder("pat@example.com", now)
+        .await
+        .unwrap();
+    lab.fault(
+        Service::Email,
+        json!({"faults": [{"mode": "send-then-crash", "calls": 1}]}),
+    );
+    schedule_sweep(lab.runner.client()).await.unwrap();
+    lab.drain().await;
+    let reminder = &lab.shop.store.reminders().await.unwrap()[0];
+    assert!(reminder.sent_at_ms.is_some(), "the retry marked it sent");
+    lab.fakes
+        .ledger(Service::Email)
+        .iter()
+        .filter(|r| r.request["template_id"] == REMINDER_TEMPLATE)
+        .count()
+}
+
+#[tokio::test]
+async fn a_retried_select_then_send_sweep_sends_again() {
+    assert_eq!(
+        sweep_retried_after_send_then_crash(Sweep::SelectThenSend).await,
+        2
+    );
+}
+
+#[tokio::test]
+async fn a_retried_atomic_claim_sweep_has_the_provider_replay() {
+    assert_eq!(
+        sweep_retried_after_send_then_crash(Sweep::AtomicClaim).await,
+        1
+    );
 }
