@@ -3,11 +3,11 @@
 //!
 //! A [`Plan`] is what one case tries: a few orders (some declined), maybe
 //! reminders for the sweep, a concurrency, up to four faults, and the seed
-//! of the interleaving its jobs run in. It is kept
-//! in the shapes proptest shrinks well — a `Vec` of faults that loses
-//! elements, a `Vec` of orders, numbers that fall to their lower bound,
-//! choices that fall to the first (plainest) alternative — so that a failing
-//! plan shrinks towards fewer faults, fewer orders and lower concurrency.
+//! of the interleaving its jobs run in. It is kept in the shapes proptest
+//! shrinks well — a `Vec` of faults that loses elements, a `Vec` of orders,
+//! numbers that fall to their lower bound, choices that fall to the first
+//! (plainest) alternative — so that a failing plan shrinks towards fewer
+//! faults, fewer orders and lower concurrency.
 //!
 //! # The fault space
 //!
@@ -43,8 +43,9 @@ pub const MAX_PERCENT: u32 = 50;
 pub const MAX_WINDOW_MS: u64 = 600_000;
 /// A search lag goes up to two minutes, past several retries.
 pub const MAX_SEARCH_LAG_MS: u64 = 120_000;
-/// A queue outage lasts at most this.
-pub const MAX_QUEUE_DOWN_MS: u64 = 10_000;
+/// A queue outage lasts at most this: past the reminder scheduler's first
+/// two ticks, a minute apart, and a few of the jobs' retries.
+pub const MAX_QUEUE_DOWN_MS: u64 = 150_000;
 
 /// One case: orders, reminders, concurrency and faults.
 #[derive(Debug, Clone, PartialEq)]

@@ -145,6 +145,8 @@ struct World {
     server: Option<RunningServer>,
     /// The product the orders go to, when known before placing them.
     product: std::cell::Cell<Option<i64>>,
+    /// When a `queue = "down"` outage ends (0: none).
+    queue_up_at_ms: u64,
 }
 
 async fn run_once(scenario: &Scenario, options: &RunOptions, every_step: Option<Step>) -> Run {
@@ -256,6 +258,7 @@ async fn setup(
         ),
         None => Arc::new(MemoryBackend::new()),
     };
+    let mut queue_up_at_ms = 0;
     for fault in &scenario.faults {
         match fault {
             Fault::DuplicateDelivery => {
@@ -267,6 +270,7 @@ async fn setup(
                 })
             }
             Fault::QueueDown { for_ms } => {
+                queue_up_at_ms = queue_up_at_ms.max(clock.now_ms() + for_ms);
                 backend = Arc::new(FaultyBackend {
                     inner: backend,
                     clock: shared.clone(),
@@ -355,6 +359,7 @@ async fn setup(
         scratch,
         server,
         product: std::cell::Cell::new(product),
+        queue_up_at_ms,
     })
 }
 
@@ -556,7 +561,10 @@ async fn drive(world: &World, mut ticks: SweepTicks, deadline_ms: u64) -> Option
         for (runner, identity) in world.runners.iter().zip(&identities) {
             beat(runner, identity, now).await;
         }
-        if outbox_dirty {
+        // While the queue is down a relay only claims its rows and gives
+        // them back (every push fails): skipped, it changes nothing.
+        let queue_up = now >= world.queue_up_at_ms;
+        if outbox_dirty && queue_up {
             let relayed = relay_outbox(&world.shop, world.runners[0].client()).await;
             // A relay that found nothing to move: nothing is left.
             outbox_dirty = !matches!(relayed, Ok(0));
@@ -593,9 +601,10 @@ async fn drive(world: &World, mut ticks: SweepTicks, deadline_ms: u64) -> Option
             // The first of: a retry or scheduled job due, a dead process's
             // jobs recoverable, the outbox relayable, the scheduler's tick.
             let due = world.backend.next_due_ms().await.ok().flatten();
-            let relay = match outbox_dirty {
-                true => outbox_retry_at(world, now).await,
-                false => None,
+            let relay = match (outbox_dirty, queue_up) {
+                (true, true) => outbox_retry_at(world, now).await,
+                (true, false) => Some(world.queue_up_at_ms),
+                (false, _) => None,
             };
             let next = [due, recover_at, relay, ticks.next_ms()]
                 .into_iter()
