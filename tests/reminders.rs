@@ -17,8 +17,8 @@ fn slow_rule_hits(lab: &Lab) -> u64 {
     lab.fakes.behavior(Service::Email).faults[0].state.hits
 }
 
-/// Two overlapping sweeps over one due reminder; returns the reminder emails sent.
-async fn overlapping_sweeps(sweep: Sweep) -> usize {
+/// A lab on the `sweep` variant, with one reminder due now.
+async fn lab_with_a_due_reminder(sweep: Sweep) -> Lab {
     let lab = lab(Knobs {
         sweep,
         ..Knobs::safe()
@@ -30,6 +30,12 @@ async fn overlapping_sweeps(sweep: Sweep) -> usize {
         .add_reminder("pat@example.com", now)
         .await
         .unwrap();
+    lab
+}
+
+/// Two overlapping sweeps over one due reminder; returns the reminder emails sent.
+async fn overlapping_sweeps(sweep: Sweep) -> usize {
+    let lab = lab_with_a_due_reminder(sweep).await;
     lab.fault(
         Service::Email,
         json!({"faults": [{"mode": "slow", "sleep_ms": 500}]}),
@@ -118,17 +124,7 @@ async fn a_sweep_sends_due_reminders_and_leaves_the_rest() {
 /// A sweep retried after the provider sent its reminder and answered 503:
 /// returns the reminder emails the provider sent.
 async fn sweep_retried_after_send_then_crash(sweep: Sweep) -> usize {
-    let lab = lab(Knobs {
-        sweep,
-        ..Knobs::safe()
-    })
-    .await;
-    let now = lab.clock.now_ms() as i64;
-    lab.shop
-        .store
-        .add_reminder("pat@example.com", now)
-        .await
-        .unwrap();
+    let lab = lab_with_a_due_reminder(sweep).await;
     lab.fault(
         Service::Email,
         json!({"faults": [{"mode": "send-then-crash", "calls": 1}]}),
