@@ -29,17 +29,24 @@ const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 // ---------------------------------------------------------------------------
 // Harness
 
+/// Runs `case` on the SQLite store just `opened` (`what`, if it failed).
+async fn on_sqlite<F, Fut>(opened: Result<Store, StoreError>, what: &str, case: F)
+where
+    F: FnOnce(Store, String) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let store = opened.unwrap_or_else(|e| panic!("opening {what}: {e}"));
+    let url = store.url().to_string();
+    case(store, url).await;
+}
+
 /// Runs `case` on a fresh in-memory SQLite store.
 async fn on_sqlite_memory<F, Fut>(case: F)
 where
     F: FnOnce(Store, String) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let store = Store::memory()
-        .await
-        .expect("opening an in-memory SQLite store");
-    let url = store.url().to_string();
-    case(store, url).await;
+    on_sqlite(Store::memory().await, "an in-memory SQLite store", case).await;
 }
 
 /// Runs `case` on a fresh simulation store (in memory, one held connection).
@@ -48,11 +55,7 @@ where
     F: FnOnce(Store, String) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let store = Store::simulation()
-        .await
-        .expect("opening a simulation store");
-    let url = store.url().to_string();
-    case(store, url).await;
+    on_sqlite(Store::simulation().await, "a simulation store", case).await;
 }
 
 /// Runs `case` on a fresh temporary SQLite file (WAL), removed after.
@@ -61,11 +64,7 @@ where
     F: FnOnce(Store, String) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let store = Store::temporary()
-        .await
-        .expect("opening a temporary SQLite store");
-    let url = store.url().to_string();
-    case(store, url).await;
+    on_sqlite(Store::temporary().await, "a temporary SQLite store", case).await;
 }
 
 /// Runs `case` on a new Postgres database, dropped afterwards (best effort).

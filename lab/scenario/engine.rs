@@ -270,12 +270,13 @@ async fn setup(
                 })
             }
             Fault::QueueDown { for_ms } => {
-                queue_up_at_ms = queue_up_at_ms.max(clock.now_ms() + for_ms);
+                let down_until_ms = clock.now_ms() + for_ms;
+                queue_up_at_ms = queue_up_at_ms.max(down_until_ms);
                 backend = Arc::new(FaultyBackend {
                     inner: backend,
                     clock: shared.clone(),
                     duplicate: false,
-                    down_until_ms: clock.now_ms() + for_ms,
+                    down_until_ms,
                 })
             }
             _ => {}
