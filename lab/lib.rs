@@ -27,6 +27,7 @@ pub mod clients;
 pub mod explore;
 pub mod options;
 pub mod pipeline;
+pub mod redact;
 pub mod runner;
 pub mod scenario;
 pub mod serve;

@@ -8,47 +8,26 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde_json::{json, Value};
 
+use super::email::{send_once, Email};
+use super::job_errors::{service_error, store_error};
+use super::keys::idempotency_key;
 use super::knobs::{ChargeDedup, EmailDedup, FulfillmentDedup, Structure};
 use super::{Shop, Step};
-use crate::clients::{Charge, ChargeRequest, EmailRequest, FulfillmentRequest, ServiceError};
-use crate::runner::{Client, JobContext, JobError, Registry, Worker};
-use crate::store::{Order, StoreError, User};
+use crate::clients::{Charge, ChargeRequest, FulfillmentRequest};
+use crate::runner::{Client, JobContext, JobError, Worker};
+use crate::store::{Order, User};
 
 pub const COMPLETE_ORDER: &str = "CompleteOrderJob";
 pub const SEND_ORDER_EMAIL: &str = "SendOrderNotificationEmailJob";
 pub const REQUEST_FULFILLMENT: &str = "RequestOrderFulfillmentJob";
-/// The confirmation email's template, as in the book app.
-pub const CONFIRMATION_TEMPLATE: &str = "order-confirmation";
+pub use super::email::CONFIRMATION_TEMPLATE;
 /// The charge runs on the `high` queue, the rest on `default`.
 pub const CHARGE_QUEUE: &str = "high";
 pub const DEFAULT_QUEUE: &str = "default";
 
-/// The key every provider call for an order carries when the knob says so.
-/// It names the order, so a retry of the same step sends the same key.
-pub fn idempotency_key(order_id: i64) -> String {
-    format!("idempotency_key-order-{order_id}")
-}
-
-/// The key a reminder's email carries on the safe sweep.
-pub fn reminder_key(reminder_id: i64) -> String {
-    format!("idempotency_key-reminder-{reminder_id}")
-}
-
-/// The pipeline's job classes (and the reminder sweep), registered for `shop`.
-pub fn register(registry: &mut Registry, shop: &Arc<Shop>) {
-    registry
-        .register(COMPLETE_ORDER, CompleteOrder(shop.clone()))
-        .register(SEND_ORDER_EMAIL, SendOrderEmail(shop.clone()))
-        .register(REQUEST_FULFILLMENT, RequestFulfillment(shop.clone()))
-        .register(
-            super::reminders::SWEEP_REMINDERS,
-            super::reminders::SweepReminders(shop.clone()),
-        );
-}
-
 /// Charges the order; in the monolithic structure also emails and fulfils,
 /// in the chained one enqueues the email job.
-struct CompleteOrder(Arc<Shop>);
+pub(super) struct CompleteOrder(pub Arc<Shop>);
 
 #[async_trait]
 impl Worker for CompleteOrder {
@@ -72,7 +51,7 @@ impl Worker for CompleteOrder {
     }
 }
 
-struct SendOrderEmail(Arc<Shop>);
+pub(super) struct SendOrderEmail(pub Arc<Shop>);
 
 #[async_trait]
 impl Worker for SendOrderEmail {
@@ -88,7 +67,7 @@ impl Worker for SendOrderEmail {
     }
 }
 
-struct RequestFulfillment(Arc<Shop>);
+pub(super) struct RequestFulfillment(pub Arc<Shop>);
 
 #[async_trait]
 impl Worker for RequestFulfillment {
@@ -172,69 +151,13 @@ async fn send_email(shop: &Shop, order: &Order) -> Result<(), JobError> {
     if shop.knobs.email != EmailDedup::None && order.email_id.is_some() {
         return Ok(());
     }
-    let email_id = send_once(
-        shop,
-        Email {
-            to: &order.email,
-            template_id: CONFIRMATION_TEMPLATE,
-            about: ("order_id", order.id),
-            subject: "Your order has been received",
-            key: idempotency_key(order.id),
-        },
-        shop.knobs.email,
-    )
-    .await?;
+    let email_id = send_once(shop, Email::confirmation(order), shop.knobs.email).await?;
     shop.deaths.at(Step::Email)?;
     shop.store
         .record_email(order.id, &email_id)
         .await
         .map_err(store_error)?;
     shop.deaths.at(Step::EmailRecorded)
-}
-
-/// An email the pipeline sends: an order's confirmation, a reminder.
-pub(super) struct Email<'a> {
-    pub to: &'a str,
-    pub template_id: &'a str,
-    /// The template data field that names what the email is about, and its
-    /// value: how a search tells this email from the others to `to`.
-    pub about: (&'a str, i64),
-    pub subject: &'a str,
-    /// The idempotency key it carries when the knob says so.
-    pub key: String,
-}
-
-/// Sends `email`, deduplicated as `dedup` says: searched for first
-/// (`search`), sent with its key (`idempotency-key`), or just sent (`none`).
-/// Returns the provider's id for it.
-pub(super) async fn send_once(
-    shop: &Shop,
-    email: Email<'_>,
-    dedup: EmailDedup,
-) -> Result<String, JobError> {
-    let client = &shop.clients.email;
-    let (field, id) = email.about;
-    if dedup == EmailDedup::Search {
-        let found = client
-            .search_emails(email.to, email.template_id)
-            .await
-            .map_err(service_error)?;
-        if let Some(sent) = found
-            .into_iter()
-            .find(|e| e.template_data.get(field) == Some(&json!(id)))
-        {
-            return Ok(sent.email_id);
-        }
-    }
-    client
-        .send_email(&EmailRequest {
-            to: email.to.to_string(),
-            template_id: email.template_id.to_string(),
-            template_data: json!({ field: id, "subject": email.subject }),
-            idempotency_key: (dedup == EmailDedup::IdempotencyKey).then_some(email.key),
-        })
-        .await
-        .map_err(service_error)
 }
 
 /// The fulfillment request step.
@@ -319,19 +242,4 @@ pub(super) async fn enqueue(
         .await
         .map(|_| ())
         .map_err(|err| JobError::transient("Redis::CannotConnectError", err.to_string()))
-}
-
-/// A provider failure as the job's error: transient ones will be retried
-/// quietly, the rest are notified.
-pub(super) fn service_error(err: ServiceError) -> JobError {
-    if err.is_transient() {
-        JobError::transient(err.class_name(), err.to_string())
-    } else {
-        JobError::permanent(err.class_name(), err.to_string())
-    }
-}
-
-/// A database failure: worth a retry (the database may be back).
-pub(super) fn store_error(err: StoreError) -> JobError {
-    JobError::transient("ActiveRecord::StatementInvalid", err.to_string())
 }

@@ -3,14 +3,19 @@
 //! and every safe variant can be switched on ([`knobs`]).
 //!
 //! - [`knobs`]: the variants and the step boundaries.
-//! - [`jobs`]: the three jobs; [`checkout`]: placing an order and the outbox
-//!   relay; [`reminders`]: the periodic sweep; [`handlers`]: error and death
+//! - [`jobs`]: the three jobs; [`email`]: the emails they and the sweep send;
+//!   [`keys`]: the idempotency keys;
+//!   `job_errors`: a failure as the job's error; [`checkout`]: placing an
+//!   order and the outbox relay; [`reminders`]: the periodic sweep; [`handlers`]: error and death
 //!   notifications; [`deaths`]: planned worker deaths.
 
 pub mod checkout;
 pub mod deaths;
+pub mod email;
 pub mod handlers;
+mod job_errors;
 pub mod jobs;
+pub mod keys;
 pub mod knobs;
 pub mod reminders;
 
@@ -65,7 +70,7 @@ pub fn runner_sharing(
     history: History,
 ) -> Runner {
     let mut registry = Registry::new();
-    jobs::register(&mut registry, shop);
+    register(&mut registry, shop);
     let config = RunnerConfig {
         fetch: shop.knobs.fetch,
         ..config
@@ -77,4 +82,19 @@ pub fn runner_sharing(
         .error_handler(handlers::NotifyErrorCatcher(shop.clients.clone()))
         .death_handler(handlers::NotifyErrorCatcher(shop.clients.clone()))
         .build()
+}
+
+/// The pipeline's job classes and the reminder sweep, registered for `shop`.
+fn register(registry: &mut Registry, shop: &Arc<Shop>) {
+    registry
+        .register(jobs::COMPLETE_ORDER, jobs::CompleteOrder(shop.clone()))
+        .register(jobs::SEND_ORDER_EMAIL, jobs::SendOrderEmail(shop.clone()))
+        .register(
+            jobs::REQUEST_FULFILLMENT,
+            jobs::RequestFulfillment(shop.clone()),
+        )
+        .register(
+            reminders::SWEEP_REMINDERS,
+            reminders::SweepReminders(shop.clone()),
+        );
 }

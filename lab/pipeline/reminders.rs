@@ -9,14 +9,16 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use fake_services::Clock;
 
-use super::jobs::{reminder_key, send_once, store_error, Email, DEFAULT_QUEUE};
+use super::email::{send_once, Email};
+use super::job_errors::store_error;
+use super::jobs::DEFAULT_QUEUE;
 use super::knobs::{EmailDedup, Sweep};
 use super::Shop;
 use crate::runner::{BackendError, Client, JobContext, JobError, Worker};
 use crate::store::Reminder;
 
 pub const SWEEP_REMINDERS: &str = "SendDueRemindersJob";
-pub const REMINDER_TEMPLATE: &str = "order-reminder";
+pub use super::email::REMINDER_TEMPLATE;
 /// The sweep's period: once a minute, as a cron entry would say.
 pub const SWEEP_EVERY_MS: u64 = 60_000;
 
@@ -89,18 +91,7 @@ impl Worker for SweepReminders {
                 Sweep::SelectThenSend => EmailDedup::None,
                 Sweep::AtomicClaim => EmailDedup::IdempotencyKey,
             };
-            let email_id = send_once(
-                shop,
-                Email {
-                    to: &reminder.email,
-                    template_id: REMINDER_TEMPLATE,
-                    about: ("reminder_id", reminder.id),
-                    subject: "A reminder about your order",
-                    key: reminder_key(reminder.id),
-                },
-                dedup,
-            )
-            .await?;
+            let email_id = send_once(shop, Email::reminder(&reminder), dedup).await?;
             shop.store
                 .mark_reminder_sent(reminder.id, &email_id, shop.now_ms())
                 .await

@@ -4,7 +4,8 @@ use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, FromRow, Row};
 
-use super::error::{Context, StoreError};
+use super::error::StoreError;
+use super::trouble::Context;
 use super::Store;
 
 /// Something the shop sells, with its stock.

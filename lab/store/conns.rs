@@ -16,13 +16,12 @@
 //!   driver drains what is pending before its next query, and SQLite's runs
 //!   each statement to its end on its thread.
 //! - A broken connection (the server restarted) fails its query; every
-//!   connection error bumps a process-wide count ([`note_trouble`]), the
+//!   connection error bumps a process-wide count (`trouble.rs`), the
 //!   connection that saw it goes back to sqlx (whose ping closes it), and
 //!   every kept connection is pinged before its next use. So is one kept
 //!   idle longer than [`QUIET`], which may have died unnoticed.
 
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -30,41 +29,13 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyConnection, AnyPool, Connection};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::error::{Context, StoreError};
+use super::error::StoreError;
+use super::trouble::{self, Context};
 use super::ACQUIRE_TIMEOUT;
 
 /// How long a kept connection may sit unused and still be handed out
 /// without a ping.
 pub(super) const QUIET: Duration = Duration::from_secs(1);
-
-/// Connection errors seen in this process so far.
-static TROUBLE: AtomicU64 = AtomicU64::new(0);
-
-/// Counts an error that may mean its connection is broken, so kept
-/// connections are checked before their next use. Called on every store
-/// error; database errors proper (a constraint, a syntax error) leave the
-/// connection as it was and are not counted.
-pub(super) fn note_trouble(err: &sqlx::Error) {
-    let trouble = match err {
-        sqlx::Error::Io(_)
-        | sqlx::Error::Protocol(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::WorkerCrashed => true,
-        // Postgres's own word that it is closing the connection: class 08
-        // (connection exception) and 57P (shutdown, terminated backend).
-        sqlx::Error::Database(db) => db
-            .code()
-            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
-        _ => false,
-    };
-    if trouble {
-        TROUBLE.fetch_add(1, Ordering::AcqRel);
-    }
-}
-
-fn trouble() -> u64 {
-    TROUBLE.load(Ordering::Acquire)
-}
 
 /// sqlx's pool plus the connections taken from it and kept. Cheap to clone.
 #[derive(Clone)]
@@ -128,7 +99,7 @@ impl Conns {
                 return Ok(self.hand_out(conn, permit));
             };
             let mut conn = kept.conn;
-            if kept.trouble != trouble() || kept.since.elapsed() > QUIET {
+            if kept.trouble != trouble::seen() || kept.since.elapsed() > QUIET {
                 if let Err(err) = conn.ping().await {
                     // Back to sqlx, which closes it; try the next one.
                     tracing::debug!(%err, "a kept connection failed its check");
@@ -143,7 +114,7 @@ impl Conns {
         Conn {
             conn: Some(conn),
             permit: Some(permit),
-            trouble: trouble(),
+            trouble: trouble::seen(),
             home: self.inner.clone(),
         }
     }
@@ -180,7 +151,7 @@ pub(super) struct Conn {
     /// Released after the connection is back among the kept ones, so the
     /// next in line finds it there.
     permit: Option<OwnedSemaphorePermit>,
-    /// [`TROUBLE`] when it was handed out.
+    /// [`trouble::seen`] when it was handed out.
     trouble: u64,
     home: Arc<Inner>,
 }
@@ -215,7 +186,7 @@ impl Drop for Conn {
         let Some(conn) = self.conn.take() else {
             return;
         };
-        if self.trouble != trouble() || self.home.permits.is_closed() {
+        if self.trouble != trouble::seen() || self.home.permits.is_closed() {
             // Back to sqlx: its ping closes a broken connection.
             return;
         }

@@ -116,39 +116,6 @@ fn join(errors: &[FieldError]) -> String {
         .join(", ")
 }
 
-/// Attaches the operation to a sqlx error, so a log line says what failed.
-pub(crate) trait Context<T> {
-    fn ctx(self, context: &'static str) -> Result<T, StoreError>;
-}
-
-impl<T> Context<T> for Result<T, sqlx::Error> {
-    fn ctx(self, context: &'static str) -> Result<T, StoreError> {
-        self.map_err(|source| {
-            super::conns::note_trouble(&source);
-            StoreError::Database { context, source }
-        })
-    }
-}
-
-/// The URL with any password replaced, for error messages and logs.
-pub(crate) fn redact(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_string();
-    };
-    let rest = &url[scheme_end + 3..];
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    match (authority.rfind('@'), authority.find(':')) {
-        (Some(at), Some(colon)) if colon < at => format!(
-            "{}{}:***{}",
-            &url[..scheme_end + 3],
-            &authority[..colon],
-            &rest[at..]
-        ),
-        _ => url.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,18 +134,5 @@ mod tests {
             FieldError::new("amount_cents", "must be greater than or equal to 0").full_message(),
             "Amount cents must be greater than or equal to 0"
         );
-    }
-
-    #[test]
-    fn passwords_are_redacted() {
-        assert_eq!(
-            redact("postgres://u:secret@h:5432/db"),
-            "postgres://u:***@h:5432/db"
-        );
-        assert_eq!(
-            redact("postgres://postgres@127.0.0.1/x"),
-            "postgres://postgres@127.0.0.1/x"
-        );
-        assert_eq!(redact("sqlite::memory:"), "sqlite::memory:");
     }
 }

@@ -44,6 +44,7 @@ mod reminders;
 mod schema;
 mod scratch;
 mod seed;
+mod trouble;
 mod writer;
 
 use std::fmt;
@@ -63,8 +64,9 @@ pub use reminders::Reminder;
 pub use scratch::{with_database, ScratchDatabase};
 pub use seed::{SeedProduct, SEED_PRODUCTS, SEED_USER_EMAIL};
 
+use crate::redact::redact_url;
 use conns::Conns;
-use error::{redact, Context};
+use trouble::Context;
 use writer::{Held, StoreConn, WriteTx, Writer};
 
 /// Which SQL database a [`Store`] talks to. Only the schema and the way a
@@ -238,11 +240,12 @@ impl Store {
     /// `sqlite://PATH?mode=rwc` (a file, created if missing), `sqlite::memory:`
     /// (a fresh in-memory database), `postgres://…` / `postgresql://…`.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
-        let dialect = Dialect::from_url(url)
-            .ok_or_else(|| StoreError::UnsupportedUrl { url: redact(url) })?;
+        let dialect = Dialect::from_url(url).ok_or_else(|| StoreError::UnsupportedUrl {
+            url: redact_url(url),
+        })?;
         sqlx::any::install_default_drivers();
         let url = normalize_url(url);
-        let shown = redact(&url);
+        let shown = redact_url(&url);
         let connect_err = |source| StoreError::Connect {
             url: shown.clone(),
             source,
@@ -345,7 +348,7 @@ impl Store {
     pub async fn simulation() -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
         let url = memory_url();
-        let shown = redact(&url);
+        let shown = redact_url(&url);
         let connect_err = |source| StoreError::Connect {
             url: shown.clone(),
             source,

@@ -6,7 +6,8 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, FromRow, Row};
 
 use super::catalog::{find_or_create_user, product, Product, User};
-use super::error::{Context, FieldError, StoreError};
+use super::error::{FieldError, StoreError};
+use super::trouble::Context;
 use super::{wall_clock_ms, Store, StoreTx};
 
 /// An order as submitted by the form (the book app's `order[...]` fields).

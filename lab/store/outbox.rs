@@ -10,7 +10,8 @@ use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, FromRow, Row};
 
-use super::error::{Context, StoreError};
+use super::error::StoreError;
+use super::trouble::Context;
 use super::{wall_clock_ms, Dialect, Store, StoreTx};
 
 // The limits below are written `LIMIT $n + 0`, not `LIMIT $n`: SQLite (built

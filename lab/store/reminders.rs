@@ -6,7 +6,8 @@ use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::{FromRow, Row};
 
-use super::error::{Context, StoreError};
+use super::error::StoreError;
+use super::trouble::Context;
 use super::Store;
 
 /// An email due at a time, sent by the sweep.

@@ -5,7 +5,8 @@ use std::sync::OnceLock;
 
 use sqlx::{AnyConnection, Executor};
 
-use super::error::{Context, StoreError};
+use super::error::StoreError;
+use super::trouble::Context;
 use super::{Dialect, Store};
 
 /// A product the store starts with.

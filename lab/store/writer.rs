@@ -35,7 +35,8 @@ use tokio::sync::{Mutex, OwnedMutexGuard, OwnedSemaphorePermit};
 
 use super::conns::{Conn, Conns};
 
-use super::error::{Context, StoreError};
+use super::error::StoreError;
+use super::trouble::Context;
 use super::ACQUIRE_TIMEOUT;
 
 /// The writers' connection(s). Cheap to clone.
