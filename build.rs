@@ -20,14 +20,24 @@ fn git(args: &[&str]) -> Option<String> {
 
 fn main() {
     println!("cargo:rerun-if-env-changed=IDEMLAB_GIT_COMMIT");
-    if let Some(dir) = git(&["rev-parse", "--git-dir"]) {
-        let dir = PathBuf::from(dir);
-        // A new commit moves HEAD's branch ref (loose or packed).
-        for file in ["HEAD", "packed-refs"] {
-            println!("cargo:rerun-if-changed={}", dir.join(file).display());
-        }
+    // A new commit moves HEAD (detached) or HEAD's branch ref, loose or
+    // packed. Only paths that exist are watched: cargo reruns a build script
+    // on every build while a file it watches is missing (a clone has no
+    // `packed-refs` until git packs something). In a worktree, HEAD is the
+    // worktree's own and the refs are the repository's.
+    let git_dir = git(&["rev-parse", "--git-dir"]).map(PathBuf::from);
+    let common_dir = git(&["rev-parse", "--git-common-dir"]).map(PathBuf::from);
+    if let (Some(git_dir), Some(common_dir)) = (git_dir, common_dir) {
+        let mut watched = vec![git_dir.join("HEAD"), common_dir.join("packed-refs")];
         if let Some(reference) = git(&["symbolic-ref", "-q", "HEAD"]) {
-            println!("cargo:rerun-if-changed={}", dir.join(reference).display());
+            // The ref's folder, not the ref: a branch that lives only in
+            // `packed-refs` gets its loose file back with the next commit.
+            if let Some(folder) = common_dir.join(reference).parent() {
+                watched.push(folder.to_path_buf());
+            }
+        }
+        for file in watched.iter().filter(|file| file.exists()) {
+            println!("cargo:rerun-if-changed={}", file.display());
         }
     }
     let commit = std::env::var("IDEMLAB_GIT_COMMIT")

@@ -55,6 +55,18 @@ pub struct WebArgs {
 /// `lab worker`: a worker process (several may share one Redis).
 #[derive(Debug, Clone, Args)]
 pub struct WorkerArgs {
+    /// Runtime threads for this process's jobs. One, as Sidekiq runs a
+    /// process on one core under Ruby's lock: run one worker process per
+    /// core rather than one process with a thread per core. On a small
+    /// machine shared with Redis and Postgres a second thread costs more
+    /// than it brings (every job wakes the other core).
+    #[arg(
+        long,
+        env = "IDEMLAB_WORKER_THREADS",
+        default_value_t = 1,
+        value_parser = clap::value_parser!(u16).range(1..=256)
+    )]
+    pub threads: u16,
     /// Where the fake services answer (`lab fakes`).
     #[arg(
         long,
@@ -94,13 +106,12 @@ pub async fn run(args: ServeArgs) -> io::Result<()> {
         .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {}: {e}", args.bind)))?;
     let web_url = format!("http://{}", listener.local_addr()?);
     let running = lab.start();
-    fake_services::cli::say(&format!(
-        "idemlab web lab on {web_url}\n  fake services on {}\n  store: {}\n  queue: {}\n  pipeline: {}\n",
-        fakes_server.url(),
-        lab.shop.store.url(),
-        args.lab.queue.kind(),
-        lab.shop.knobs,
-    ));
+    say_started(
+        &format!("web lab on {web_url}"),
+        &format!("fake services on {}", fakes_server.url()),
+        &lab,
+        &args.lab,
+    );
     let app = web::router(
         lab.clone(),
         WebOptions {
@@ -125,14 +136,12 @@ pub async fn run_web(args: WebArgs) -> io::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
         .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {}: {e}", args.bind)))?;
-    fake_services::cli::say(&format!(
-        "idemlab web lab on http://{}\n  fake services at {}\n  store: {}\n  queue: {}\n  pipeline: {}\n",
-        listener.local_addr()?,
-        args.fakes_url,
-        lab.shop.store.url(),
-        args.lab.queue.kind(),
-        lab.shop.knobs,
-    ));
+    say_started(
+        &format!("web lab on http://{}", listener.local_addr()?),
+        &format!("fake services at {}", args.fakes_url),
+        &lab,
+        &args.lab,
+    );
     let app = web::router(
         lab.clone(),
         WebOptions {
@@ -152,21 +161,37 @@ pub async fn run_web(args: WebArgs) -> io::Result<()> {
 pub async fn run_worker(args: WorkerArgs) -> io::Result<()> {
     args.lab.queue.require_shared("lab worker")?;
     let lab = build_lab(&args.lab, args.fakes_url.clone()).await?;
-    fake_services::cli::say(&format!(
-        "idemlab worker {} ({} jobs at once)\n  fake services at {}\n  store: {}\n  queue: {}\n  pipeline: {}\n",
-        lab.runner.config().code_version,
-        lab.runner.config().concurrency,
-        args.fakes_url,
-        lab.shop.store.url(),
-        args.lab.queue.kind(),
-        lab.shop.knobs,
-    ));
+    let config = lab.runner.config();
+    let threads = match args.threads {
+        1 => "1 thread".to_string(),
+        n => format!("{n} threads"),
+    };
+    say_started(
+        &format!(
+            "worker {} ({} jobs at once, {threads})",
+            config.code_version, config.concurrency
+        ),
+        &format!("fake services at {}", args.fakes_url),
+        &lab,
+        &args.lab,
+    );
     let running = lab.start();
     let _ = tokio::signal::ctrl_c().await;
     fake_services::cli::say("shutting down: letting running jobs finish\n");
     running.stop().await;
     lab.shop.store.close().await;
     Ok(())
+}
+
+/// The lines a process prints once it is up: what it is, where the fake
+/// services are, and the store, queue and pipeline it runs.
+fn say_started(what: &str, fakes: &str, lab: &Lab, args: &LabArgs) {
+    fake_services::cli::say(&format!(
+        "idemlab {what}\n  {fakes}\n  store: {}\n  queue: {}\n  pipeline: {}\n",
+        lab.shop.store.url(),
+        args.queue.kind(),
+        lab.shop.knobs,
+    ));
 }
 
 /// A lab over the chosen store and queue, calling the fake services at `fakes_url`.
