@@ -1,15 +1,15 @@
 //! The control routes: behaviour (JSON and the HTML form), ledgers, reset.
 
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::Json;
 use serde_json::{json, Map, Value};
 
 use super::api::read_body;
-use super::{pages, parse_service, token_for_links, wants_html, ApiError, AppState};
-use crate::fault_rules::{BehaviorSpec, FieldError};
+use super::{pages, token_for_links, wants_html, ApiError, AppState, ServiceSegment};
+use crate::fault_rules::{BehaviorSpec, InvalidBehavior};
 use crate::service::Service;
 
 /// The control token a request carries: the `Authorization: Bearer` header,
@@ -66,11 +66,10 @@ pub(super) fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
 
 pub(super) async fn get_behavior(
     State(app): State<AppState>,
-    Path(service): Path<String>,
+    ServiceSegment(service): ServiceSegment,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let service = parse_service(&service)?;
     authorize(&app, &headers, query.as_deref(), &[])?;
     if wants_html(&headers) {
         let token = token_for_links(&app, query.as_deref());
@@ -82,12 +81,11 @@ pub(super) async fn get_behavior(
 
 pub(super) async fn put_behavior(
     State(app): State<AppState>,
-    Path(service): Path<String>,
+    ServiceSegment(service): ServiceSegment,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let service = parse_service(&service)?;
     authorize(&app, &headers, query.as_deref(), &[])?;
     let body = read_body(body).await?;
     Ok(
@@ -95,12 +93,12 @@ pub(super) async fn put_behavior(
             .and_then(|spec| app.fakes.set_behavior(service, spec))
         {
             Ok(view) => Json(view).into_response(),
-            Err(err) => field_error(&err),
+            Err(err) => invalid_behavior(&err),
         },
     )
 }
 
-fn field_error(err: &FieldError) -> Response {
+fn invalid_behavior(err: &InvalidBehavior) -> Response {
     (
         StatusCode::UNPROCESSABLE_ENTITY,
         Json(json!({"error": err.to_string(), "field": err.field})),
@@ -111,12 +109,11 @@ fn field_error(err: &FieldError) -> Response {
 /// The HTML form's submission: same validation as `PUT`, errors shown in the form.
 pub(super) async fn post_behavior_form(
     State(app): State<AppState>,
-    Path(service): Path<String>,
+    ServiceSegment(service): ServiceSegment,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let service = parse_service(&service)?;
     let body = read_body(body).await?;
     let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).map_err(|err| {
         ApiError::new(
@@ -132,7 +129,7 @@ pub(super) async fn post_behavior_form(
         .or_else(|| token_for_links(&app, query.as_deref()));
     let spec = form_to_json(service, &form);
     let result = serde_json::to_vec(&spec)
-        .map_err(|e| FieldError::new("form", e.to_string()))
+        .map_err(|e| InvalidBehavior::new("form", e.to_string()))
         .and_then(|json| BehaviorSpec::from_json(service, &json))
         .and_then(|spec| app.fakes.set_behavior(service, spec));
     Ok(match result {
@@ -219,9 +216,8 @@ fn form_to_json(service: Service, form: &[(String, String)]) -> Value {
 
 pub(super) async fn ledger(
     State(app): State<AppState>,
-    Path(service): Path<String>,
+    ServiceSegment(service): ServiceSegment,
 ) -> Result<Response, ApiError> {
-    let service = parse_service(&service)?;
     Ok(Json(app.fakes.ledger(service)).into_response())
 }
 
