@@ -628,4 +628,69 @@ mod tests {
         assert_eq!(spec.faults[0].calls, Some(1));
         assert_eq!(spec.search_lag_ms, 7);
     }
+
+    #[test]
+    fn each_mode_is_named_as_json_names_it() {
+        let mut names: Vec<&str> = Mode::ALL.iter().map(|m| m.name()).collect();
+        for mode in Mode::ALL {
+            assert_eq!(
+                serde_json::to_value(mode).unwrap(),
+                serde_json::Value::from(mode.name()),
+                "{mode:?}"
+            );
+            let rule = format!(r#"{{"faults":[{{"mode":"{}"}}]}}"#, mode.name());
+            let spec = BehaviorSpec::from_json(Service::Payments, rule.as_bytes()).unwrap();
+            assert_eq!(spec.faults[0].mode, mode);
+        }
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), Mode::ALL.len());
+    }
+
+    #[test]
+    fn max_rules_is_allowed_and_one_more_is_not() {
+        let rules = |n: usize| BehaviorSpec {
+            faults: vec![FaultSpec::new(Mode::Crash); n],
+            search_lag_ms: 0,
+        };
+        assert_eq!(rules(MAX_RULES).validate(Service::Payments), Ok(()));
+        let err = rules(MAX_RULES + 1)
+            .validate(Service::Payments)
+            .unwrap_err();
+        assert_eq!(err.field, "faults");
+        assert!(err.error.contains("at most 100 rules, got 101"), "{err}");
+    }
+
+    #[test]
+    fn only_forward_send_then_crash_and_drop_after_reach_the_provider() {
+        let reaching = [
+            Action::Forward,
+            Action::SendThenCrash { status: 503 },
+            Action::DropAfter,
+        ];
+        let stopping = [
+            Action::Crash { status: 503 },
+            Action::Throttle { retry_after_s: 1 },
+            Action::DropBefore,
+        ];
+        for action in reaching {
+            assert!(action.reaches_provider(), "{action:?}");
+        }
+        for action in stopping {
+            assert!(!action.reaches_provider(), "{action:?}");
+        }
+    }
+
+    #[test]
+    fn a_rule_that_can_still_fire_is_an_active_fault() {
+        assert!(!behavior(r#"{"faults":[]}"#, 0).has_active_faults(0));
+        let b = behavior(r#"{"faults":[{"mode":"crash","for_ms":100}]}"#, 0);
+        assert!(b.has_active_faults(0));
+        assert!(b.has_active_faults(99));
+        assert!(!b.has_active_faults(100));
+        let mut b = behavior(r#"{"faults":[{"mode":"slow","calls":1}]}"#, 0);
+        assert!(b.has_active_faults(0));
+        b.decide("charge", 0);
+        assert!(!b.has_active_faults(0));
+    }
 }
