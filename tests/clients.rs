@@ -15,7 +15,8 @@ use fake_services::http::{router, HttpOptions};
 use fake_services::serve::RunningServer;
 use fake_services::{FakeServices, ManualClock, Record, Service, Told};
 use idemlab::clients::{
-    BuildError, Charge, ChargeRequest, Clients, EmailRequest, FulfillmentRequest, ServiceError,
+    BuildError, Charge, ChargeRequest, Clients, EmailRequest, FoundEmail, FulfillmentRequest,
+    ServiceError,
 };
 use serde_json::{json, Value};
 
@@ -78,6 +79,21 @@ impl Lab {
         self.fakes
             .set_behavior(service, serde_json::from_value(behavior).unwrap())
             .unwrap();
+    }
+
+    /// What a search finds of the order confirmations sent to `email(_)`'s
+    /// recipient.
+    async fn confirmations_found(&self) -> Vec<FoundEmail> {
+        self.clients
+            .email
+            .search_emails("pat@example.com", "order-confirmation")
+            .await
+            .unwrap()
+    }
+
+    /// Makes `rule` the only fault rule of `service`.
+    fn one_rule(&self, service: Service, rule: Value) {
+        self.behave(service, json!({ "faults": [rule] }));
     }
 
     /// Waits until `n` client calls sit in the fakes' injected latency. In
@@ -272,12 +288,7 @@ async fn email_is_sent_and_found_by_search(kind: Kind) {
     let lab = Lab::start(kind).await;
     let id = lab.clients.email.send_email(&email(7)).await.unwrap();
     assert!(id.starts_with("em_"), "{id}");
-    let found = lab
-        .clients
-        .email
-        .search_emails("pat@example.com", "order-confirmation")
-        .await
-        .unwrap();
+    let found = lab.confirmations_found().await;
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].email_id, id);
     assert_eq!(found[0].to, "pat@example.com");
@@ -415,10 +426,7 @@ async fn blank_fields_are_rejected_with_the_providers_message(kind: Kind) {
 
 async fn crash_is_a_transient_server_error(kind: Kind) {
     let lab = Lab::start(kind).await;
-    lab.behave(
-        Service::Payments,
-        json!({"faults": [{"mode": "crash", "calls": 1}]}),
-    );
+    lab.one_rule(Service::Payments, json!({"mode": "crash", "calls": 1}));
     let err = lab.clients.payments.charge(&charge(7)).await.unwrap_err();
     assert!(
         matches!(&err, ServiceError::ServerError { status: 503, message, .. }
@@ -436,10 +444,7 @@ async fn crash_is_a_transient_server_error(kind: Kind) {
     // The rule is spent: the retry goes through.
     lab.clients.payments.charge(&charge(7)).await.unwrap();
 
-    lab.behave(
-        Service::Payments,
-        json!({"faults": [{"mode": "crash", "status": 504}]}),
-    );
+    lab.one_rule(Service::Payments, json!({"mode": "crash", "status": 504}));
     let err = lab.clients.payments.charge(&charge(8)).await.unwrap_err();
     assert!(
         matches!(err, ServiceError::ServerError { status: 504, .. }),
@@ -449,9 +454,9 @@ async fn crash_is_a_transient_server_error(kind: Kind) {
 
 async fn throttle_is_transient_with_retry_after(kind: Kind) {
     let lab = Lab::start(kind).await;
-    lab.behave(
+    lab.one_rule(
         Service::Email,
-        json!({"faults": [{"mode": "throttle", "retry_after_s": 7}]}),
+        json!({"mode": "throttle", "retry_after_s": 7}),
     );
     let err = lab.clients.email.send_email(&email(7)).await.unwrap_err();
     assert_eq!(
@@ -469,9 +474,9 @@ async fn throttle_is_transient_with_retry_after(kind: Kind) {
 
 async fn drop_before_is_a_transient_connection_error_without_effect(kind: Kind) {
     let lab = Lab::start(kind).await;
-    lab.behave(
+    lab.one_rule(
         Service::Fulfillment,
-        json!({"faults": [{"mode": "drop-before", "calls": 1}]}),
+        json!({"mode": "drop-before", "calls": 1}),
     );
     let err = lab
         .clients
@@ -494,10 +499,7 @@ async fn drop_before_is_a_transient_connection_error_without_effect(kind: Kind) 
 
 async fn drop_after_is_a_transient_connection_error_with_the_effect(kind: Kind) {
     let lab = Lab::start(kind).await;
-    lab.behave(
-        Service::Payments,
-        json!({"faults": [{"mode": "drop-after", "calls": 1}]}),
-    );
+    lab.one_rule(Service::Payments, json!({"mode": "drop-after", "calls": 1}));
     let err = lab.clients.payments.charge(&charge(7)).await.unwrap_err();
     assert!(matches!(err, ServiceError::Connection { .. }), "{err:?}");
     assert!(err.is_transient());
@@ -508,9 +510,9 @@ async fn drop_after_is_a_transient_connection_error_with_the_effect(kind: Kind) 
 
 async fn send_then_crash_is_transient_but_charged_and_the_keyed_retry_gets_it(kind: Kind) {
     let lab = Lab::start(kind).await;
-    lab.behave(
+    lab.one_rule(
         Service::Payments,
-        json!({"faults": [{"mode": "send-then-crash", "calls": 1}]}),
+        json!({"mode": "send-then-crash", "calls": 1}),
     );
     let request = keyed_charge(7);
     let err = lab.clients.payments.charge(&request).await.unwrap_err();
@@ -537,19 +539,14 @@ async fn send_then_crash_is_transient_but_charged_and_the_keyed_retry_gets_it(ki
 
 async fn email_send_then_crash_is_found_by_search(kind: Kind) {
     let lab = Lab::start(kind).await;
-    lab.behave(
+    lab.one_rule(
         Service::Email,
-        json!({"faults": [{"mode": "send-then-crash", "calls": 1, "operations": ["send"]}]}),
+        json!({"mode": "send-then-crash", "calls": 1, "operations": ["send"]}),
     );
     let err = lab.clients.email.send_email(&email(7)).await.unwrap_err();
     assert!(err.is_transient(), "{err:?}");
     assert_eq!(err.class_name(), "Email::ServerError");
-    let found = lab
-        .clients
-        .email
-        .search_emails("pat@example.com", "order-confirmation")
-        .await
-        .unwrap();
+    let found = lab.confirmations_found().await;
     assert_eq!(
         found.len(),
         1,
@@ -560,9 +557,9 @@ async fn email_send_then_crash_is_found_by_search(kind: Kind) {
 
 async fn slower_than_the_client_timeout_is_a_timeout_but_the_effect_happens(kind: Kind) {
     let lab = Lab::with_timeout(kind, IMPATIENT).await;
-    lab.behave(
+    lab.one_rule(
         Service::Payments,
-        json!({"faults": [{"mode": "slow", "sleep_ms": VERY_SLOW_MS}]}),
+        json!({"mode": "slow", "sleep_ms": VERY_SLOW_MS}),
     );
     let payments = lab.clients.payments.clone();
     let call = tokio::spawn(async move { payments.charge(&charge(7)).await });
@@ -595,10 +592,7 @@ async fn slower_than_the_client_timeout_is_a_timeout_but_the_effect_happens(kind
 
 async fn slow_within_the_client_timeout_succeeds(kind: Kind) {
     let lab = Lab::start(kind).await;
-    lab.behave(
-        Service::Payments,
-        json!({"faults": [{"mode": "slow", "sleep_ms": 500}]}),
-    );
+    lab.one_rule(Service::Payments, json!({"mode": "slow", "sleep_ms": 500}));
     let payments = lab.clients.payments.clone();
     let call = tokio::spawn(async move { payments.charge(&charge(7)).await });
     lab.wait_in_latency(1).await;
@@ -665,9 +659,9 @@ async fn a_key_reused_with_another_body_is_rejected(kind: Kind) {
 
 async fn a_key_still_in_flight_is_a_transient_409(kind: Kind) {
     let lab = Lab::start(kind).await;
-    lab.behave(
+    lab.one_rule(
         Service::Payments,
-        json!({"faults": [{"mode": "slow", "sleep_ms": 5000, "calls": 1}]}),
+        json!({"mode": "slow", "sleep_ms": 5000, "calls": 1}),
     );
     let payments = lab.clients.payments.clone();
     let first = tokio::spawn(async move { payments.charge(&keyed_charge(7)).await });
@@ -711,9 +705,9 @@ async fn search_lag_hides_new_records_until_the_clock_passes_it(kind: Kind) {
 
 async fn faults_on_search_are_errors_too(kind: Kind) {
     let lab = Lab::start(kind).await;
-    lab.behave(
+    lab.one_rule(
         Service::Fulfillment,
-        json!({"faults": [{"mode": "crash", "operations": ["search"]}]}),
+        json!({"mode": "crash", "operations": ["search"]}),
     );
     let err = lab
         .clients
@@ -740,10 +734,7 @@ async fn faults_on_search_are_errors_too(kind: Kind) {
 #[tokio::test]
 async fn in_process_latency_equal_to_the_timeout_is_answered() {
     let lab = Lab::with_timeout(Kind::InProcess, IMPATIENT).await;
-    lab.behave(
-        Service::Payments,
-        json!({"faults": [{"mode": "slow", "sleep_ms": 1000}]}),
-    );
+    lab.one_rule(Service::Payments, json!({"mode": "slow", "sleep_ms": 1000}));
     let payments = lab.clients.payments.clone();
     let call = tokio::spawn(async move { payments.charge(&charge(7)).await });
     lab.wait_in_latency(1).await;
