@@ -91,6 +91,25 @@ impl Lab {
             .unwrap()
     }
 
+    /// The error a fulfillment request for order 7 at `address` fails with.
+    async fn fulfillment_refused(&self, address: &str) -> ServiceError {
+        self.clients
+            .fulfillment
+            .request_fulfillment(&fulfillment(7, address))
+            .await
+            .unwrap_err()
+    }
+
+    /// Sends `request` twice and checks that both answers name one charge,
+    /// and that the ledger holds only it: its id.
+    async fn charge_twice_as_one(&self, request: &ChargeRequest) -> String {
+        let first = success_id(self.clients.payments.charge(request).await.unwrap());
+        let second = success_id(self.clients.payments.charge(request).await.unwrap());
+        assert_eq!(first, second);
+        assert_eq!(self.fakes.ledger(Service::Payments).len(), 1);
+        first
+    }
+
     /// Makes `rule` the only fault rule of `service`.
     fn one_rule(&self, service: Service, rule: Value) {
         self.behave(service, json!({ "faults": [rule] }));
@@ -344,12 +363,7 @@ async fn fulfillment_is_requested_and_found_by_search(kind: Kind) {
 
 async fn a_blank_address_is_a_permanent_rejection(kind: Kind) {
     let lab = Lab::start(kind).await;
-    let err = lab
-        .clients
-        .fulfillment
-        .request_fulfillment(&fulfillment(7, "  "))
-        .await
-        .unwrap_err();
+    let err = lab.fulfillment_refused("  ").await;
     assert_eq!(
         err,
         ServiceError::Rejected {
@@ -478,12 +492,7 @@ async fn drop_before_is_a_transient_connection_error_without_effect(kind: Kind) 
         Service::Fulfillment,
         json!({"mode": "drop-before", "calls": 1}),
     );
-    let err = lab
-        .clients
-        .fulfillment
-        .request_fulfillment(&fulfillment(7, "1 Main St"))
-        .await
-        .unwrap_err();
+    let err = lab.fulfillment_refused("1 Main St").await;
     assert!(matches!(err, ServiceError::Connection { .. }), "{err:?}");
     assert!(err.is_transient());
     assert_eq!(err.class_name(), "Fulfillment::ConnectionError");
@@ -605,11 +614,8 @@ async fn slow_within_the_client_timeout_succeeds(kind: Kind) {
 async fn the_idempotency_key_replays_the_same_charge(kind: Kind) {
     let lab = Lab::start(kind).await;
     let request = keyed_charge(7);
-    let first = success_id(lab.clients.payments.charge(&request).await.unwrap());
-    let second = success_id(lab.clients.payments.charge(&request).await.unwrap());
-    assert_eq!(first, second);
+    let first = lab.charge_twice_as_one(&request).await;
     let ledger = lab.fakes.ledger(Service::Payments);
-    assert_eq!(ledger.len(), 1);
     assert_eq!(
         ledger[0].idempotency_key.as_deref(),
         Some("idempotency_key-order-7")
@@ -625,11 +631,8 @@ async fn the_metadata_idempotency_key_replays_the_same_charge(kind: Kind) {
         metadata_idempotency_key: Some("idempotency_key-order-7".into()),
         ..charge(7)
     };
-    let first = success_id(lab.clients.payments.charge(&request).await.unwrap());
-    let second = success_id(lab.clients.payments.charge(&request).await.unwrap());
-    assert_eq!(first, second);
+    let first = lab.charge_twice_as_one(&request).await;
     let ledger = lab.fakes.ledger(Service::Payments);
-    assert_eq!(ledger.len(), 1);
     assert_eq!(
         ledger[0].request["metadata"],
         json!({"order_id": 7, "idempotency_key": "idempotency_key-order-7"})
