@@ -631,7 +631,7 @@ async fn the_metadata_idempotency_key_replays_the_same_charge(kind: Kind) {
         metadata_idempotency_key: Some("idempotency_key-order-7".into()),
         ..charge(7)
     };
-    let first = lab.charge_twice_as_one(&request).await;
+    lab.charge_twice_as_one(&request).await;
     let ledger = lab.fakes.ledger(Service::Payments);
     assert_eq!(
         ledger[0].request["metadata"],

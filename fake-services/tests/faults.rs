@@ -34,7 +34,7 @@ async fn one_rule(tf: &TestFakes, service: Service, rule: serde_json::Value) {
 /// Puts one `mode` rule for one call on payments and makes a charge: the
 /// connection is closed without an answer, not left hanging.
 async fn a_charge_is_dropped_by_one_rule_of(tf: &TestFakes, mode: &str) {
-    one_rule(&tf, Service::Payments, json!({"mode": mode, "calls": 1})).await;
+    one_rule(tf, Service::Payments, json!({"mode": mode, "calls": 1})).await;
     let err = tf
         .charge(1)
         .send()

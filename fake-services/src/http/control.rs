@@ -9,8 +9,9 @@ use axum::Json;
 use serde_json::{json, Map, Value};
 
 use super::api::read_body;
-use super::{pages, token_for_links, wants_html, ApiError, AppState, ServiceSegment};
+use super::{pages, token_for_links, ApiError, AppState, ServiceSegment};
 use crate::fault_rules::{BehaviorSpec, InvalidBehavior};
+use crate::negotiation::Accept;
 use crate::service::Service;
 
 /// The control token a request carries: the `Authorization: Bearer` header,
@@ -102,7 +103,7 @@ pub(super) async fn get_behavior(
     request: BehaviorRequest,
 ) -> Result<Response, ApiError> {
     request.authorize(&app, &[])?;
-    if wants_html(&request.headers) {
+    if Accept::of(&request.headers).wants_html() {
         let token = request.token_for_links(&app);
         let page = pages::behavior_page(&app, request.service, token.as_deref(), None);
         return Ok(Html(page).into_response());
@@ -260,7 +261,7 @@ pub(super) async fn reset(
     let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
     authorize(&app, &headers, query.as_deref(), &form)?;
     app.fakes.reset();
-    if wants_html(&headers) {
+    if Accept::of(&headers).wants_html() {
         return Ok(Redirect::to("/").into_response());
     }
     Ok(Json(json!({"status": "reset"})).into_response())

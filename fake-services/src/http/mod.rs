@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, Path, Request};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::http::{header, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -115,11 +115,6 @@ impl IntoResponse for ApiError {
 
 fn error(status: StatusCode, message: &str) -> Response {
     ApiError::new(status, message).into_response()
-}
-
-/// Whether a browser is asking for a page.
-fn wants_html(headers: &HeaderMap) -> bool {
-    Accept::of(headers).wants_html()
 }
 
 /// The control token given in the address (`?token=`), to carry along in
