@@ -248,6 +248,7 @@ both_transports!(
     slow_within_the_client_timeout_succeeds,
     the_idempotency_key_replays_the_same_charge,
     the_metadata_idempotency_key_replays_the_same_charge,
+    a_quoted_key_is_the_same_key_and_a_bad_one_is_refused_before_sending,
     a_key_reused_with_another_body_is_rejected,
     a_key_still_in_flight_is_a_transient_409,
     search_lag_hides_new_records_until_the_clock_passes_it,
@@ -623,6 +624,39 @@ async fn the_idempotency_key_replays_the_same_charge(kind: Kind) {
     // Without a key, a second charge is a second charge.
     let third = success_id(lab.clients.payments.charge(&charge(7)).await.unwrap());
     assert_ne!(third, first);
+}
+
+/// One key rule (`fake_services::idempotency_key`) on both transports: the
+/// draft's quoted form names the bare key, and a key the server would refuse
+/// never leaves the client.
+async fn a_quoted_key_is_the_same_key_and_a_bad_one_is_refused_before_sending(kind: Kind) {
+    let lab = Lab::start(kind).await;
+    let bare = keyed_charge(7);
+    let quoted = ChargeRequest {
+        idempotency_key: bare.idempotency_key.as_ref().map(|k| format!("\"{k}\"")),
+        ..bare.clone()
+    };
+    let first = success_id(lab.clients.payments.charge(&quoted).await.unwrap());
+    let second = success_id(lab.clients.payments.charge(&bare).await.unwrap());
+    assert_eq!(first, second);
+    let ledger = lab.fakes.ledger(Service::Payments);
+    assert_eq!(ledger.len(), 1);
+    assert_eq!(
+        ledger[0].idempotency_key.as_deref(),
+        Some("idempotency_key-order-7")
+    );
+    for key in ["\"\"".to_string(), "k".repeat(256), "a\tb".into()] {
+        let request = ChargeRequest {
+            idempotency_key: Some(key.clone()),
+            ..charge(8)
+        };
+        let err = lab.clients.payments.charge(&request).await.unwrap_err();
+        assert!(
+            matches!(err, ServiceError::InvalidRequest { .. }),
+            "{key:?}: {err:?}"
+        );
+    }
+    assert_eq!(lab.fakes.ledger(Service::Payments).len(), 1);
 }
 
 async fn the_metadata_idempotency_key_replays_the_same_charge(kind: Kind) {
