@@ -5,6 +5,10 @@
 //! Both transports see the same state and rules, and fail alike: a provider
 //! slower than the client's timeout still performs its effect while the
 //! client hears `Timeout`; a dropped connection is a connection error.
+//!
+//! What the client shares with the server comes from fake-services, not from
+//! a copy here: the paths ([`Route::of`]) and the rule for an
+//! `Idempotency-Key` ([`idempotency_key::parse`]).
 
 use std::fmt;
 use std::time::{Duration, Instant};
