@@ -268,7 +268,7 @@ impl FakeServices {
     /// the fault decision), so the only sleep on the clock is a real wait:
     /// a simulation can move time whenever every task sleeps. A call slower
     /// than the client still completes — and performs its effect — detached
-    /// from it ([`Clock::detach`]), as it would behind a server.
+    /// from it ([`Clock::detach`](crate::Clock::detach)), as it would behind a server.
     pub async fn call_within(&self, call: Call, timeout_ms: u64) -> Result<Reply, TimedOut> {
         self.inner.clock.interleave().await;
         let started = self.start(call);
