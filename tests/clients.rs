@@ -15,7 +15,8 @@ use fake_services::http::{router, HttpOptions};
 use fake_services::serve::RunningServer;
 use fake_services::{FakeServices, ManualClock, Record, Service, Told};
 use idemlab::clients::{
-    BuildError, Charge, ChargeRequest, Clients, EmailRequest, FulfillmentRequest, ServiceError,
+    BuildError, Charge, ChargeRequest, Clients, EmailRequest, FoundEmail, FulfillmentRequest,
+    ServiceError,
 };
 use serde_json::{json, Value};
 
@@ -78,6 +79,40 @@ impl Lab {
         self.fakes
             .set_behavior(service, serde_json::from_value(behavior).unwrap())
             .unwrap();
+    }
+
+    /// What a search finds of the order confirmations sent to `email(_)`'s
+    /// recipient.
+    async fn confirmations_found(&self) -> Vec<FoundEmail> {
+        self.clients
+            .email
+            .search_emails("pat@example.com", "order-confirmation")
+            .await
+            .unwrap()
+    }
+
+    /// The error a fulfillment request for order 7 at `address` fails with.
+    async fn fulfillment_refused(&self, address: &str) -> ServiceError {
+        self.clients
+            .fulfillment
+            .request_fulfillment(&fulfillment(7, address))
+            .await
+            .unwrap_err()
+    }
+
+    /// Sends `request` twice and checks that both answers name one charge,
+    /// and that the ledger holds only it: its id.
+    async fn charge_twice_as_one(&self, request: &ChargeRequest) -> String {
+        let first = success_id(self.clients.payments.charge(request).await.unwrap());
+        let second = success_id(self.clients.payments.charge(request).await.unwrap());
+        assert_eq!(first, second);
+        assert_eq!(self.fakes.ledger(Service::Payments).len(), 1);
+        first
+    }
+
+    /// Makes `rule` the only fault rule of `service`.
+    fn one_rule(&self, service: Service, rule: Value) {
+        self.behave(service, json!({ "faults": [rule] }));
     }
 
     /// Waits until `n` client calls sit in the fakes' injected latency. In
@@ -213,6 +248,7 @@ both_transports!(
     slow_within_the_client_timeout_succeeds,
     the_idempotency_key_replays_the_same_charge,
     the_metadata_idempotency_key_replays_the_same_charge,
+    a_quoted_key_is_the_same_key_and_a_bad_one_is_refused_before_sending,
     a_key_reused_with_another_body_is_rejected,
     a_key_still_in_flight_is_a_transient_409,
     search_lag_hides_new_records_until_the_clock_passes_it,
@@ -272,12 +308,7 @@ async fn email_is_sent_and_found_by_search(kind: Kind) {
     let lab = Lab::start(kind).await;
     let id = lab.clients.email.send_email(&email(7)).await.unwrap();
     assert!(id.starts_with("em_"), "{id}");
-    let found = lab
-        .clients
-        .email
-        .search_emails("pat@example.com", "order-confirmation")
-        .await
-        .unwrap();
+    let found = lab.confirmations_found().await;
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].email_id, id);
     assert_eq!(found[0].to, "pat@example.com");
@@ -333,12 +364,7 @@ async fn fulfillment_is_requested_and_found_by_search(kind: Kind) {
 
 async fn a_blank_address_is_a_permanent_rejection(kind: Kind) {
     let lab = Lab::start(kind).await;
-    let err = lab
-        .clients
-        .fulfillment
-        .request_fulfillment(&fulfillment(7, "  "))
-        .await
-        .unwrap_err();
+    let err = lab.fulfillment_refused("  ").await;
     assert_eq!(
         err,
         ServiceError::Rejected {
@@ -415,10 +441,7 @@ async fn blank_fields_are_rejected_with_the_providers_message(kind: Kind) {
 
 async fn crash_is_a_transient_server_error(kind: Kind) {
     let lab = Lab::start(kind).await;
-    lab.behave(
-        Service::Payments,
-        json!({"faults": [{"mode": "crash", "calls": 1}]}),
-    );
+    lab.one_rule(Service::Payments, json!({"mode": "crash", "calls": 1}));
     let err = lab.clients.payments.charge(&charge(7)).await.unwrap_err();
     assert!(
         matches!(&err, ServiceError::ServerError { status: 503, message, .. }
@@ -436,10 +459,7 @@ async fn crash_is_a_transient_server_error(kind: Kind) {
     // The rule is spent: the retry goes through.
     lab.clients.payments.charge(&charge(7)).await.unwrap();
 
-    lab.behave(
-        Service::Payments,
-        json!({"faults": [{"mode": "crash", "status": 504}]}),
-    );
+    lab.one_rule(Service::Payments, json!({"mode": "crash", "status": 504}));
     let err = lab.clients.payments.charge(&charge(8)).await.unwrap_err();
     assert!(
         matches!(err, ServiceError::ServerError { status: 504, .. }),
@@ -449,9 +469,9 @@ async fn crash_is_a_transient_server_error(kind: Kind) {
 
 async fn throttle_is_transient_with_retry_after(kind: Kind) {
     let lab = Lab::start(kind).await;
-    lab.behave(
+    lab.one_rule(
         Service::Email,
-        json!({"faults": [{"mode": "throttle", "retry_after_s": 7}]}),
+        json!({"mode": "throttle", "retry_after_s": 7}),
     );
     let err = lab.clients.email.send_email(&email(7)).await.unwrap_err();
     assert_eq!(
@@ -469,16 +489,11 @@ async fn throttle_is_transient_with_retry_after(kind: Kind) {
 
 async fn drop_before_is_a_transient_connection_error_without_effect(kind: Kind) {
     let lab = Lab::start(kind).await;
-    lab.behave(
+    lab.one_rule(
         Service::Fulfillment,
-        json!({"faults": [{"mode": "drop-before", "calls": 1}]}),
+        json!({"mode": "drop-before", "calls": 1}),
     );
-    let err = lab
-        .clients
-        .fulfillment
-        .request_fulfillment(&fulfillment(7, "1 Main St"))
-        .await
-        .unwrap_err();
+    let err = lab.fulfillment_refused("1 Main St").await;
     assert!(matches!(err, ServiceError::Connection { .. }), "{err:?}");
     assert!(err.is_transient());
     assert_eq!(err.class_name(), "Fulfillment::ConnectionError");
@@ -494,10 +509,7 @@ async fn drop_before_is_a_transient_connection_error_without_effect(kind: Kind) 
 
 async fn drop_after_is_a_transient_connection_error_with_the_effect(kind: Kind) {
     let lab = Lab::start(kind).await;
-    lab.behave(
-        Service::Payments,
-        json!({"faults": [{"mode": "drop-after", "calls": 1}]}),
-    );
+    lab.one_rule(Service::Payments, json!({"mode": "drop-after", "calls": 1}));
     let err = lab.clients.payments.charge(&charge(7)).await.unwrap_err();
     assert!(matches!(err, ServiceError::Connection { .. }), "{err:?}");
     assert!(err.is_transient());
@@ -508,9 +520,9 @@ async fn drop_after_is_a_transient_connection_error_with_the_effect(kind: Kind) 
 
 async fn send_then_crash_is_transient_but_charged_and_the_keyed_retry_gets_it(kind: Kind) {
     let lab = Lab::start(kind).await;
-    lab.behave(
+    lab.one_rule(
         Service::Payments,
-        json!({"faults": [{"mode": "send-then-crash", "calls": 1}]}),
+        json!({"mode": "send-then-crash", "calls": 1}),
     );
     let request = keyed_charge(7);
     let err = lab.clients.payments.charge(&request).await.unwrap_err();
@@ -537,19 +549,14 @@ async fn send_then_crash_is_transient_but_charged_and_the_keyed_retry_gets_it(ki
 
 async fn email_send_then_crash_is_found_by_search(kind: Kind) {
     let lab = Lab::start(kind).await;
-    lab.behave(
+    lab.one_rule(
         Service::Email,
-        json!({"faults": [{"mode": "send-then-crash", "calls": 1, "operations": ["send"]}]}),
+        json!({"mode": "send-then-crash", "calls": 1, "operations": ["send"]}),
     );
     let err = lab.clients.email.send_email(&email(7)).await.unwrap_err();
     assert!(err.is_transient(), "{err:?}");
     assert_eq!(err.class_name(), "Email::ServerError");
-    let found = lab
-        .clients
-        .email
-        .search_emails("pat@example.com", "order-confirmation")
-        .await
-        .unwrap();
+    let found = lab.confirmations_found().await;
     assert_eq!(
         found.len(),
         1,
@@ -560,9 +567,9 @@ async fn email_send_then_crash_is_found_by_search(kind: Kind) {
 
 async fn slower_than_the_client_timeout_is_a_timeout_but_the_effect_happens(kind: Kind) {
     let lab = Lab::with_timeout(kind, IMPATIENT).await;
-    lab.behave(
+    lab.one_rule(
         Service::Payments,
-        json!({"faults": [{"mode": "slow", "sleep_ms": VERY_SLOW_MS}]}),
+        json!({"mode": "slow", "sleep_ms": VERY_SLOW_MS}),
     );
     let payments = lab.clients.payments.clone();
     let call = tokio::spawn(async move { payments.charge(&charge(7)).await });
@@ -595,10 +602,7 @@ async fn slower_than_the_client_timeout_is_a_timeout_but_the_effect_happens(kind
 
 async fn slow_within_the_client_timeout_succeeds(kind: Kind) {
     let lab = Lab::start(kind).await;
-    lab.behave(
-        Service::Payments,
-        json!({"faults": [{"mode": "slow", "sleep_ms": 500}]}),
-    );
+    lab.one_rule(Service::Payments, json!({"mode": "slow", "sleep_ms": 500}));
     let payments = lab.clients.payments.clone();
     let call = tokio::spawn(async move { payments.charge(&charge(7)).await });
     lab.wait_in_latency(1).await;
@@ -611,11 +615,8 @@ async fn slow_within_the_client_timeout_succeeds(kind: Kind) {
 async fn the_idempotency_key_replays_the_same_charge(kind: Kind) {
     let lab = Lab::start(kind).await;
     let request = keyed_charge(7);
-    let first = success_id(lab.clients.payments.charge(&request).await.unwrap());
-    let second = success_id(lab.clients.payments.charge(&request).await.unwrap());
-    assert_eq!(first, second);
+    let first = lab.charge_twice_as_one(&request).await;
     let ledger = lab.fakes.ledger(Service::Payments);
-    assert_eq!(ledger.len(), 1);
     assert_eq!(
         ledger[0].idempotency_key.as_deref(),
         Some("idempotency_key-order-7")
@@ -625,17 +626,47 @@ async fn the_idempotency_key_replays_the_same_charge(kind: Kind) {
     assert_ne!(third, first);
 }
 
+/// One key rule (`fake_services::idempotency_key`) on both transports: the
+/// draft's quoted form names the bare key, and a key the server would refuse
+/// never leaves the client.
+async fn a_quoted_key_is_the_same_key_and_a_bad_one_is_refused_before_sending(kind: Kind) {
+    let lab = Lab::start(kind).await;
+    let bare = keyed_charge(7);
+    let quoted = ChargeRequest {
+        idempotency_key: bare.idempotency_key.as_ref().map(|k| format!("\"{k}\"")),
+        ..bare.clone()
+    };
+    let first = success_id(lab.clients.payments.charge(&quoted).await.unwrap());
+    let second = success_id(lab.clients.payments.charge(&bare).await.unwrap());
+    assert_eq!(first, second);
+    let ledger = lab.fakes.ledger(Service::Payments);
+    assert_eq!(ledger.len(), 1);
+    assert_eq!(
+        ledger[0].idempotency_key.as_deref(),
+        Some("idempotency_key-order-7")
+    );
+    for key in ["\"\"".to_string(), "k".repeat(256), "a\tb".into()] {
+        let request = ChargeRequest {
+            idempotency_key: Some(key.clone()),
+            ..charge(8)
+        };
+        let err = lab.clients.payments.charge(&request).await.unwrap_err();
+        assert!(
+            matches!(err, ServiceError::InvalidRequest { .. }),
+            "{key:?}: {err:?}"
+        );
+    }
+    assert_eq!(lab.fakes.ledger(Service::Payments).len(), 1);
+}
+
 async fn the_metadata_idempotency_key_replays_the_same_charge(kind: Kind) {
     let lab = Lab::start(kind).await;
     let request = ChargeRequest {
         metadata_idempotency_key: Some("idempotency_key-order-7".into()),
         ..charge(7)
     };
-    let first = success_id(lab.clients.payments.charge(&request).await.unwrap());
-    let second = success_id(lab.clients.payments.charge(&request).await.unwrap());
-    assert_eq!(first, second);
+    lab.charge_twice_as_one(&request).await;
     let ledger = lab.fakes.ledger(Service::Payments);
-    assert_eq!(ledger.len(), 1);
     assert_eq!(
         ledger[0].request["metadata"],
         json!({"order_id": 7, "idempotency_key": "idempotency_key-order-7"})
@@ -665,9 +696,9 @@ async fn a_key_reused_with_another_body_is_rejected(kind: Kind) {
 
 async fn a_key_still_in_flight_is_a_transient_409(kind: Kind) {
     let lab = Lab::start(kind).await;
-    lab.behave(
+    lab.one_rule(
         Service::Payments,
-        json!({"faults": [{"mode": "slow", "sleep_ms": 5000, "calls": 1}]}),
+        json!({"mode": "slow", "sleep_ms": 5000, "calls": 1}),
     );
     let payments = lab.clients.payments.clone();
     let first = tokio::spawn(async move { payments.charge(&keyed_charge(7)).await });
@@ -711,9 +742,9 @@ async fn search_lag_hides_new_records_until_the_clock_passes_it(kind: Kind) {
 
 async fn faults_on_search_are_errors_too(kind: Kind) {
     let lab = Lab::start(kind).await;
-    lab.behave(
+    lab.one_rule(
         Service::Fulfillment,
-        json!({"faults": [{"mode": "crash", "operations": ["search"]}]}),
+        json!({"mode": "crash", "operations": ["search"]}),
     );
     let err = lab
         .clients
@@ -740,10 +771,7 @@ async fn faults_on_search_are_errors_too(kind: Kind) {
 #[tokio::test]
 async fn in_process_latency_equal_to_the_timeout_is_answered() {
     let lab = Lab::with_timeout(Kind::InProcess, IMPATIENT).await;
-    lab.behave(
-        Service::Payments,
-        json!({"faults": [{"mode": "slow", "sleep_ms": 1000}]}),
-    );
+    lab.one_rule(Service::Payments, json!({"mode": "slow", "sleep_ms": 1000}));
     let payments = lab.clients.payments.clone();
     let call = tokio::spawn(async move { payments.charge(&charge(7)).await });
     lab.wait_in_latency(1).await;

@@ -796,37 +796,24 @@ async fn a_web_process_death_is_a_500_that_says_what_happened() {
 #[tokio::test]
 async fn posts_from_another_site_are_refused() {
     let web = web(Knobs::safe()).await;
-    let response = web
-        .http
-        .post(format!("{}/orders", web.url))
-        .header(ORIGIN, "https://evil.example")
-        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(encode(&order_fields(
-            "1",
-            "1",
-            "pat@example.com",
-            "1 Main St",
-        )))
-        .send()
-        .await
-        .unwrap();
+    let order_from = |origin: &str| {
+        web.http
+            .post(format!("{}/orders", web.url))
+            .header(ORIGIN, origin)
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(encode(&order_fields(
+                "1",
+                "1",
+                "pat@example.com",
+                "1 Main St",
+            )))
+            .send()
+    };
+    let response = order_from("https://evil.example").await.unwrap();
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     assert_eq!(web.lab.shop.store.count_orders().await.unwrap(), 0);
     // The lab's own pages post with their own origin.
-    let response = web
-        .http
-        .post(format!("{}/orders", web.url))
-        .header(ORIGIN, web.url.as_str())
-        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(encode(&order_fields(
-            "1",
-            "1",
-            "pat@example.com",
-            "1 Main St",
-        )))
-        .send()
-        .await
-        .unwrap();
+    let response = order_from(web.url.as_str()).await.unwrap();
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
 }
 

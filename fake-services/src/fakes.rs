@@ -14,10 +14,10 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
 
 use crate::clock::{SharedClock, SystemClock};
-use crate::fault_rules::{Action, Behavior, BehaviorSpec, BehaviorView, Decision, FieldError};
+use crate::fault_rules::{Action, Behavior, BehaviorSpec, BehaviorView, Decision, InvalidBehavior};
 use crate::idempotency::{Begin, IdempotencyStore, StoredResponse};
 use crate::ledger::{Record, Told};
-use crate::providers::{self, Answer, Books, Desk};
+use crate::providers::{self, Books, Desk, EffectOutcome};
 use crate::service::{Operation, Service};
 
 /// The longest `X-Be-Slow` a client can ask for, so a typo cannot hang a
@@ -268,7 +268,7 @@ impl FakeServices {
     /// the fault decision), so the only sleep on the clock is a real wait:
     /// a simulation can move time whenever every task sleeps. A call slower
     /// than the client still completes — and performs its effect — detached
-    /// from it ([`Clock::detach`]), as it would behind a server.
+    /// from it ([`Clock::detach`](crate::Clock::detach)), as it would behind a server.
     pub async fn call_within(&self, call: Call, timeout_ms: u64) -> Result<Reply, TimedOut> {
         self.inner.clock.interleave().await;
         let started = self.start(call);
@@ -409,8 +409,12 @@ impl FakeServices {
                 };
                 let answer = providers::perform(&mut desk, &call.body);
                 let (response, executed) = match answer {
-                    Answer::Executed { status, body } => (Response::json(status, &body), true),
-                    Answer::Rejected { status, body } => (Response::json(status, &body), false),
+                    EffectOutcome::Executed { status, body } => {
+                        (Response::json(status, &body), true)
+                    }
+                    EffectOutcome::Rejected { status, body } => {
+                        (Response::json(status, &body), false)
+                    }
                 };
                 if let Some(mut reservation) = reservation {
                     let stored = executed.then(|| StoredResponse {
@@ -437,7 +441,7 @@ impl FakeServices {
         &self,
         service: Service,
         spec: BehaviorSpec,
-    ) -> Result<BehaviorView, FieldError> {
+    ) -> Result<BehaviorView, InvalidBehavior> {
         spec.validate(service)?;
         let now_ms = self.inner.clock.now_ms();
         let mut state = self.state(service);

@@ -123,53 +123,53 @@ impl FaultSpec {
     }
 
     /// Checks what serde cannot: ranges, and keys that make no sense together.
-    fn validate(&self, service: Service, index: usize) -> Result<(), FieldError> {
+    fn validate(&self, service: Service, index: usize) -> Result<(), InvalidBehavior> {
         let field = |name: &str| format!("faults[{index}].{name}");
         let mode = self.mode.name();
         if let Some(p) = self.probability {
             if !(0.0..=1.0).contains(&p) || p.is_nan() {
-                return Err(FieldError::new(
+                return Err(InvalidBehavior::new(
                     field("probability"),
                     format!("must be between 0 and 1, got {p}"),
                 ));
             }
         } else if self.seed.is_some() {
-            return Err(FieldError::new(
+            return Err(InvalidBehavior::new(
                 field("seed"),
                 "only makes sense with `probability`",
             ));
         }
         if self.calls == Some(0) {
-            return Err(FieldError::new(
+            return Err(InvalidBehavior::new(
                 field("calls"),
                 "must be at least 1 (remove the rule to turn it off)",
             ));
         }
         if self.for_ms == Some(0) {
-            return Err(FieldError::new(field("for_ms"), "must be at least 1"));
+            return Err(InvalidBehavior::new(field("for_ms"), "must be at least 1"));
         }
         if self.sleep_ms.is_some() && self.mode != Mode::Slow {
-            return Err(FieldError::new(
+            return Err(InvalidBehavior::new(
                 field("sleep_ms"),
                 format!("only applies to mode `slow`, not `{mode}`"),
             ));
         }
         if let Some(status) = self.status {
             if !matches!(self.mode, Mode::Crash | Mode::SendThenCrash) {
-                return Err(FieldError::new(
+                return Err(InvalidBehavior::new(
                     field("status"),
                     format!("only applies to modes `crash` and `send-then-crash`, not `{mode}`"),
                 ));
             }
             if !(500..=599).contains(&status) {
-                return Err(FieldError::new(
+                return Err(InvalidBehavior::new(
                     field("status"),
                     format!("must be a 5xx status, got {status}"),
                 ));
             }
         }
         if self.retry_after_s.is_some() && self.mode != Mode::Throttle {
-            return Err(FieldError::new(
+            return Err(InvalidBehavior::new(
                 field("retry_after_s"),
                 format!("only applies to mode `throttle`, not `{mode}`"),
             ));
@@ -177,7 +177,7 @@ impl FaultSpec {
         if let Some(ops) = &self.operations {
             let allowed = service.faultable_operations();
             if ops.is_empty() {
-                return Err(FieldError::new(
+                return Err(InvalidBehavior::new(
                     field("operations"),
                     format!(
                         "must name at least one of {} (leave it out for all)",
@@ -187,7 +187,7 @@ impl FaultSpec {
             }
             for (i, op) in ops.iter().enumerate() {
                 if !allowed.contains(&op.as_str()) {
-                    return Err(FieldError::new(
+                    return Err(InvalidBehavior::new(
                         format!("faults[{index}].operations[{i}]"),
                         format!(
                             "`{op}` is not an operation of {service}; it has {}",
@@ -215,7 +215,7 @@ pub struct BehaviorSpec {
 impl BehaviorSpec {
     /// Parses and validates a behaviour for `service`, naming the offending
     /// field (`faults[1].probability`) in the error.
-    pub fn from_json(service: Service, body: &[u8]) -> Result<Self, FieldError> {
+    pub fn from_json(service: Service, body: &[u8]) -> Result<Self, InvalidBehavior> {
         let de = &mut serde_json::Deserializer::from_slice(body);
         let spec: BehaviorSpec = serde_path_to_error::deserialize(&mut *de).map_err(|err| {
             let path = err.path().to_string();
@@ -226,7 +226,7 @@ impl BehaviorSpec {
                 err.classify(),
                 serde_json::error::Category::Syntax | serde_json::error::Category::Eof
             );
-            FieldError::new(
+            InvalidBehavior::new(
                 if path == "." || malformed {
                     "body".into()
                 } else {
@@ -237,15 +237,15 @@ impl BehaviorSpec {
         })?;
         // Text after the JSON value (`{...} x`) is malformed too.
         de.end()
-            .map_err(|err| FieldError::new("body", err.to_string()))?;
+            .map_err(|err| InvalidBehavior::new("body", err.to_string()))?;
         spec.validate(service)?;
         Ok(spec)
     }
 
     /// Checks every rule; see [`BehaviorSpec::from_json`].
-    pub fn validate(&self, service: Service) -> Result<(), FieldError> {
+    pub fn validate(&self, service: Service) -> Result<(), InvalidBehavior> {
         if self.faults.len() > MAX_RULES {
-            return Err(FieldError::new(
+            return Err(InvalidBehavior::new(
                 "faults",
                 format!("at most {MAX_RULES} rules, got {}", self.faults.len()),
             ));
@@ -257,14 +257,15 @@ impl BehaviorSpec {
     }
 }
 
-/// A rejected behaviour: which field, and what was wrong with it.
+/// A rejected behaviour (`PUT /{service}/behavior` or its form): which field,
+/// and what was wrong with it; answered as `{"error", "field"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FieldError {
+pub struct InvalidBehavior {
     pub field: String,
     pub error: String,
 }
 
-impl FieldError {
+impl InvalidBehavior {
     pub fn new(field: impl Into<String>, error: impl Into<String>) -> Self {
         Self {
             field: field.into(),
@@ -273,13 +274,13 @@ impl FieldError {
     }
 }
 
-impl std::fmt::Display for FieldError {
+impl std::fmt::Display for InvalidBehavior {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.field, self.error)
     }
 }
 
-impl std::error::Error for FieldError {}
+impl std::error::Error for InvalidBehavior {}
 
 /// A rule in force, with what it has done so far.
 #[derive(Debug, Clone)]
@@ -626,5 +627,70 @@ mod tests {
         let spec = BehaviorSpec::from_json(Service::Payments, &json).unwrap();
         assert_eq!(spec.faults[0].calls, Some(1));
         assert_eq!(spec.search_lag_ms, 7);
+    }
+
+    #[test]
+    fn each_mode_is_named_as_json_names_it() {
+        let mut names: Vec<&str> = Mode::ALL.iter().map(|m| m.name()).collect();
+        for mode in Mode::ALL {
+            assert_eq!(
+                serde_json::to_value(mode).unwrap(),
+                serde_json::Value::from(mode.name()),
+                "{mode:?}"
+            );
+            let rule = format!(r#"{{"faults":[{{"mode":"{}"}}]}}"#, mode.name());
+            let spec = BehaviorSpec::from_json(Service::Payments, rule.as_bytes()).unwrap();
+            assert_eq!(spec.faults[0].mode, mode);
+        }
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), Mode::ALL.len());
+    }
+
+    #[test]
+    fn max_rules_is_allowed_and_one_more_is_not() {
+        let rules = |n: usize| BehaviorSpec {
+            faults: vec![FaultSpec::new(Mode::Crash); n],
+            search_lag_ms: 0,
+        };
+        assert_eq!(rules(MAX_RULES).validate(Service::Payments), Ok(()));
+        let err = rules(MAX_RULES + 1)
+            .validate(Service::Payments)
+            .unwrap_err();
+        assert_eq!(err.field, "faults");
+        assert!(err.error.contains("at most 100 rules, got 101"), "{err}");
+    }
+
+    #[test]
+    fn only_forward_send_then_crash_and_drop_after_reach_the_provider() {
+        let reaching = [
+            Action::Forward,
+            Action::SendThenCrash { status: 503 },
+            Action::DropAfter,
+        ];
+        let stopping = [
+            Action::Crash { status: 503 },
+            Action::Throttle { retry_after_s: 1 },
+            Action::DropBefore,
+        ];
+        for action in reaching {
+            assert!(action.reaches_provider(), "{action:?}");
+        }
+        for action in stopping {
+            assert!(!action.reaches_provider(), "{action:?}");
+        }
+    }
+
+    #[test]
+    fn a_rule_that_can_still_fire_is_an_active_fault() {
+        assert!(!behavior(r#"{"faults":[]}"#, 0).has_active_faults(0));
+        let b = behavior(r#"{"faults":[{"mode":"crash","for_ms":100}]}"#, 0);
+        assert!(b.has_active_faults(0));
+        assert!(b.has_active_faults(99));
+        assert!(!b.has_active_faults(100));
+        let mut b = behavior(r#"{"faults":[{"mode":"slow","calls":1}]}"#, 0);
+        assert!(b.has_active_faults(0));
+        b.decide("charge", 0);
+        assert!(!b.has_active_faults(0));
     }
 }

@@ -9,9 +9,13 @@
 //! - [`fakes`]: [`FakeServices`], the state of all four and the one path every
 //!   call takes; also the in-process API (no sockets) for the simulator.
 //! - [`fault_rules`]: server-side fault rules and their limits.
-//! - [`idempotency`]: the `Idempotency-Key` header's store.
+//! - [`idempotency`]: the `Idempotency-Key` header's store;
+//!   [`idempotency_key`]: what the header may hold (server and clients).
 //! - [`ledger`]: the records of effects, with what the client was told.
 //! - `providers`: each provider's own business rules (charge, send, …).
+//! - [`negotiation`]: what a request's `Accept` and `Content-Type` say, for
+//!   every front door (this crate's and the web lab's).
+//! - [`routes`]: the method and path of each operation (router and clients).
 //! - [`http`]: the axum routes and HTML pages; [`serve`]: the server loop that
 //!   can drop a connection unanswered.
 //! - [`clock`]: wall or manual time; [`ids`]: `ch_1a2b3c4d`-style ids.
@@ -23,9 +27,12 @@ pub mod fakes;
 pub mod fault_rules;
 pub mod http;
 pub mod idempotency;
+pub mod idempotency_key;
 pub mod ids;
 pub mod ledger;
+pub mod negotiation;
 mod providers;
+pub mod routes;
 pub mod serve;
 pub mod service;
 
@@ -33,6 +40,7 @@ pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use fakes::{Call, ClientFaults, ClientSlow, FakeServices, Reply, Response};
 pub use fault_rules::{BehaviorSpec, FaultSpec, Mode};
 pub use ledger::{Record, Told};
+pub use routes::Route;
 pub use service::{Operation, Service};
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`).

@@ -125,6 +125,14 @@ pub enum Operation {
 }
 
 impl Operation {
+    /// Every operation, in the order the router serves them.
+    pub const ALL: [Operation; 4] = [
+        Operation::Status,
+        Operation::Effect,
+        Operation::Search,
+        Operation::Clear,
+    ];
+
     /// The name fault rules use for this operation on `service`.
     pub fn name(self, service: Service) -> &'static str {
         match self {

@@ -337,6 +337,34 @@ async fn bad_idempotency_keys_are_400() {
     assert_eq!(ledger[0]["idempotency_key"], key.as_str());
 }
 
+/// The server's side of the one key rule the clients share
+/// (`fake_services::idempotency_key`): printable ASCII only, and the limit
+/// counts the key inside the draft's quotes.
+#[tokio::test]
+async fn idempotency_keys_must_be_printable_ascii_and_quotes_do_not_count() {
+    let tf = spawn().await;
+    for key in [&b"a\tb"[..], "ключ".as_bytes(), b"caf\xe9"] {
+        let value = reqwest::header::HeaderValue::from_bytes(key).unwrap();
+        let (status, body) = send_json(tf.charge(1).header("Idempotency-Key", value)).await;
+        assert_eq!(status, 400, "{key:?}");
+        assert!(error_mentions(&body, "printable ASCII"), "{body}");
+    }
+    assert!(tf.ledger(Service::Payments).await.is_empty());
+
+    let key = "k".repeat(fake_services::idempotency_key::MAX_LEN);
+    let (status, _) = send_json(tf.charge(1).header("Idempotency-Key", format!("\"{key}\""))).await;
+    assert_eq!(status, 201);
+    let ledger = tf.ledger(Service::Payments).await;
+    assert_eq!(ledger[0]["idempotency_key"], key.as_str());
+    let (status, body) = send_json(
+        tf.charge(1)
+            .header("Idempotency-Key", format!("\"{key}k\"")),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(error_mentions(&body, "at most 255"), "{body}");
+}
+
 // ------------------------------------------------------------ control token
 
 #[tokio::test]

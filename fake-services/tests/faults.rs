@@ -26,13 +26,29 @@ fn notify_error(tf: &TestFakes) -> reqwest::RequestBuilder {
     tf.put_notification(&json!({"exception_class": "RuntimeError", "exception_message": "boom"}))
 }
 
+/// Makes `rule` the only fault rule of `service`.
+async fn one_rule(tf: &TestFakes, service: Service, rule: serde_json::Value) {
+    tf.set_behavior(service, json!({ "faults": [rule] })).await;
+}
+
+/// Puts one `mode` rule for one call on payments and makes a charge: the
+/// connection is closed without an answer, not left hanging.
+async fn a_charge_is_dropped_by_one_rule_of(tf: &TestFakes, mode: &str) {
+    one_rule(tf, Service::Payments, json!({"mode": mode, "calls": 1})).await;
+    let err = tf
+        .charge(1)
+        .send()
+        .await
+        .expect_err(&format!("no response after {mode}"));
+    assert!(!err.is_timeout(), "closed, not hung: {err:?}");
+}
+
 // ---------------------------------------------------------------- modes
 
 #[tokio::test]
 async fn crash_answers_503_naming_the_rule_and_performs_nothing() {
     let tf = spawn().await;
-    tf.set_behavior(Service::Payments, json!({"faults": [{"mode": "crash"}]}))
-        .await;
+    one_rule(&tf, Service::Payments, json!({"mode": "crash"})).await;
     let response = tf.charge(1).send().await.unwrap();
     assert_eq!(
         response.headers()["content-type"],
@@ -67,15 +83,17 @@ async fn crash_answers_503_naming_the_rule_and_performs_nothing() {
 #[tokio::test]
 async fn crash_with_a_custom_status() {
     let tf = spawn().await;
-    tf.set_behavior(
+    one_rule(
+        &tf,
         Service::Payments,
-        json!({"faults": [{"mode": "crash", "status": 500}]}),
+        json!({"mode": "crash", "status": 500}),
     )
     .await;
     assert_eq!(charge_status(&tf, 1).await, 500);
-    tf.set_behavior(
+    one_rule(
+        &tf,
         Service::Payments,
-        json!({"faults": [{"mode": "crash", "status": 504}]}),
+        json!({"mode": "crash", "status": 504}),
     )
     .await;
     assert_eq!(charge_status(&tf, 1).await, 504);
@@ -85,17 +103,17 @@ async fn crash_with_a_custom_status() {
 #[tokio::test]
 async fn throttle_answers_429_with_retry_after() {
     let tf = spawn().await;
-    tf.set_behavior(Service::Payments, json!({"faults": [{"mode": "throttle"}]}))
-        .await;
+    one_rule(&tf, Service::Payments, json!({"mode": "throttle"})).await;
     let response = tf.charge(1).send().await.unwrap();
     assert_eq!(response.status(), 429);
     assert_eq!(response.headers()["retry-after"], "1");
     let (_, body) = status_and_json(response).await;
     assert!(error_mentions(&body, "throttle"), "{body}");
 
-    tf.set_behavior(
+    one_rule(
+        &tf,
         Service::Payments,
-        json!({"faults": [{"mode": "throttle", "retry_after_s": 7}]}),
+        json!({"mode": "throttle", "retry_after_s": 7}),
     )
     .await;
     let response = tf.charge(1).send().await.unwrap();
@@ -113,9 +131,10 @@ async fn throttle_answers_429_with_retry_after() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_waits_until_the_clock_has_moved_sleep_ms() {
     let tf = spawn().await;
-    tf.set_behavior(
+    one_rule(
+        &tf,
         Service::Payments,
-        json!({"faults": [{"mode": "slow", "sleep_ms": 300}]}),
+        json!({"mode": "slow", "sleep_ms": 300}),
     )
     .await;
     let request = tf.charge(1);
@@ -174,11 +193,7 @@ async fn slow_then_crash_is_a_delayed_503() {
 #[tokio::test]
 async fn send_then_crash_performs_the_effect_then_answers_503() {
     let tf = spawn().await;
-    tf.set_behavior(
-        Service::Payments,
-        json!({"faults": [{"mode": "send-then-crash"}]}),
-    )
-    .await;
+    one_rule(&tf, Service::Payments, json!({"mode": "send-then-crash"})).await;
     let (status, body) = send_json(tf.charge(1)).await;
     assert_eq!(status, 503);
     assert!(error_mentions(&body, "send-then-crash"), "{body}");
@@ -195,9 +210,10 @@ async fn send_then_crash_performs_the_effect_then_answers_503() {
         json!({"outcome": "response", "status": 503, "fault": "send-then-crash"})
     );
 
-    tf.set_behavior(
+    one_rule(
+        &tf,
         Service::Payments,
-        json!({"faults": [{"mode": "send-then-crash", "status": 502}]}),
+        json!({"mode": "send-then-crash", "status": 502}),
     )
     .await;
     assert_eq!(charge_status(&tf, 2).await, 502);
@@ -212,17 +228,7 @@ async fn send_then_crash_performs_the_effect_then_answers_503() {
 #[tokio::test]
 async fn drop_before_closes_the_connection_and_performs_nothing() {
     let tf = spawn().await;
-    tf.set_behavior(
-        Service::Payments,
-        json!({"faults": [{"mode": "drop-before", "calls": 1}]}),
-    )
-    .await;
-    let err = tf
-        .charge(1)
-        .send()
-        .await
-        .expect_err("no response after drop-before");
-    assert!(!err.is_timeout(), "closed, not hung: {err:?}");
+    a_charge_is_dropped_by_one_rule_of(&tf, "drop-before").await;
     assert!(tf.ledger(Service::Payments).await.is_empty());
     // The server is fine afterwards.
     assert_eq!(charge_status(&tf, 1).await, 201);
@@ -232,17 +238,7 @@ async fn drop_before_closes_the_connection_and_performs_nothing() {
 #[tokio::test]
 async fn drop_after_closes_the_connection_but_the_effect_happened() {
     let tf = spawn().await;
-    tf.set_behavior(
-        Service::Payments,
-        json!({"faults": [{"mode": "drop-after", "calls": 1}]}),
-    )
-    .await;
-    let err = tf
-        .charge(1)
-        .send()
-        .await
-        .expect_err("no response after drop-after");
-    assert!(!err.is_timeout(), "closed, not hung: {err:?}");
+    a_charge_is_dropped_by_one_rule_of(&tf, "drop-after").await;
     let ledger = tf.ledger(Service::Payments).await;
     assert_eq!(
         ledger.len(),
@@ -368,9 +364,10 @@ async fn for_ms_applies_within_its_window_only() {
 #[tokio::test]
 async fn operations_limit_a_rule_to_the_named_operations() {
     let tf = spawn().await;
-    tf.set_behavior(
+    one_rule(
+        &tf,
         Service::Payments,
-        json!({"faults": [{"mode": "crash", "operations": ["charge"]}]}),
+        json!({"mode": "crash", "operations": ["charge"]}),
     )
     .await;
     assert_eq!(tf.get_json("/payments/charges").await, (200, json!([])));
@@ -382,9 +379,10 @@ async fn operations_limit_a_rule_to_the_named_operations() {
         "searches do not count as hits of a charge-only rule"
     );
 
-    tf.set_behavior(
+    one_rule(
+        &tf,
         Service::Payments,
-        json!({"faults": [{"mode": "crash", "operations": ["search"]}]}),
+        json!({"mode": "crash", "operations": ["search"]}),
     )
     .await;
     assert_eq!(charge_status(&tf, 1).await, 201);
@@ -392,9 +390,10 @@ async fn operations_limit_a_rule_to_the_named_operations() {
     assert_eq!(tf.ledger(Service::Payments).await.len(), 1);
 
     // Both named: both fail.
-    tf.set_behavior(
+    one_rule(
+        &tf,
         Service::Payments,
-        json!({"faults": [{"mode": "crash", "operations": ["charge", "search"]}]}),
+        json!({"mode": "crash", "operations": ["charge", "search"]}),
     )
     .await;
     assert_eq!(charge_status(&tf, 1).await, 503);
@@ -452,9 +451,10 @@ async fn the_first_rule_that_applies_decides() {
 #[tokio::test]
 async fn faults_apply_to_email_send() {
     let tf = spawn().await;
-    tf.set_behavior(
+    one_rule(
+        &tf,
         Service::Email,
-        json!({"faults": [{"mode": "send-then-crash", "calls": 1}]}),
+        json!({"mode": "send-then-crash", "calls": 1}),
     )
     .await;
     let (status, body) = send_json(send_email(&tf)).await;
@@ -469,8 +469,7 @@ async fn faults_apply_to_email_send() {
     );
     assert_eq!(send_email(&tf).send().await.unwrap().status(), 202);
 
-    tf.set_behavior(Service::Email, json!({"faults": [{"mode": "crash"}]}))
-        .await;
+    one_rule(&tf, Service::Email, json!({"mode": "crash"})).await;
     assert_eq!(send_email(&tf).send().await.unwrap().status(), 503);
     assert_eq!(tf.ledger(Service::Email).await.len(), 2);
     assert!(tf.ledger(Service::Payments).await.is_empty());
@@ -479,9 +478,10 @@ async fn faults_apply_to_email_send() {
 #[tokio::test]
 async fn faults_apply_to_fulfillment_requests() {
     let tf = spawn().await;
-    tf.set_behavior(
+    one_rule(
+        &tf,
         Service::Fulfillment,
-        json!({"faults": [{"mode": "drop-after", "calls": 1}]}),
+        json!({"mode": "drop-after", "calls": 1}),
     )
     .await;
     request_fulfillment(&tf)
@@ -493,9 +493,10 @@ async fn faults_apply_to_fulfillment_requests() {
     assert_eq!(ledger[0]["response"]["status"], "accepted");
     assert_eq!(ledger[0]["told"], json!({"outcome": "dropped"}));
 
-    tf.set_behavior(
+    one_rule(
+        &tf,
         Service::Fulfillment,
-        json!({"faults": [{"mode": "throttle", "retry_after_s": 3}]}),
+        json!({"mode": "throttle", "retry_after_s": 3}),
     )
     .await;
     let response = request_fulfillment(&tf).send().await.unwrap();
@@ -507,9 +508,10 @@ async fn faults_apply_to_fulfillment_requests() {
 #[tokio::test]
 async fn faults_apply_to_error_catcher_notifications() {
     let tf = spawn().await;
-    tf.set_behavior(
+    one_rule(
+        &tf,
         Service::ErrorCatcher,
-        json!({"faults": [{"mode": "crash", "status": 500, "calls": 1}]}),
+        json!({"mode": "crash", "status": 500, "calls": 1}),
     )
     .await;
     let (status, body) = send_json(notify_error(&tf)).await;
@@ -518,11 +520,7 @@ async fn faults_apply_to_error_catcher_notifications() {
     assert!(tf.ledger(Service::ErrorCatcher).await.is_empty());
     assert_eq!(notify_error(&tf).send().await.unwrap().status(), 202);
 
-    tf.set_behavior(
-        Service::ErrorCatcher,
-        json!({"faults": [{"mode": "drop-before"}]}),
-    )
-    .await;
+    one_rule(&tf, Service::ErrorCatcher, json!({"mode": "drop-before"})).await;
     notify_error(&tf)
         .send()
         .await
@@ -534,8 +532,7 @@ async fn faults_apply_to_error_catcher_notifications() {
 async fn faults_do_not_apply_to_status_polls() {
     let tf = spawn().await;
     for service in fake_services::Service::ALL {
-        tf.set_behavior(service, json!({"faults": [{"mode": "crash", "calls": 1}]}))
-            .await;
+        one_rule(&tf, service, json!({"mode": "crash", "calls": 1})).await;
         for _ in 0..3 {
             let (status, _) = tf.get_json(&format!("/{}/status", service.name())).await;
             assert_eq!(status, 200, "{service} status was faulted");
@@ -619,9 +616,10 @@ async fn deleting_charges_clears_only_the_payments_records() {
     assert_eq!(charge_status(&tf, 2).await, 201);
     assert_eq!(send_email(&tf).send().await.unwrap().status(), 202);
     assert_eq!(request_fulfillment(&tf).send().await.unwrap().status(), 202);
-    tf.set_behavior(
+    one_rule(
+        &tf,
         Service::Payments,
-        json!({"faults": [{"mode": "crash", "operations": ["charge"], "calls": 1}]}),
+        json!({"mode": "crash", "operations": ["charge"], "calls": 1}),
     )
     .await;
 
@@ -647,9 +645,10 @@ async fn deleting_charges_clears_only_the_payments_records() {
 #[tokio::test]
 async fn a_stated_client_timeout_is_kept_on_the_services_clock() {
     let tf = spawn().await;
-    tf.set_behavior(
+    one_rule(
+        &tf,
         Service::Payments,
-        json!({"faults": [{"mode": "slow", "sleep_ms": 10000, "calls": 1}]}),
+        json!({"mode": "slow", "sleep_ms": 10000, "calls": 1}),
     )
     .await;
     // The client says it waits 5 s; the charge takes 10 s of virtual time.

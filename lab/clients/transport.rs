@@ -5,21 +5,22 @@
 //! Both transports see the same state and rules, and fail alike: a provider
 //! slower than the client's timeout still performs its effect while the
 //! client hears `Timeout`; a dropped connection is a connection error.
+//!
+//! What the client shares with the server comes from fake-services, not from
+//! a copy here: the paths ([`Route::of`]) and the rule for an
+//! `Idempotency-Key` ([`idempotency_key::parse`]).
 
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use fake_services::{Call, ClientFaults, FakeServices, Operation, Reply, Service};
+use fake_services::idempotency_key;
+use fake_services::{Call, ClientFaults, FakeServices, Operation, Reply, Route, Service};
 use reqwest::header::{HeaderValue, ACCEPT, RETRY_AFTER};
-use reqwest::{Method, Url};
+use reqwest::Url;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::error::{BuildError, ServiceError};
-
-/// The longest `Idempotency-Key` the services accept (as the draft's Stripe
-/// practice has it).
-pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 
 /// How much of an unexpected body an error keeps.
 const BODY_EXCERPT_CHARS: usize = 200;
@@ -149,11 +150,11 @@ impl Transport {
 
     /// Makes one call and returns the provider's answer, whatever its status;
     /// fails only when there is no answer (timeout, connection).
-    pub(crate) async fn send(&self, request: Request) -> Result<Answer, ServiceError> {
+    pub(crate) async fn send(&self, mut request: Request) -> Result<RawAnswer, ServiceError> {
         let started = Instant::now();
         let service = request.service;
         let operation = request.operation.name(service);
-        check_key(&request)?;
+        check_key(&mut request)?;
         let result = match self {
             Transport::Http {
                 base_url,
@@ -226,28 +227,11 @@ impl Request {
             idempotency_key: None,
         }
     }
-
-    /// The method and path (relative to the server's root) of this call, as
-    /// the book server lays them out.
-    fn route(&self) -> (Method, &'static str) {
-        match (self.service, self.operation) {
-            (Service::Payments, Operation::Effect) => (Method::POST, "payments/charge"),
-            (Service::Payments, _) => (Method::GET, "payments/charges"),
-            (Service::Email, Operation::Effect) => (Method::POST, "email/send"),
-            (Service::Email, _) => (Method::GET, "email/emails"),
-            (Service::Fulfillment, Operation::Effect) => (Method::PUT, "fulfillment/request"),
-            (Service::Fulfillment, _) => (Method::GET, "fulfillment/requests"),
-            (Service::ErrorCatcher, Operation::Effect) => {
-                (Method::PUT, "error-catcher/notification")
-            }
-            (Service::ErrorCatcher, _) => (Method::GET, "error-catcher/notifications"),
-        }
-    }
 }
 
 /// A provider's answer, before it is judged.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Answer {
+pub(crate) struct RawAnswer {
     pub status: u16,
     pub body: Vec<u8>,
     /// `Retry-After`, in seconds.
@@ -256,7 +240,7 @@ pub(crate) struct Answer {
     pub replayed: bool,
 }
 
-impl Answer {
+impl RawAnswer {
     /// A 2xx body as `T`; any other status as the error it means.
     pub fn decode<T: DeserializeOwned>(self, service: Service) -> Result<T, ServiceError> {
         let status = self.status;
@@ -337,31 +321,21 @@ fn excerpt(body: &[u8]) -> String {
     short
 }
 
-/// Refuses a key the HTTP server would refuse (or that is not a header value
-/// at all), on both transports alike.
-fn check_key(request: &Request) -> Result<(), ServiceError> {
+/// Refuses a key the HTTP server would refuse, on both transports alike
+/// (one rule: [`idempotency_key::parse`]), and sends the key as the server
+/// reads it (bare, without the draft's quotes), so that an in-process call
+/// stores the key an HTTP call would.
+fn check_key(request: &mut Request) -> Result<(), ServiceError> {
     let Some(key) = &request.idempotency_key else {
         return Ok(());
     };
-    let problem = if key.trim().is_empty() {
-        Some("must not be blank".to_string())
-    } else if key.len() > MAX_IDEMPOTENCY_KEY_LEN {
-        Some(format!(
-            "must be at most {MAX_IDEMPOTENCY_KEY_LEN} characters, got {}",
-            key.len()
-        ))
-    } else if !key.bytes().all(|b| (0x20..0x7f).contains(&b)) {
-        Some("must be printable ASCII".to_string())
-    } else {
-        None
-    };
-    match problem {
-        None => Ok(()),
-        Some(problem) => Err(ServiceError::InvalidRequest {
+    let key =
+        idempotency_key::parse(key.as_bytes()).map_err(|err| ServiceError::InvalidRequest {
             service: request.service,
-            message: format!("Idempotency-Key {problem}"),
-        }),
-    }
+            message: err.to_string(),
+        })?;
+    request.idempotency_key = Some(key.to_string());
+    Ok(())
 }
 
 async fn send_http(
@@ -370,9 +344,11 @@ async fn send_http(
     timeout: Duration,
     declared: bool,
     request: Request,
-) -> Result<Answer, ServiceError> {
+) -> Result<RawAnswer, ServiceError> {
     let service = request.service;
-    let (method, path) = request.route();
+    let Route { method, path } = Route::of(service, request.operation);
+    // Relative to the base, which may carry a path prefix of its own.
+    let path = path.trim_start_matches('/');
     let mut url = base_url
         .join(path)
         .map_err(|err| ServiceError::InvalidRequest {
@@ -435,7 +411,7 @@ async fn send_http(
         .get("idempotent-replayed")
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
     let body = response.bytes().await.map_err(no_answer)?.to_vec();
-    Ok(Answer {
+    Ok(RawAnswer {
         status,
         body,
         retry_after_s,
@@ -466,7 +442,7 @@ async fn send_in_process(
     fakes: &FakeServices,
     timeout: Duration,
     request: Request,
-) -> Result<Answer, ServiceError> {
+) -> Result<RawAnswer, ServiceError> {
     let service = request.service;
     let call = Call {
         service,
@@ -487,7 +463,7 @@ async fn send_in_process(
                 after: timeout,
             })?;
     match reply {
-        Reply::Response(response) => Ok(Answer {
+        Reply::Response(response) => Ok(RawAnswer {
             status: response.status,
             body: response.body.to_vec(),
             retry_after_s: response.retry_after_s,
@@ -505,8 +481,8 @@ mod tests {
     use super::*;
     use serde::Deserialize;
 
-    fn answer(status: u16, body: &str) -> Answer {
-        Answer {
+    fn answer(status: u16, body: &str) -> RawAnswer {
+        RawAnswer {
             status,
             body: body.as_bytes().to_vec(),
             retry_after_s: None,
@@ -537,13 +513,10 @@ mod tests {
         )
         .decode::<Id>(Service::Email)
         .unwrap_err();
-        assert_eq!(
-            err,
-            ServiceError::Rejected {
-                service: Service::Email,
-                status: 422,
-                message: "to required".into()
-            }
+        assert!(
+            matches!(&err, ServiceError::Rejected { service: Service::Email, status: 422, message }
+                if message == "to required"),
+            "{err:?}"
         );
         let err = answer(404, "<h1>nope</h1>").decode::<Id>(p).unwrap_err();
         assert!(err.to_string().contains("<h1>nope</h1>"), "{err}");
@@ -577,19 +550,33 @@ mod tests {
         assert!(err.to_string().len() < 400, "{err}");
     }
 
+    fn checked(key: &str) -> Result<Option<String>, ServiceError> {
+        let mut request = Request::effect(Service::Payments, Value::Null, Some(key.to_string()));
+        check_key(&mut request).map(|()| request.idempotency_key)
+    }
+
     #[test]
     fn keys_that_cannot_be_headers_are_refused() {
-        for key in ["", " ", "ключ", "a\nb", &"k".repeat(256)] {
-            let request = Request::effect(Service::Payments, Value::Null, Some(key.to_string()));
-            let err = check_key(&request).unwrap_err();
+        for key in ["", " ", "\"\"", "ключ", "a\nb", "a\tb", &"k".repeat(256)] {
+            let err = checked(key).unwrap_err();
             assert!(
                 matches!(err, ServiceError::InvalidRequest { .. }),
                 "{key:?}"
             );
+            assert!(err.to_string().contains("Idempotency-Key"), "{err}");
             assert!(!err.is_transient());
         }
-        let ok = Request::effect(Service::Payments, Value::Null, Some("order-7".into()));
-        assert!(check_key(&ok).is_ok());
+        assert_eq!(checked("order-7").unwrap().as_deref(), Some("order-7"));
+    }
+
+    #[test]
+    fn the_key_limit_is_the_servers() {
+        let at_limit = "k".repeat(fake_services::idempotency_key::MAX_LEN);
+        assert_eq!(checked(&at_limit).unwrap(), Some(at_limit.clone()));
+        let err = checked(&format!("{at_limit}k")).unwrap_err();
+        assert!(err.to_string().contains("at most 255"), "{err}");
+        // The quoted form is the same key, sent as the server reads it.
+        assert_eq!(checked(&format!("\"{at_limit}\"")).unwrap(), Some(at_limit));
     }
 
     #[test]

@@ -8,6 +8,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
+use fake_services::negotiation::{body_is_json, Accept};
 use serde_json::{json, Value};
 
 use super::layout::{escape, money, page, time};
@@ -45,32 +46,14 @@ fn form_page(
     html(status, page("New Order", &body, false))
 }
 
-/// Whether the request body is JSON, by its `Content-Type`.
-fn json_body(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        })
-        .is_some_and(|v| v == "application/json" || v.ends_with("+json"))
-}
-
 pub(super) async fn create(
     State(web): State<WebState>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let is_json = json_body(&headers);
+    let is_json = body_is_json(&headers);
     // A script that posts JSON gets JSON back unless it asks for a page.
-    let accepts_html = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("text/html"));
+    let accepts_html = Accept::of(&headers).wants_html();
     let headers = if wants_json(&headers) || (is_json && !accepts_html) {
         let mut json_headers = HeaderMap::new();
         json_headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));

@@ -1,24 +1,18 @@
 //! Answering in HTML or JSON, and the error pages (404, 500) in both.
 
-use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
+use fake_services::negotiation::Accept;
 use serde_json::{json, Value};
 
 use super::layout::{escape, page};
 
 /// Whether the client prefers JSON: its `Accept` names `application/json`
-/// and not `text/html` (a browser lists `text/html`; curl and scripts that
-/// ask for JSON don't).
+/// and not `text/html` ([`Accept::prefers_json`], read as the fake services
+/// read it).
 pub fn wants_json(headers: &HeaderMap) -> bool {
-    let accept = headers
-        .get_all(header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect::<Vec<_>>()
-        .join(",")
-        .to_ascii_lowercase();
-    accept.contains("application/json") && !accept.contains("text/html")
+    Accept::of(headers).prefers_json()
 }
 
 /// An HTML page with a status.

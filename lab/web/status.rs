@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
-use fake_services::Service;
+use fake_services::{Operation, Route, Service};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
@@ -233,7 +233,7 @@ async fn get_json(web: &Web, url: &str, control: bool) -> Result<Value, String> 
 async fn fake_status(web: &Web, service: Service) -> FakeStatus {
     let base = fakes_base(web);
     let name = service.name();
-    let status_url = format!("{base}/{name}/status");
+    let status_url = format!("{base}{}", Route::of(service, Operation::Status).path);
     let behavior_url = format!("{base}/{name}/behavior");
     let (status, behavior) = tokio::join!(
         get_json(web, &status_url, false),

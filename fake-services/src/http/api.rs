@@ -7,69 +7,52 @@ use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, on, MethodFilter};
+use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::Router;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::{Map, Value};
 
 use super::{ApiError, AppState, MAX_BODY_BYTES};
 use crate::fakes::{Call, ClientFaults, ClientSlow, FakeServices, Reply, TimedOut};
+use crate::idempotency_key;
+use crate::routes::Route;
 use crate::serve::drop_connection;
 use crate::service::{Operation, Service};
 
-/// Where each service's operations live, as the book server lays them out.
-fn paths(service: Service) -> (MethodFilter, &'static str, &'static str) {
-    match service {
-        Service::Payments => (MethodFilter::POST, "/payments/charge", "/payments/charges"),
-        Service::Email => (MethodFilter::POST, "/email/send", "/email/emails"),
-        Service::Fulfillment => (
-            MethodFilter::PUT,
-            "/fulfillment/request",
-            "/fulfillment/requests",
-        ),
-        Service::ErrorCatcher => (
-            MethodFilter::PUT,
-            "/error-catcher/notification",
-            "/error-catcher/notifications",
-        ),
-    }
+/// The routes of `service`'s operations, where [`Route::of`] puts them.
+pub(super) fn routes(service: Service) -> Router<AppState> {
+    Operation::ALL
+        .into_iter()
+        .fold(Router::new(), |router, operation| {
+            let route = Route::of(service, operation);
+            let method = MethodFilter::try_from(route.method)
+                .expect("the route table uses standard methods");
+            router.route(route.path, handler(service, operation, method))
+        })
 }
 
-pub(super) fn routes(service: Service) -> Router<AppState> {
-    let (effect_method, effect_path, collection_path) = paths(service);
-    Router::new()
-        .route(
-            &format!("/{}/status", service.name()),
-            get(move |State(app): State<AppState>, headers: HeaderMap| {
-                simple(app.fakes, service, Operation::Status, headers, Value::Null)
-            }),
-        )
-        .route(
-            effect_path,
-            on(
-                effect_method,
-                move |State(app): State<AppState>, headers: HeaderMap, body: Body| {
-                    effect(app.fakes, service, headers, body)
-                },
-            ),
-        )
-        .route(
-            collection_path,
-            get(
-                move |State(app): State<AppState>, headers: HeaderMap, query: RawQuery| {
-                    simple(
-                        app.fakes,
-                        service,
-                        Operation::Search,
-                        headers,
-                        query_object(query),
-                    )
-                },
-            )
-            .delete(move |State(app): State<AppState>, headers: HeaderMap| {
-                simple(app.fakes, service, Operation::Clear, headers, Value::Null)
-            }),
-        )
+/// What serves `operation` of `service`, with `method`.
+fn handler(service: Service, operation: Operation, method: MethodFilter) -> MethodRouter<AppState> {
+    match operation {
+        Operation::Effect => on(
+            method,
+            move |State(app): State<AppState>, headers: HeaderMap, body: Body| {
+                effect(app.fakes, service, headers, body)
+            },
+        ),
+        Operation::Search => on(
+            method,
+            move |State(app): State<AppState>, headers: HeaderMap, query: RawQuery| {
+                simple(app.fakes, service, operation, headers, query_object(query))
+            },
+        ),
+        Operation::Status | Operation::Clear => on(
+            method,
+            move |State(app): State<AppState>, headers: HeaderMap| {
+                simple(app.fakes, service, operation, headers, Value::Null)
+            },
+        ),
+    }
 }
 
 async fn effect(
@@ -199,27 +182,14 @@ async fn read_json(body: Body) -> Result<Value, ApiError> {
 }
 
 /// `Idempotency-Key`, bare (as Stripe takes it) or as the draft's quoted
-/// structured-field string.
+/// structured-field string; see [`idempotency_key::parse`].
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(value) = headers.get("idempotency-key") else {
         return Ok(None);
     };
-    let bad = |why: &str| ApiError::new(StatusCode::BAD_REQUEST, format!("Idempotency-Key {why}"));
-    let text = value
-        .to_str()
-        .map_err(|_| bad("must be ASCII text"))?
-        .trim();
-    let text = text
-        .strip_prefix('"')
-        .and_then(|t| t.strip_suffix('"'))
-        .unwrap_or(text);
-    if text.is_empty() {
-        return Err(bad("must not be empty"));
-    }
-    if text.len() > 255 {
-        return Err(bad("must be at most 255 characters"));
-    }
-    Ok(Some(text.to_string()))
+    idempotency_key::parse(value.as_bytes())
+        .map(|key| Some(key.to_string()))
+        .map_err(|err| ApiError::new(StatusCode::BAD_REQUEST, err.to_string()))
 }
 
 /// `X-Client-Timeout-Ms`: a client on virtual time states how long it

@@ -1,15 +1,17 @@
 //! The control routes: behaviour (JSON and the HTML form), ledgers, reset.
 
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{FromRequestParts, RawQuery, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::Json;
 use serde_json::{json, Map, Value};
 
 use super::api::read_body;
-use super::{pages, parse_service, token_for_links, wants_html, ApiError, AppState};
-use crate::fault_rules::{BehaviorSpec, FieldError};
+use super::{pages, token_for_links, ApiError, AppState, ServiceSegment};
+use crate::fault_rules::{BehaviorSpec, InvalidBehavior};
+use crate::negotiation::Accept;
 use crate::service::Service;
 
 /// The control token a request carries: the `Authorization: Bearer` header,
@@ -64,43 +66,70 @@ pub(super) fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
+/// What the behaviour routes read besides the body: the service the path
+/// names, the query (which may carry the token) and the headers.
+pub(super) struct BehaviorRequest {
+    service: Service,
+    query: Option<String>,
+    headers: HeaderMap,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for BehaviorRequest {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let ServiceSegment(service) = ServiceSegment::from_request_parts(parts, state).await?;
+        Ok(Self {
+            service,
+            query: parts.uri.query().map(str::to_string),
+            headers: parts.headers.clone(),
+        })
+    }
+}
+
+impl BehaviorRequest {
+    /// See [`authorize`]; `form` is the submitted form's fields, if any.
+    fn authorize(&self, app: &AppState, form: &[(String, String)]) -> Result<(), ApiError> {
+        authorize(app, &self.headers, self.query.as_deref(), form)
+    }
+
+    fn token_for_links(&self, app: &AppState) -> Option<String> {
+        token_for_links(app, self.query.as_deref())
+    }
+}
+
 pub(super) async fn get_behavior(
     State(app): State<AppState>,
-    Path(service): Path<String>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
+    request: BehaviorRequest,
 ) -> Result<Response, ApiError> {
-    let service = parse_service(&service)?;
-    authorize(&app, &headers, query.as_deref(), &[])?;
-    if wants_html(&headers) {
-        let token = token_for_links(&app, query.as_deref());
-        let page = pages::behavior_page(&app, service, token.as_deref(), None);
+    request.authorize(&app, &[])?;
+    if Accept::of(&request.headers).wants_html() {
+        let token = request.token_for_links(&app);
+        let page = pages::behavior_page(&app, request.service, token.as_deref(), None);
         return Ok(Html(page).into_response());
     }
-    Ok(Json(app.fakes.behavior(service)).into_response())
+    Ok(Json(app.fakes.behavior(request.service)).into_response())
 }
 
 pub(super) async fn put_behavior(
     State(app): State<AppState>,
-    Path(service): Path<String>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
+    request: BehaviorRequest,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let service = parse_service(&service)?;
-    authorize(&app, &headers, query.as_deref(), &[])?;
+    let service = request.service;
+    request.authorize(&app, &[])?;
     let body = read_body(body).await?;
     Ok(
         match BehaviorSpec::from_json(service, &body)
             .and_then(|spec| app.fakes.set_behavior(service, spec))
         {
             Ok(view) => Json(view).into_response(),
-            Err(err) => field_error(&err),
+            Err(err) => invalid_behavior(&err),
         },
     )
 }
 
-fn field_error(err: &FieldError) -> Response {
+fn invalid_behavior(err: &InvalidBehavior) -> Response {
     (
         StatusCode::UNPROCESSABLE_ENTITY,
         Json(json!({"error": err.to_string(), "field": err.field})),
@@ -111,12 +140,10 @@ fn field_error(err: &FieldError) -> Response {
 /// The HTML form's submission: same validation as `PUT`, errors shown in the form.
 pub(super) async fn post_behavior_form(
     State(app): State<AppState>,
-    Path(service): Path<String>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
+    request: BehaviorRequest,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let service = parse_service(&service)?;
+    let service = request.service;
     let body = read_body(body).await?;
     let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).map_err(|err| {
         ApiError::new(
@@ -124,15 +151,15 @@ pub(super) async fn post_behavior_form(
             format!("the form body is not URL-encoded: {err}"),
         )
     })?;
-    authorize(&app, &headers, query.as_deref(), &form)?;
+    request.authorize(&app, &form)?;
     let token = form
         .iter()
         .find(|(k, _)| k == "token")
         .map(|(_, v)| v.clone())
-        .or_else(|| token_for_links(&app, query.as_deref()));
+        .or_else(|| request.token_for_links(&app));
     let spec = form_to_json(service, &form);
     let result = serde_json::to_vec(&spec)
-        .map_err(|e| FieldError::new("form", e.to_string()))
+        .map_err(|e| InvalidBehavior::new("form", e.to_string()))
         .and_then(|json| BehaviorSpec::from_json(service, &json))
         .and_then(|spec| app.fakes.set_behavior(service, spec));
     Ok(match result {
@@ -219,9 +246,8 @@ fn form_to_json(service: Service, form: &[(String, String)]) -> Value {
 
 pub(super) async fn ledger(
     State(app): State<AppState>,
-    Path(service): Path<String>,
+    ServiceSegment(service): ServiceSegment,
 ) -> Result<Response, ApiError> {
-    let service = parse_service(&service)?;
     Ok(Json(app.fakes.ledger(service)).into_response())
 }
 
@@ -235,7 +261,7 @@ pub(super) async fn reset(
     let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
     authorize(&app, &headers, query.as_deref(), &form)?;
     app.fakes.reset();
-    if wants_html(&headers) {
+    if Accept::of(&headers).wants_html() {
         return Ok(Redirect::to("/").into_response());
     }
     Ok(Json(json!({"status": "reset"})).into_response())

@@ -7,8 +7,9 @@ mod pages;
 
 use std::sync::Arc;
 
-use axum::extract::Request;
-use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::extract::{FromRequestParts, Path, Request};
+use axum::http::request::Parts;
+use axum::http::{header, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -16,6 +17,7 @@ use axum::{Json, Router};
 use serde_json::json;
 
 use crate::fakes::FakeServices;
+use crate::negotiation::Accept;
 use crate::service::Service;
 
 /// Request bodies larger than this are refused with 413.
@@ -63,24 +65,8 @@ pub fn router(fakes: FakeServices, options: HttpOptions) -> Router {
 /// The book server's content check: a client must accept JSON (or anything),
 /// or be a browser asking for a page with GET.
 async fn check_accept(request: Request, next: Next) -> Response {
-    let accepted: Vec<String> = request
-        .headers()
-        .get_all(header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        })
-        .collect();
-    let any = |t: &str| accepted.iter().any(|a| a == t);
-    let json = any("application/json") || any("*/*");
-    let html_get = request.method() == Method::GET && any("text/html");
-    if json || html_get {
+    let accept = Accept::of(request.headers());
+    if accept.takes_json() || (request.method() == Method::GET && accept.wants_html()) {
         next.run(request).await
     } else {
         error(
@@ -131,14 +117,6 @@ fn error(status: StatusCode, message: &str) -> Response {
     ApiError::new(status, message).into_response()
 }
 
-/// Whether a browser is asking: it lists `text/html` in `Accept`.
-fn wants_html(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("text/html"))
-}
-
 /// The control token given in the address (`?token=`), to carry along in
 /// the pages' links and forms, when one is configured.
 fn token_for_links(app: &AppState, query: Option<&str>) -> Option<String> {
@@ -149,9 +127,21 @@ fn token_for_links(app: &AppState, query: Option<&str>) -> Option<String> {
         .map(|(_, v)| v)
 }
 
-/// The `{service}` path segment, or a 404 naming the four services.
-fn parse_service(name: &str) -> Result<Service, ApiError> {
-    name.parse().map_err(|err: crate::service::UnknownService| {
-        ApiError::new(StatusCode::NOT_FOUND, err.to_string())
-    })
+/// The `{service}` path segment of the control routes and pages, parsed;
+/// a 404 naming the four services when it is none of them.
+struct ServiceSegment(Service);
+
+impl<S: Send + Sync> FromRequestParts<S> for ServiceSegment {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path(name) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|err| ApiError::new(err.status(), err.body_text()))?;
+        name.parse()
+            .map(ServiceSegment)
+            .map_err(|err: crate::service::UnknownService| {
+                ApiError::new(StatusCode::NOT_FOUND, err.to_string())
+            })
+    }
 }

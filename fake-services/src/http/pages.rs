@@ -5,11 +5,11 @@
 
 use std::fmt::Write;
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::response::{Html, IntoResponse, Response};
 
-use super::{parse_service, token_for_links, ApiError, AppState};
-use crate::fault_rules::{FieldError, Mode};
+use super::{token_for_links, ApiError, AppState, ServiceSegment};
+use crate::fault_rules::{InvalidBehavior, Mode};
 use crate::ledger::{duplicated_orders, scalar_to_string, Record};
 use crate::service::Service;
 
@@ -144,10 +144,9 @@ fn columns(service: Service) -> Vec<Column> {
 
 pub(super) async fn ledger_page(
     State(app): State<AppState>,
-    Path(service): Path<String>,
+    ServiceSegment(service): ServiceSegment,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let service = parse_service(&service)?;
     let token = token_for_links(&app, query.as_deref());
     let records = app.fakes.ledger(service);
     let duplicates = duplicated_orders(&records);
@@ -213,7 +212,7 @@ pub(super) fn behavior_page(
     app: &AppState,
     service: Service,
     token: Option<&str>,
-    problem: Option<&FieldError>,
+    problem: Option<&InvalidBehavior>,
 ) -> String {
     let view = app.fakes.behavior(service);
     let n = service.name();

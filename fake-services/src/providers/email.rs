@@ -3,13 +3,17 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{blank, Answer, Books, Desk};
+use super::{blank, Books, Desk, EffectOutcome};
 use crate::ledger::{scalar_to_string, Record};
 
-pub(super) fn send(desk: &mut Desk<'_>, body: &Value, fields: &Map<String, Value>) -> Answer {
+pub(super) fn send(
+    desk: &mut Desk<'_>,
+    body: &Value,
+    fields: &Map<String, Value>,
+) -> EffectOutcome {
     for required in ["to", "template_id"] {
         if blank(fields.get(required)) {
-            return Answer::Rejected {
+            return EffectOutcome::Rejected {
                 status: 422,
                 body: json!({"status": "not-queued", "errorMessage": format!("{required} required")}),
             };
@@ -18,7 +22,7 @@ pub(super) fn send(desk: &mut Desk<'_>, body: &Value, fields: &Map<String, Value
     let id = desk.next_id();
     let response = json!({"status": "queued", "email_id": id});
     desk.record(id, body, 202, &response);
-    Answer::Executed {
+    EffectOutcome::Executed {
         status: 202,
         body: response,
     }

@@ -2,11 +2,15 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{blank, Answer, Desk};
+use super::{blank, Desk, EffectOutcome};
 
-pub(super) fn notify(desk: &mut Desk<'_>, body: &Value, fields: &Map<String, Value>) -> Answer {
+pub(super) fn notify(
+    desk: &mut Desk<'_>,
+    body: &Value,
+    fields: &Map<String, Value>,
+) -> EffectOutcome {
     if blank(fields.get("exception_class")) || blank(fields.get("exception_message")) {
-        return Answer::Rejected {
+        return EffectOutcome::Rejected {
             status: 422,
             body: json!({"error": "exception class or message is missing"}),
         };
@@ -14,7 +18,7 @@ pub(super) fn notify(desk: &mut Desk<'_>, body: &Value, fields: &Map<String, Val
     let id = desk.next_id();
     let response = json!({"notification_id": id});
     desk.record(id, body, 202, &response);
-    Answer::Executed {
+    EffectOutcome::Executed {
         status: 202,
         body: response,
     }

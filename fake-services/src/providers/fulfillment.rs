@@ -2,18 +2,22 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{blank, metadata_key, Answer, Desk};
+use super::{blank, metadata_key, Desk, EffectOutcome};
 
-pub(super) fn request(desk: &mut Desk<'_>, body: &Value, fields: &Map<String, Value>) -> Answer {
+pub(super) fn request(
+    desk: &mut Desk<'_>,
+    body: &Value,
+    fields: &Map<String, Value>,
+) -> EffectOutcome {
     let key = metadata_key(body);
     if let Some(earlier) = key.as_deref().and_then(|k| desk.by_metadata_key(k)) {
-        return Answer::Executed {
+        return EffectOutcome::Executed {
             status: 202,
             body: earlier.response.clone(),
         };
     }
     if blank(fields.get("address")) {
-        return Answer::Rejected {
+        return EffectOutcome::Rejected {
             status: 422,
             body: json!({"status": "rejected", "error": "Missing address"}),
         };
@@ -24,7 +28,7 @@ pub(super) fn request(desk: &mut Desk<'_>, body: &Value, fields: &Map<String, Va
     if let Some(key) = key {
         desk.remember_metadata_key(key, index);
     }
-    Answer::Executed {
+    EffectOutcome::Executed {
         status: 202,
         body: response,
     }

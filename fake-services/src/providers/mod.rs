@@ -19,9 +19,10 @@ use crate::ids::IdSequence;
 use crate::ledger::{scalar_to_string, Record, Told};
 use crate::service::Service;
 
-/// A provider's answer to an effect call.
+/// What a provider did with an effect call: refused it or executed it (which
+/// decides whether its `Idempotency-Key` keeps the answer).
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Answer {
+pub(crate) enum EffectOutcome {
     /// Refused before doing anything (validation): nothing to replay later.
     Rejected { status: u16, body: Value },
     /// Executed: either a new effect or the book server's replay of an
@@ -120,9 +121,9 @@ impl Desk<'_> {
 }
 
 /// Runs the effect operation of `desk.service`.
-pub(crate) fn perform(desk: &mut Desk<'_>, body: &Value) -> Answer {
+pub(crate) fn perform(desk: &mut Desk<'_>, body: &Value) -> EffectOutcome {
     let Some(fields) = body.as_object() else {
-        return Answer::Rejected {
+        return EffectOutcome::Rejected {
             status: 422,
             body: json!({"error": "the request body must be a JSON object"}),
         };

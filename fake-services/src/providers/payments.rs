@@ -3,18 +3,22 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{metadata_key, Answer, Desk};
+use super::{metadata_key, Desk, EffectOutcome};
 
 /// The amount the book server declines, so a lab can show a decline on demand.
 pub const DECLINED_AMOUNT_CENTS: u64 = 9999;
 
-pub(super) fn charge(desk: &mut Desk<'_>, body: &Value, fields: &Map<String, Value>) -> Answer {
+pub(super) fn charge(
+    desk: &mut Desk<'_>,
+    body: &Value,
+    fields: &Map<String, Value>,
+) -> EffectOutcome {
     let amount = match fields.get("amount_cents") {
         None | Some(Value::Null) => None,
         Some(value) => match value.as_u64() {
             Some(cents) => Some(cents),
             None => {
-                return Answer::Rejected {
+                return EffectOutcome::Rejected {
                     status: 422,
                     body: json!({
                         "status": "error",
@@ -28,7 +32,7 @@ pub(super) fn charge(desk: &mut Desk<'_>, body: &Value, fields: &Map<String, Val
     // Only a successful charge is replayed: a decline may be retried and
     // charge for real, as with the book server.
     if let Some(earlier) = key.as_deref().and_then(|k| desk.by_metadata_key(k)) {
-        return Answer::Executed {
+        return EffectOutcome::Executed {
             status: 201,
             body: earlier.response.clone(),
         };
@@ -37,7 +41,7 @@ pub(super) fn charge(desk: &mut Desk<'_>, body: &Value, fields: &Map<String, Val
         let response = json!({"status": "declined", "explanation": "Insufficient funds"});
         let id = desk.next_id();
         desk.record(id, body, 200, &response);
-        return Answer::Executed {
+        return EffectOutcome::Executed {
             status: 200,
             body: response,
         };
@@ -48,7 +52,7 @@ pub(super) fn charge(desk: &mut Desk<'_>, body: &Value, fields: &Map<String, Val
     if let Some(key) = key {
         desk.remember_metadata_key(key, index);
     }
-    Answer::Executed {
+    EffectOutcome::Executed {
         status: 201,
         body: response,
     }
