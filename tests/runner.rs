@@ -14,7 +14,7 @@
 //! graceful-stop timeout, a fetch's wait), and then only for a short, bounded
 //! while.
 
-mod common;
+use idemlab_test_support as common;
 
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
