@@ -34,7 +34,7 @@ async fn queues_are_served_in_strict_priority_order(b: Backends) {
         .await
         .unwrap();
     client.push("R", vec![json!("h2")], "high").await.unwrap();
-    assert_eq!(lab.runner.drain_all(&lab.clock).await, 4);
+    assert_eq!(lab.drain().await, 4);
     assert_eq!(
         *order.lock().unwrap(),
         vec![json!("h1"), json!("h2"), json!("d1"), json!("d2")],

@@ -7,9 +7,10 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use fake_services::ManualClock;
+use idemlab::runner::backend::SetEntry;
 use idemlab::runner::{
-    Backend, DeathHandler, ErrorHandler, Job, JobContext, JobError, Process, Registry, RetryPolicy,
-    Runner, RunnerBuilder, RunnerConfig, TransientErrorSilencer, Worker,
+    Backend, DeathHandler, ErrorHandler, Job, JobContext, JobError, JobSet, Process, Registry,
+    RetryPolicy, Runner, RunnerBuilder, RunnerConfig, TransientErrorSilencer, Worker,
 };
 use idemlab_test_support::wait_until;
 use serde_json::{json, Value};
@@ -124,6 +125,27 @@ pub struct Lab {
     pub told: Told,
 }
 
+impl Lab {
+    /// Pushes a `class` job with `args` to `default`; its jid.
+    pub async fn push(&self, class: &str, args: Vec<Value>) -> String {
+        self.runner
+            .client()
+            .push(class, args, "default")
+            .await
+            .unwrap()
+    }
+
+    /// The entries of `set`, earliest first.
+    pub async fn set(&self, set: JobSet) -> Vec<SetEntry> {
+        self.backend.set_entries(set).await.unwrap()
+    }
+
+    /// Runs every job there is, as Sidekiq's fake mode does; how many ran.
+    pub async fn drain(&self) -> usize {
+        self.runner.drain_all(&self.clock).await
+    }
+}
+
 /// The cases' runner configuration: Sidekiq's 25 retries at full length.
 pub fn config() -> RunnerConfig {
     RunnerConfig {
@@ -179,6 +201,21 @@ pub fn flaky(failures: u32, transient: bool) -> (Registry, Arc<AtomicU32>) {
     (registry, runs)
 }
 
+/// A lab whose one `FlakyJob` (failing `failures` times, transiently or
+/// not) was pushed with `args` and run to the end; and its run counter.
+pub async fn drained_flaky_job(
+    b: &Backends,
+    (failures, transient): (u32, bool),
+    config: RunnerConfig,
+    args: Vec<Value>,
+) -> (Lab, Arc<AtomicU32>) {
+    let (registry, runs) = flaky(failures, transient);
+    let lab = lab(b, registry, config).await;
+    lab.push("FlakyJob", args).await;
+    lab.drain().await;
+    (lab, runs)
+}
+
 /// A lab whose "Blocks" jobs wait for a permit from the returned semaphore;
 /// the returned counter says how many have started waiting.
 pub async fn blocking_lab(
@@ -212,11 +249,7 @@ pub async fn one_running_job(
         },
     )
     .await;
-    lab.runner
-        .client()
-        .push("Blocks", vec![json!(1)], "default")
-        .await
-        .unwrap();
+    lab.push("Blocks", vec![json!(1)]).await;
     let process = lab.runner.start().await;
     wait_until("the job runs", || async {
         waiting.load(Ordering::SeqCst) == 1

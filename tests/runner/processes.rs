@@ -27,17 +27,13 @@ async fn basic_fetch_loses_the_job_of_a_dying_worker(b: Backends) {
         },
     )
     .await;
-    lab.runner
-        .client()
-        .push("DiesOnce", vec![json!(1)], "default")
-        .await
-        .unwrap();
-    lab.runner.drain_all(&lab.clock).await;
+    lab.push("DiesOnce", vec![json!(1)]).await;
+    lab.drain().await;
     assert_eq!(runs.load(Ordering::SeqCst), 1, "never run again: lost");
     let attempts = lab.runner.history().attempts();
     assert!(matches!(attempts[..], [ref a] if matches!(a.outcome, AttemptOutcome::Died { .. })));
     for set in [JobSet::Retry, JobSet::Dead, JobSet::Schedule] {
-        assert!(lab.backend.set_entries(set).await.unwrap().is_empty());
+        assert!(lab.set(set).await.is_empty());
     }
     assert_eq!(lab.backend.stats().await.unwrap(), (0, 0));
 }
@@ -47,13 +43,9 @@ async fn reliable_fetch_brings_the_job_back_after_the_heartbeat_expires(b: Backe
     let mut registry = Registry::new();
     registry.register("DiesOnce", DiesOnce(runs.clone()));
     let lab = lab(&b, registry, config()).await;
-    lab.runner
-        .client()
-        .push("DiesOnce", vec![json!(1)], "default")
-        .await
-        .unwrap();
+    lab.push("DiesOnce", vec![json!(1)]).await;
     let start = lab.clock.now_ms();
-    lab.runner.drain_all(&lab.clock).await;
+    lab.drain().await;
     assert_eq!(runs.load(Ordering::SeqCst), 2);
     let attempts = lab.runner.history().attempts();
     assert_eq!(attempts.len(), 2);
@@ -77,11 +69,7 @@ async fn a_process_runs_concurrency_jobs_at_once_and_shows_them_busy(b: Backends
     )
     .await;
     for i in 0..5 {
-        lab.runner
-            .client()
-            .push("Blocks", vec![json!(i)], "default")
-            .await
-            .unwrap();
+        lab.push("Blocks", vec![json!(i)]).await;
     }
     let process = lab.runner.start().await;
     wait_until("three jobs run at once", || async {

@@ -92,12 +92,7 @@ async fn jobs_and_keys_are_sidekiqs(b: Backends) {
 async fn failed_jobs_are_scored_in_epoch_seconds(b: Backends) {
     let (registry, _) = flaky(100, true);
     let (lab, mut raw) = redis_lab(&b, registry, with_max_retries(1)).await;
-    let jid = lab
-        .runner
-        .client()
-        .push("FlakyJob", vec![json!("a")], "default")
-        .await
-        .unwrap();
+    let jid = lab.push("FlakyJob", vec![json!("a")]).await;
     let job = take_from(&*lab.backend, "default", FetchMode::Reliable, "p").await;
     lab.runner.perform(job, "p").await;
     let retries: Vec<(String, f64)> = raw
@@ -128,7 +123,7 @@ async fn failed_jobs_are_scored_in_epoch_seconds(b: Backends) {
         .unwrap();
     assert_eq!(stats, ("1".to_string(), "1".to_string()));
     // The retry runs, fails again and dies: the dead set, scored now.
-    lab.runner.drain_all(&lab.clock).await;
+    lab.drain().await;
     let dead: Vec<(String, f64)> = raw
         .conn
         .zrange_withscores(raw.key("dead"), 0, -1)
@@ -298,7 +293,7 @@ async fn jobs_pushed_by_ruby_sidekiq_6_and_8_run_and_are_acknowledged(b: Backend
         .rpush(raw.key("queue:default"), sidekiq8)
         .await
         .unwrap();
-    assert_eq!(lab.runner.drain_all(&lab.clock).await, 2);
+    assert_eq!(lab.drain().await, 2);
     assert_eq!(*order.lock().unwrap(), [json!("eight"), json!("six")]);
     assert_eq!(lab.backend.stats().await.unwrap(), (2, 0));
     assert!(lab.backend.waiting_jobs().await.unwrap().is_empty());

@@ -18,12 +18,8 @@ async fn a_failing_job_is_retried_on_sidekiqs_schedule_until_it_passes(b: Backen
     let (registry, runs) = flaky(2, true);
     let lab = lab(&b, registry, config()).await;
     let start = lab.clock.now_ms();
-    lab.runner
-        .client()
-        .push("FlakyJob", vec![json!(1)], "default")
-        .await
-        .unwrap();
-    assert_eq!(lab.runner.drain_all(&lab.clock).await, 3);
+    lab.push("FlakyJob", vec![json!(1)]).await;
+    assert_eq!(lab.drain().await, 3);
     assert_eq!(runs.load(Ordering::SeqCst), 3);
     // Retry 0 waits 15–24 s, retry 1 waits 16–34 s.
     let waited = lab.clock.now_ms() - start;
@@ -44,12 +40,7 @@ async fn a_failing_job_is_retried_on_sidekiqs_schedule_until_it_passes(b: Backen
         }
     ));
     assert_eq!(lab.backend.stats().await.unwrap(), (3, 2));
-    assert!(lab
-        .backend
-        .set_entries(JobSet::Retry)
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(lab.set(JobSet::Retry).await.is_empty());
     // Transient errors are silenced: nobody was notified.
     assert!(lab.told.lines().is_empty(), "{:?}", lab.told.lines());
 }
@@ -69,28 +60,17 @@ async fn the_time_scale_compresses_the_retry_schedule(b: Backends) {
     )
     .await;
     let start = lab.clock.now_ms();
-    lab.runner
-        .client()
-        .push("FlakyJob", vec![], "default")
-        .await
-        .unwrap();
-    lab.runner.drain_all(&lab.clock).await;
+    lab.push("FlakyJob", vec![]).await;
+    lab.drain().await;
     assert_eq!(runs.load(Ordering::SeqCst), 4);
     let waited = lab.clock.now_ms() - start;
     assert!(waited < 200, "three retries in {waited} ms of lab time");
 }
 
 async fn exhausted_retries_bury_the_job_and_tell_the_death_handlers(b: Backends) {
-    let (registry, runs) = flaky(100, true);
-    let lab = lab(&b, registry, with_max_retries(1)).await;
-    lab.runner
-        .client()
-        .push("FlakyJob", vec![json!(9)], "default")
-        .await
-        .unwrap();
-    lab.runner.drain_all(&lab.clock).await;
+    let (lab, runs) = drained_flaky_job(&b, (100, true), with_max_retries(1), vec![json!(9)]).await;
     assert_eq!(runs.load(Ordering::SeqCst), 2, "the run and one retry");
-    let dead = lab.backend.set_entries(JobSet::Dead).await.unwrap();
+    let dead = lab.set(JobSet::Dead).await;
     assert_eq!(dead.len(), 1);
     let job = &dead[0].job;
     assert_eq!(job.error_class.as_deref(), Some("Payments::ServerError"));
@@ -104,14 +84,7 @@ async fn exhausted_retries_bury_the_job_and_tell_the_death_handlers(b: Backends)
 }
 
 async fn permanent_errors_reach_the_error_handlers_at_once(b: Backends) {
-    let (registry, _) = flaky(1, false);
-    let lab = lab(&b, registry, config()).await;
-    lab.runner
-        .client()
-        .push("FlakyJob", vec![], "default")
-        .await
-        .unwrap();
-    lab.runner.drain_all(&lab.clock).await;
+    let (lab, _) = drained_flaky_job(&b, (1, false), config(), vec![]).await;
     assert_eq!(
         lab.told.lines(),
         vec!["error FlakyJob: ArgumentError: bad order".to_string()]
@@ -125,23 +98,15 @@ async fn retry_false_discards_and_retry_zero_buries_at_once(b: Backends) {
     let mut no_retry = client.build("FlakyJob", vec![], "default");
     no_retry.retry = idemlab::runner::job::RetryOption::Enabled(false);
     client.push_job(no_retry).await.unwrap();
-    lab.runner.drain_all(&lab.clock).await;
+    lab.drain().await;
     assert_eq!(runs.load(Ordering::SeqCst), 1);
-    assert!(lab
-        .backend
-        .set_entries(JobSet::Dead)
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(lab.set(JobSet::Dead).await.is_empty());
     let mut zero = client.build("FlakyJob", vec![], "default");
     zero.retry = idemlab::runner::job::RetryOption::Count(0);
     client.push_job(zero).await.unwrap();
-    lab.runner.drain_all(&lab.clock).await;
+    lab.drain().await;
     assert_eq!(runs.load(Ordering::SeqCst), 2);
-    assert_eq!(
-        lab.backend.set_entries(JobSet::Dead).await.unwrap().len(),
-        1
-    );
+    assert_eq!(lab.set(JobSet::Dead).await.len(), 1);
 }
 
 async fn unknown_classes_and_panics_are_failures_not_crashes(b: Backends) {
@@ -151,8 +116,8 @@ async fn unknown_classes_and_panics_are_failures_not_crashes(b: Backends) {
     let client = lab.runner.client();
     client.push("Panics", vec![], "default").await.unwrap();
     client.push("NoSuchJob", vec![], "default").await.unwrap();
-    assert_eq!(lab.runner.drain_all(&lab.clock).await, 2);
-    let dead = lab.backend.set_entries(JobSet::Dead).await.unwrap();
+    assert_eq!(lab.drain().await, 2);
+    let dead = lab.set(JobSet::Dead).await;
     let classes: Vec<_> = dead
         .iter()
         .map(|e| e.job.error_class.clone().unwrap())
@@ -175,12 +140,7 @@ async fn unknown_classes_and_panics_are_failures_not_crashes(b: Backends) {
 async fn retry_now_and_delete_work_on_the_sets(b: Backends) {
     let (registry, runs) = flaky(1, true);
     let lab = lab(&b, registry, config()).await;
-    let jid = lab
-        .runner
-        .client()
-        .push("FlakyJob", vec![], "default")
-        .await
-        .unwrap();
+    let jid = lab.push("FlakyJob", vec![]).await;
     let job = take_from(&*lab.backend, "default", FetchMode::Basic, "p").await;
     lab.runner.perform(job, "p").await;
     assert_eq!(runs.load(Ordering::SeqCst), 1);
@@ -195,7 +155,7 @@ async fn retry_now_and_delete_work_on_the_sets(b: Backends) {
         .requeue_from_set(JobSet::Retry, &jid, now)
         .await
         .unwrap());
-    assert_eq!(lab.runner.drain_all(&lab.clock).await, 1);
+    assert_eq!(lab.drain().await, 1);
     assert_eq!(runs.load(Ordering::SeqCst), 2);
     lab.backend
         .add_to_set(
@@ -205,21 +165,13 @@ async fn retry_now_and_delete_work_on_the_sets(b: Backends) {
         )
         .await
         .unwrap();
-    let dead_jid = lab.backend.set_entries(JobSet::Dead).await.unwrap()[0]
-        .job
-        .jid
-        .clone();
+    let dead_jid = lab.set(JobSet::Dead).await[0].job.jid.clone();
     assert!(lab
         .backend
         .delete_from_set(JobSet::Dead, &dead_jid)
         .await
         .unwrap());
-    assert!(lab
-        .backend
-        .set_entries(JobSet::Dead)
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(lab.set(JobSet::Dead).await.is_empty());
 }
 
 async fn the_same_seed_gives_the_same_jids_and_history(b: Backends) {
@@ -227,13 +179,9 @@ async fn the_same_seed_gives_the_same_jids_and_history(b: Backends) {
         let (registry, _) = flaky(2, true);
         let lab = lab(&b, registry, config()).await;
         for i in 0..3 {
-            lab.runner
-                .client()
-                .push("FlakyJob", vec![json!(i)], "default")
-                .await
-                .unwrap();
+            lab.push("FlakyJob", vec![json!(i)]).await;
         }
-        lab.runner.drain_all(&lab.clock).await;
+        lab.drain().await;
         serde_json::to_string(&lab.runner.history().attempts()).unwrap()
     };
     assert_eq!(run().await, run().await);

@@ -58,20 +58,15 @@ async fn scheduled_jobs_are_enqueued_when_due(b: Backends) {
         .push_in("FlakyJob", vec![json!(1)], "default", 60_000)
         .await
         .unwrap();
-    let scheduled = lab.backend.set_entries(JobSet::Schedule).await.unwrap();
+    let scheduled = lab.set(JobSet::Schedule).await;
     assert_eq!(scheduled.len(), 1);
     assert_eq!(scheduled[0].job.jid, jid);
     assert_eq!(scheduled[0].at_ms, T0 + 60_000);
     assert_eq!(lab.backend.enqueue_due(T0 + 59_999).await.unwrap(), 0);
-    assert_eq!(lab.runner.drain_all(&lab.clock).await, 1);
+    assert_eq!(lab.drain().await, 1);
     assert_eq!(runs.load(Ordering::SeqCst), 1);
     assert_eq!(lab.clock.now_ms(), T0 + 60_000, "run when due, not before");
-    assert!(lab
-        .backend
-        .set_entries(JobSet::Schedule)
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(lab.set(JobSet::Schedule).await.is_empty());
 }
 
 async fn the_dead_set_drops_jobs_older_than_180_days(b: Backends) {
