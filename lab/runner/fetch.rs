@@ -117,3 +117,146 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::runner::backend::BackendError;
+
+    /// Far beyond what a test needs: reaching it means a wake-up was missed.
+    const LONG: Duration = Duration::from_secs(30);
+    const POLL: LookAgain = LookAgain::WhenWokenOrAfter {
+        first: Duration::from_millis(1),
+        longest: Duration::from_millis(20),
+    };
+
+    fn a_job() -> Job {
+        Job::new("J", vec![], "default", "a".repeat(24), 0)
+    }
+
+    /// Runs the loop with a `look` that answers `answers[i]` on its i-th call
+    /// (then nothing), calling `between` after each look; returns the result,
+    /// how many looks there were and how long it took.
+    async fn run(
+        pushed: &Notify,
+        wait: Duration,
+        look_again: LookAgain,
+        answers: Vec<BackendResult<Option<Job>>>,
+        between: impl Fn(usize),
+    ) -> (BackendResult<Option<Job>>, usize, Duration) {
+        let looks = AtomicUsize::new(0);
+        let answers = std::sync::Mutex::new(answers.into_iter());
+        let started = Instant::now();
+        let result = tokio::time::timeout(
+            Duration::from_secs(10),
+            wait_for_job(pushed, wait, look_again, || {
+                let n = looks.fetch_add(1, Ordering::SeqCst);
+                let answer = answers.lock().unwrap().next().unwrap_or(Ok(None));
+                between(n);
+                std::future::ready(answer)
+            }),
+        )
+        .await
+        .expect("the wait ends long before its 30 s deadline");
+        (result, looks.load(Ordering::SeqCst), started.elapsed())
+    }
+
+    #[tokio::test]
+    async fn a_push_between_a_look_and_the_nap_wakes_the_wait() {
+        let pushed = Notify::new();
+        // The push lands right after the first look found nothing, before
+        // the loop naps: interest registered before the look catches it.
+        let (result, looks, _) = run(
+            &pushed,
+            LONG,
+            LookAgain::WhenWoken,
+            vec![Ok(None), Ok(Some(a_job()))],
+            |n| {
+                if n == 0 {
+                    pushed.notify_waiters();
+                }
+            },
+        )
+        .await;
+        assert_eq!(result, Ok(Some(a_job())));
+        assert_eq!(looks, 2);
+    }
+
+    #[tokio::test]
+    async fn a_push_during_the_nap_wakes_the_wait() {
+        let pushed = std::sync::Arc::new(Notify::new());
+        let pusher = tokio::spawn({
+            let pushed = pushed.clone();
+            async move {
+                // Until the waiter has looked once and napped.
+                loop {
+                    pushed.notify_waiters();
+                    tokio::task::yield_now().await;
+                }
+            }
+        });
+        let (result, looks, elapsed) = run(
+            &pushed,
+            LONG,
+            LookAgain::WhenWoken,
+            vec![Ok(None), Ok(Some(a_job()))],
+            |_| {},
+        )
+        .await;
+        pusher.abort();
+        assert_eq!(result, Ok(Some(a_job())));
+        assert_eq!(looks, 2);
+        assert!(elapsed < LONG);
+    }
+
+    #[tokio::test]
+    async fn with_nothing_to_take_it_returns_none_at_its_deadline() {
+        let wait = Duration::from_millis(30);
+        for look_again in [LookAgain::WhenWoken, POLL] {
+            let (result, looks, elapsed) =
+                run(&Notify::new(), wait, look_again, vec![], |_| {}).await;
+            assert_eq!(result, Ok(None), "{look_again:?}");
+            assert!(elapsed >= wait, "{look_again:?}: gave up after {elapsed:?}");
+            if look_again == LookAgain::WhenWoken {
+                // Nobody woke it: a look, a nap to the deadline, a last look.
+                assert_eq!(looks, 2);
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_zero_wait_is_one_look() {
+        for look_again in [LookAgain::WhenWoken, POLL] {
+            let (result, looks, _) =
+                run(&Notify::new(), Duration::ZERO, look_again, vec![], |_| {}).await;
+            assert_eq!(result, Ok(None));
+            assert_eq!(looks, 1, "{look_again:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn polling_finds_a_job_nobody_announced() {
+        let (result, looks, elapsed) = run(
+            &Notify::new(),
+            LONG,
+            POLL,
+            vec![Ok(None), Ok(None), Ok(Some(a_job()))],
+            |_| {},
+        )
+        .await;
+        assert_eq!(result, Ok(Some(a_job())));
+        assert_eq!(looks, 3);
+        assert!(elapsed < LONG);
+    }
+
+    #[tokio::test]
+    async fn an_error_ends_the_wait_at_once() {
+        let error = BackendError("down".into());
+        let (result, looks, _) =
+            run(&Notify::new(), LONG, POLL, vec![Err(error.clone())], |_| {}).await;
+        assert_eq!(result, Err(error));
+        assert_eq!(looks, 1);
+    }
+}

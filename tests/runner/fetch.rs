@@ -11,6 +11,8 @@ on_each_backend!(
     waiting_jobs_are_queued_and_held_jobs,
     a_fetch_waits_for_a_push,
     a_fetch_gives_up_after_its_wait,
+    a_push_wakes_a_waiting_fetch_before_its_deadline,
+    a_fetch_with_nothing_to_take_returns_none_at_its_deadline,
 );
 
 on_redis!(
@@ -209,4 +211,56 @@ async fn a_waiting_fetch_does_not_stall_other_commands(b: Backends) {
         .unwrap()
         .unwrap();
     assert!(fetched.is_some());
+}
+
+/// The wait loop's promise, on each backend: a push through the backend
+/// ends a waiting fetch at once, whenever it lands — before the fetch's
+/// first look, between a look and the nap, or during the nap (the rounds
+/// push after more and more yields, to land in each).
+async fn a_push_wakes_a_waiting_fetch_before_its_deadline(b: Backends) {
+    let backend = b.fresh().await;
+    let wait = Duration::from_secs(30);
+    let started = tokio::time::Instant::now();
+    for n in 1..=20 {
+        let waiting = spawn_fetch(backend.clone(), FetchMode::Reliable, wait);
+        for _ in 0..n {
+            tokio::task::yield_now().await;
+        }
+        backend.push(job("J", n, "default", T0), T0).await.unwrap();
+        let fetched = tokio::time::timeout(Duration::from_secs(10), waiting)
+            .await
+            .expect("the push ends the wait")
+            .unwrap()
+            .unwrap();
+        assert_eq!(fetched.map(|j| j.jid), Some(format!("{n:024x}")));
+    }
+    assert!(
+        started.elapsed() < wait,
+        "no fetch waited out its deadline: {:?}",
+        started.elapsed()
+    );
+}
+
+/// ...and a fetch with nothing to take returns None at its deadline: not
+/// before, and not long after, in either fetch mode.
+async fn a_fetch_with_nothing_to_take_returns_none_at_its_deadline(b: Backends) {
+    let backend = b.fresh().await;
+    // A job on another queue is not this fetch's to take.
+    backend.push(job("J", 1, "low", T0), T0).await.unwrap();
+    let wait = Duration::from_millis(50);
+    for mode in [FetchMode::Reliable, FetchMode::Basic] {
+        let started = tokio::time::Instant::now();
+        let fetched = spawn_fetch(backend.clone(), mode, wait).await.unwrap();
+        let elapsed = started.elapsed();
+        assert_eq!(fetched, Ok(None), "{mode:?}");
+        assert!(elapsed >= wait, "{mode:?}: gave up after {elapsed:?}");
+        assert!(
+            elapsed < wait + Duration::from_secs(5),
+            "{mode:?}: returned {elapsed:?} after a {wait:?} wait"
+        );
+    }
+    assert_eq!(
+        jids(&backend.waiting_jobs().await.unwrap()),
+        [format!("{:024x}", 1)]
+    );
 }
