@@ -379,7 +379,7 @@ async fn a_payload_the_lab_cannot_read_goes_to_the_dead_set(b: Backends) {
         "not json at all",
     ];
     for payload in unreadable {
-        raw.push_as_another_client("default", &payload).await;
+        raw.push_as_another_client("default", payload).await;
     }
     for mode in [FetchMode::Reliable, FetchMode::Basic] {
         let err = look(&*backend, "default", mode, "w")

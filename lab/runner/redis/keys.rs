@@ -22,10 +22,15 @@
 //! else `tag`. `inprogress*` are the lab's own (Sidekiq Pro keeps its private
 //! queues under other names); Sidekiq's tools ignore them.
 //!
-//! No key gets an expiry: processes leave by [`Backend::remove_process`](crate::runner::Backend::remove_process) or
-//! [`Backend::recover_expired`](crate::runner::Backend::recover_expired), on the caller's clock, so virtual time works.
-//! [`RedisBackend::connect_with_namespace`](super::RedisBackend::connect_with_namespace) puts `PREFIX:` before every key
-//! (as the `redis-namespace` gem does); the tests use it to run in parallel.
+//! No key gets an expiry: processes leave by [`Backend::remove_process`] or
+//! [`Backend::recover_expired`], on the caller's clock, so virtual time
+//! works. [`RedisBackend::connect_with_namespace`] puts `PREFIX:` before
+//! every key (as the `redis-namespace` gem does); the tests use it to run in
+//! parallel.
+//!
+//! [`Backend::remove_process`]: crate::runner::Backend::remove_process
+//! [`Backend::recover_expired`]: crate::runner::Backend::recover_expired
+//! [`RedisBackend::connect_with_namespace`]: super::RedisBackend::connect_with_namespace
 
 use std::collections::HashMap;
 
@@ -97,7 +102,7 @@ impl Keys {
 /// expects, then the rest, each once, addressed by its 1-based index.
 pub(super) struct KeyList {
     pub(super) keys: Vec<String>,
-    pub(super) at: HashMap<String, usize>,
+    at: HashMap<String, usize>,
 }
 
 impl KeyList {

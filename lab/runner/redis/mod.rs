@@ -12,9 +12,10 @@
 //! A blocking command (`BRPOP`, `BLMOVE`) would stall every other command on
 //! the shared multiplexed connection, and `BLMOVE` takes one source list,
 //! which cannot give strict priority across queues. So [`Backend::fetch`]
-//! never blocks in Redis: it runs the non-blocking fetch script, and when
-//! every queue is empty it sleeps (real time, 1 ms doubling to 20 ms, never
-//! past `wait`) and tries again. A push, due move or recovery made through
+//! never blocks in Redis: it runs the non-blocking fetch script in the
+//! runner's one wait loop (`runner::fetch`), and when every queue is empty
+//! it sleeps (real time, 1 ms doubling to 20 ms, never past the fetch's
+//! `wait`) and tries again. A push, due move or recovery made through
 //! this backend wakes the waiting fetchers at once; a push by another
 //! process is seen within 20 ms. Commands get a 5 s response timeout (the
 //! crate's default is 500 ms), as none of them blocks.
