@@ -204,24 +204,39 @@ impl Process {
     }
 }
 
+impl Runner {
+    /// The process-set record of this runner's process `identity`, started
+    /// at `started_at_ms`, beating at `beat_ms` with `busy` jobs running: what
+    /// every heartbeat of a process of this runner records.
+    pub fn process_info(
+        &self,
+        identity: &str,
+        started_at_ms: u64,
+        beat_ms: u64,
+        busy: usize,
+    ) -> ProcessInfo {
+        let config = self.config();
+        ProcessInfo {
+            identity: identity.to_string(),
+            hostname: config.hostname.clone(),
+            started_at_ms,
+            beat_ms,
+            concurrency: config.concurrency,
+            queues: config.queues.clone(),
+            busy,
+            code_version: config.code_version.clone(),
+        }
+    }
+}
+
 async fn beat(runner: &Runner, identity: &str, started_at_ms: u64, busy: &Busy) {
-    let config = runner.config();
     let busy: Vec<BusyJob> = busy
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .values()
         .cloned()
         .collect();
-    let info = ProcessInfo {
-        identity: identity.to_string(),
-        hostname: config.hostname.clone(),
-        started_at_ms,
-        beat_ms: runner.clock().now_ms(),
-        concurrency: config.concurrency,
-        queues: config.queues.clone(),
-        busy: busy.len(),
-        code_version: config.code_version.clone(),
-    };
+    let info = runner.process_info(identity, started_at_ms, runner.clock().now_ms(), busy.len());
     if let Err(err) = runner.backend().heartbeat(info, busy).await {
         tracing::warn!(%err, "heartbeat failed");
     }
