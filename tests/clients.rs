@@ -3,7 +3,7 @@
 //! clock, so injected latency moves only when a test says so; a test waits
 //! for things by polling with a deadline, never by sleeping a guessed time.
 
-mod common;
+use idemlab_test_support as common;
 
 use common::wait_until;
 

@@ -6,7 +6,7 @@
 //! Needs `redis-server` and PostgreSQL's server programs; without them a test
 //! says so and passes, and with `CI` set it fails.
 
-mod common;
+use idemlab_test_support as common;
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;

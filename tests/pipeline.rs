@@ -2,7 +2,7 @@
 //! memory runner, provider calls over real HTTP to the fake services, and
 //! the outcome read from the fake services' ledgers.
 
-mod common;
+use idemlab_test_support as common;
 
 use common::{lab, lab_with};
 use fake_services::Service;

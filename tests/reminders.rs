@@ -5,7 +5,7 @@
 //! sweep retried after the provider sent and then failed: the naive one
 //! sends again, the atomic claim's key has the provider replay.
 
-mod common;
+use idemlab_test_support as common;
 
 use common::{lab, wait_until, Lab};
 use fake_services::{Clock, Service};

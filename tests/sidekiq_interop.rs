@@ -6,7 +6,7 @@
 //! Needs `ruby` with the sidekiq gem and Redis (database 9, which this test
 //! empties). Without them it says so and passes; with `CI` set it fails.
 
-mod common;
+use idemlab_test_support as common;
 
 use common::servers::unavailable;
 

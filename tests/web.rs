@@ -12,7 +12,7 @@ use idemlab::app::{Lab, LabParts};
 use idemlab::clients::Clients;
 use idemlab::pipeline::{place_order, Enqueue, Knobs, Step};
 use idemlab::runner::backend::{BusyJob, ProcessInfo};
-use idemlab::runner::{FetchMode, JobOutcome, MemoryBackend, RetryPolicy, RunnerConfig};
+use idemlab::runner::{Fetch, FetchMode, JobOutcome, MemoryBackend, RetryPolicy, RunnerConfig};
 use idemlab::store::{NewOrder, Store};
 use idemlab::web::{router, WebOptions};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, LOCATION, ORIGIN};
@@ -194,12 +194,11 @@ impl Web {
         let runner = &self.lab.runner;
         let job = runner
             .backend()
-            .fetch(
+            .fetch(&Fetch::new(
                 &runner.config().queues,
                 FetchMode::Reliable,
                 "p",
-                Duration::ZERO,
-            )
+            ))
             .await
             .unwrap()
             .expect("a queued job");

@@ -2,7 +2,7 @@
 //! services and routes, invalid fault rules, bad `Idempotency-Key` headers,
 //! missing control tokens, and the behaviour form's mistakes.
 
-mod common;
+use fake_services_test_support as common;
 
 use common::{charge_body, error_mentions, send_json, spawn, spawn_with, TestFakes};
 use fake_services::http::HttpOptions;

@@ -1,7 +1,7 @@
 //! The book server's contract (v1.2.1), route by route, over real HTTP: an
 //! app written against that server must work unchanged against these fakes.
 
-mod common;
+use fake_services_test_support as common;
 
 use common::{
     charge_body, email_body, fulfillment_body, send_json, spawn, status_and_json, TestFakes,

@@ -1,7 +1,7 @@
 //! Every server-side fault mode and limit, over real HTTP: what the client
 //! gets, and what the ledger says really happened.
 
-mod common;
+use fake_services_test_support as common;
 
 use common::{
     email_body, error_mentions, fulfillment_body, send_json, spawn, status_and_json, TestFakes,

@@ -1,7 +1,7 @@
 //! The `Idempotency-Key` header over HTTP: replay, mismatch, in flight, the
 //! retry after an injected fault, and many clients racing with one key.
 
-mod common;
+use fake_services_test_support as common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

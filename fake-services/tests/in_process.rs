@@ -1,7 +1,7 @@
 //! The in-process front door: the same rules as over HTTP, reproducible from
 //! a seed, and safe to abandon mid-call.
 
-mod common;
+use fake_services_test_support as common;
 
 use std::sync::Arc;
 

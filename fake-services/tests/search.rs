@@ -2,7 +2,7 @@
 //! fulfillment requests by `metadata.order_id`, emails by address and
 //! template (v1.2.1), and the search lag of a provider's index.
 
-mod common;
+use fake_services_test_support as common;
 
 use common::{
     charge_body, email_body, error_mentions, fulfillment_body, send_json, spawn, TestFakes,

@@ -6,11 +6,10 @@
 //! suite. Times are passed in by the caller (milliseconds of the runner's
 //! clock), never read from the system, so virtual time works.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use super::fetch::Fetch;
 use super::job::Job;
 
 /// The error of a backend operation (Redis down, a corrupt payload, …).
@@ -19,19 +18,6 @@ use super::job::Job;
 pub struct BackendError(pub String);
 
 pub type BackendResult<T> = Result<T, BackendError>;
-
-/// How a worker takes a job off a queue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum FetchMode {
-    /// Pop the job: if the worker dies while running it, the job is gone
-    /// (Sidekiq OSS's `BRPOP`).
-    Basic,
-    /// Move it to the process's in-progress list; a process whose heartbeat
-    /// expires has its jobs put back (Sidekiq Pro's super_fetch).
-    #[default]
-    Reliable,
-}
 
 /// The sorted sets of Sidekiq.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -108,17 +94,11 @@ pub trait Backend: Send + Sync + 'static {
     /// Puts a job at the back of its queue (and sets `enqueued_at`).
     async fn push(&self, job: Job, now_ms: u64) -> BackendResult<()>;
 
-    /// Takes the next job from the first non-empty queue of `queues` (strict
-    /// priority), waiting up to `wait` of real time for one to arrive. With
-    /// reliable fetch the job moves to `process`'s in-progress list until
-    /// [`Backend::acknowledge`].
-    async fn fetch(
-        &self,
-        queues: &[String],
-        mode: FetchMode,
-        process: &str,
-        wait: Duration,
-    ) -> BackendResult<Option<Job>>;
+    /// Takes the next job from the first non-empty of the fetch's queues
+    /// (strict priority), waiting up to its `wait` of real time for one to
+    /// arrive. With reliable fetch the job moves to the fetching process's
+    /// in-progress list until [`Backend::acknowledge`].
+    async fn fetch(&self, fetch: &Fetch<'_>) -> BackendResult<Option<Job>>;
 
     /// The job is finished with (done, retried or dead): drop it from the
     /// in-progress list (a no-op for basic fetch).
@@ -144,17 +124,14 @@ pub trait Backend: Send + Sync + 'static {
     async fn settle_and_fetch(
         &self,
         finished: Option<Finished>,
-        queues: &[String],
-        mode: FetchMode,
-        process: &str,
-        wait: Duration,
+        fetch: &Fetch<'_>,
     ) -> BackendResult<Option<Job>> {
         if let Some(finished) = finished {
-            if let Err(err) = self.settle(process, &finished).await {
+            if let Err(err) = self.settle(fetch.process, &finished).await {
                 tracing::error!(jid = %finished.job.jid, %err, "could not acknowledge or count a finished job");
             }
         }
-        self.fetch(queues, mode, process, wait).await
+        self.fetch(fetch).await
     }
 
     /// Adds a job to a sorted set at `at_ms` (dead: trims to the limits).

@@ -3,15 +3,14 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::Notify;
 
 use super::backend::{
-    Backend, BackendResult, BusyJob, FetchMode, JobSet, ProcessInfo, SetEntry, DEAD_MAX_JOBS,
-    DEAD_TIMEOUT_MS,
+    Backend, BackendResult, BusyJob, JobSet, ProcessInfo, SetEntry, DEAD_MAX_JOBS, DEAD_TIMEOUT_MS,
 };
+use super::fetch::{wait_for_job, Fetch, FetchMode, LookAgain};
 use super::job::{ms_to_seconds, Job};
 
 /// A sorted set: (score, insertion number) → job, like a Redis ZSET whose
@@ -65,15 +64,17 @@ impl MemoryBackend {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn try_fetch(&self, queues: &[String], mode: FetchMode, process: &str) -> Option<Job> {
+    /// One look at the queues, in priority order.
+    fn try_fetch(&self, fetch: &Fetch<'_>) -> Option<Job> {
         let mut state = self.state();
-        let job = queues
+        let job = fetch
+            .queues
             .iter()
             .find_map(|name| state.queues.get_mut(name).and_then(VecDeque::pop_back))?;
-        if mode == FetchMode::Reliable {
+        if fetch.mode == FetchMode::Reliable {
             state
                 .in_progress
-                .entry(process.to_string())
+                .entry(fetch.process.to_string())
                 .or_default()
                 .push(job.clone());
         }
@@ -94,29 +95,12 @@ impl Backend for MemoryBackend {
         Ok(())
     }
 
-    async fn fetch(
-        &self,
-        queues: &[String],
-        mode: FetchMode,
-        process: &str,
-        wait: Duration,
-    ) -> BackendResult<Option<Job>> {
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            // Register interest before looking, so a push in between is not missed.
-            let pushed = self.pushed.notified();
-            if let Some(job) = self.try_fetch(queues, mode, process) {
-                return Ok(Some(job));
-            }
-            // A zero wait is a look, not a nap: tokio's timer would still
-            // round it up to its next millisecond tick.
-            if wait.is_zero() {
-                return Ok(None);
-            }
-            if tokio::time::timeout_at(deadline, pushed).await.is_err() {
-                return Ok(None);
-            }
-        }
+    async fn fetch(&self, fetch: &Fetch<'_>) -> BackendResult<Option<Job>> {
+        // Every push goes through this backend and wakes the waiters.
+        wait_for_job(&self.pushed, fetch.wait, LookAgain::WhenWoken, || {
+            std::future::ready(Ok(self.try_fetch(fetch)))
+        })
+        .await
     }
 
     async fn acknowledge(&self, process: &str, job: &Job) -> BackendResult<()> {

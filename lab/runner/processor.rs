@@ -11,8 +11,9 @@ use futures::FutureExt;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::backend::{Backend, FetchMode, Finished, JobSet};
+use super::backend::{Backend, Finished, JobSet};
 use super::client::Client;
+use super::fetch::FetchMode;
 use super::history::{Attempt, AttemptOutcome, History};
 use super::job::{ms_to_seconds, Job};
 use super::retry::{AfterFailure, RetryPolicy};

@@ -23,7 +23,7 @@ use crate::clients::Clients;
 use crate::pipeline::{self, place_order, relay_outbox, reminders, Shop, Step, WorkerDeaths};
 use crate::runner::backend::{BusyJob, ProcessInfo, SetEntry};
 use crate::runner::{
-    Backend, BackendError, FetchMode, History, Job, JobOutcome, JobSet, MemoryBackend,
+    Backend, BackendError, Fetch, FetchMode, History, Job, JobOutcome, JobSet, MemoryBackend,
     RedisBackend, RetryPolicy, Runner, RunnerConfig,
 };
 use crate::store::{NewOrder, ScratchDatabase, Store};
@@ -586,12 +586,11 @@ async fn drive(world: &World, mut ticks: SweepTicks, deadline_ms: u64) -> Option
             let runner = &world.runners[which];
             let fetched = world
                 .backend
-                .fetch(
+                .fetch(&Fetch::new(
                     &config.queues,
                     runner.config().fetch,
                     &identities[which],
-                    Duration::ZERO,
-                )
+                ))
                 .await;
             if let Ok(Some(job)) = fetched {
                 batch.push((which, job));
@@ -703,14 +702,8 @@ impl Backend for FaultyBackend {
         self.inner.push(job, now_ms).await
     }
 
-    async fn fetch(
-        &self,
-        queues: &[String],
-        mode: FetchMode,
-        process: &str,
-        wait: Duration,
-    ) -> Result<Option<Job>, BackendError> {
-        self.inner.fetch(queues, mode, process, wait).await
+    async fn fetch(&self, fetch: &Fetch<'_>) -> Result<Option<Job>, BackendError> {
+        self.inner.fetch(fetch).await
     }
 
     async fn acknowledge(&self, process: &str, job: &Job) -> Result<(), BackendError> {

@@ -1,7 +1,12 @@
 //! Test helpers for the idemlab package: a lab whose provider calls go over
 //! real HTTP to fake services on a random port, with one virtual clock for
-//! the runner's retries and the services' fault windows alike.
-#![allow(dead_code)]
+//! the runner's retries and the services' fault windows alike; private
+//! Redis and Postgres servers ([`servers`]); and waiting on a condition
+//! (the fake services' [`wait_until`], re-exported).
+//!
+//! A library of its own (not a `mod common;` that each test binary compiles
+//! and uses part of), so that a helper one test binary does not use is not
+//! dead code there.
 
 pub mod servers;
 
@@ -11,6 +16,7 @@ use std::time::Duration;
 use fake_services::http::router;
 use fake_services::serve::RunningServer;
 use fake_services::{BehaviorSpec, FakeServices, ManualClock, Service};
+pub use fake_services_test_support::{wait_until, wait_until_within};
 use idemlab::clients::Clients;
 use idemlab::pipeline::{self, place_order, Knobs, Shop, WorkerDeaths};
 use idemlab::runner::{MemoryBackend, RetryPolicy, Runner, RunnerConfig};
@@ -125,31 +131,5 @@ impl Lab {
 
     pub async fn reload(&self, order: &Order) -> Order {
         self.shop.store.order(order.id).await.unwrap().unwrap()
-    }
-}
-
-/// Polls `condition` (async) until it holds; the deadline only guards a hang.
-pub async fn wait_until<F, Fut>(what: &str, condition: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    wait_until_within(what, Duration::from_secs(10), condition).await;
-}
-
-/// [`wait_until`] with a deadline of `limit`, for waits on real servers and
-/// processes (a worker booting, a heartbeat expiring).
-pub async fn wait_until_within<F, Fut>(what: &str, limit: Duration, mut condition: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + limit;
-    while !condition().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {limit:?} waiting until {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }

@@ -1,6 +1,10 @@
-//! Test helpers: the fake services on a random port, on a manual clock, with
-//! a client and a few shortcuts. Every test gets its own server.
-#![allow(dead_code)]
+//! Test helpers for the fake services: the services on a random port, on a
+//! manual clock, with a client and a few shortcuts (every test gets its own
+//! server), and [`wait_until`], the one way a test waits for a condition.
+//!
+//! A library of its own (not a `mod common;` that each test binary compiles
+//! and uses part of), so that a helper one test binary does not use is not
+//! dead code there.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -217,19 +221,29 @@ pub fn fulfillment_body(order_id: impl Into<Value>, address: Option<&str>) -> Va
     body
 }
 
-/// Polls `condition` until it holds or 10 seconds pass; the deadline is far
-/// beyond what a loaded machine needs, and only guards against hanging.
-pub async fn wait_until<F, Fut>(what: &str, mut condition: F)
+/// Polls `condition` (async) until it holds; the deadline (10 s, far beyond
+/// what a loaded machine needs) only guards against a hang.
+pub async fn wait_until<F, Fut>(what: &str, condition: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    wait_until_within(what, Duration::from_secs(10), condition).await;
+}
+
+/// [`wait_until`] with a deadline of `limit`, for waits on real servers and
+/// processes (a worker booting, a heartbeat expiring).
+pub async fn wait_until_within<F, Fut>(what: &str, limit: Duration, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
     while !condition().await {
         assert!(
             tokio::time::Instant::now() < deadline,
-            "timed out waiting until {what}"
+            "timed out after {limit:?} waiting until {what}"
         );
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }

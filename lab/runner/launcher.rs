@@ -1,6 +1,9 @@
-//! Worker processes: fetchers, heartbeat and the poller that enqueues due
-//! retries and recovers the jobs of dead processes; the supervisor that
-//! restarts a process that died; and `drain_all`, Sidekiq's fake test mode.
+//! Worker processes, as Sidekiq's launcher (and its manager) runs them: a
+//! [`Process`] starts, beats into the process set, runs `concurrency` fetch
+//! loops that hand each job to the processor ([`Runner::perform`]), polls
+//! for due retries and the jobs of dead processes, and stops or is killed.
+//! Also the supervisor that restarts a process that died, and `drain_all`,
+//! Sidekiq's fake test mode.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -10,6 +13,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::backend::{BusyJob, ProcessInfo};
+use super::fetch::{Fetch, FetchMode};
 use super::processor::{JobOutcome, Runner};
 
 type Busy = Arc<Mutex<HashMap<String, BusyJob>>>;
@@ -116,18 +120,13 @@ impl Runner {
             beat(self, &identity, now, &busy).await;
             poll(self).await;
             let fetched = backend
-                .fetch(
-                    &config.queues,
-                    config.fetch,
-                    &identity,
-                    std::time::Duration::ZERO,
-                )
+                .fetch(&Fetch::new(&config.queues, config.fetch, &identity))
                 .await;
             match fetched {
                 Ok(Some(job)) => {
                     ran += 1;
                     if self.perform(job, &identity).await == JobOutcome::Died {
-                        dead_holding_jobs |= config.fetch == super::FetchMode::Reliable;
+                        dead_holding_jobs |= config.fetch == FetchMode::Reliable;
                         identity = self.new_identity();
                     }
                     continue;
@@ -205,24 +204,39 @@ impl Process {
     }
 }
 
+impl Runner {
+    /// The process-set record of this runner's process `identity`, started
+    /// at `started_at_ms`, beating at `beat_ms` with `busy` jobs running: what
+    /// every heartbeat of a process of this runner records.
+    pub fn process_info(
+        &self,
+        identity: &str,
+        started_at_ms: u64,
+        beat_ms: u64,
+        busy: usize,
+    ) -> ProcessInfo {
+        let config = self.config();
+        ProcessInfo {
+            identity: identity.to_string(),
+            hostname: config.hostname.clone(),
+            started_at_ms,
+            beat_ms,
+            concurrency: config.concurrency,
+            queues: config.queues.clone(),
+            busy,
+            code_version: config.code_version.clone(),
+        }
+    }
+}
+
 async fn beat(runner: &Runner, identity: &str, started_at_ms: u64, busy: &Busy) {
-    let config = runner.config();
     let busy: Vec<BusyJob> = busy
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .values()
         .cloned()
         .collect();
-    let info = ProcessInfo {
-        identity: identity.to_string(),
-        hostname: config.hostname.clone(),
-        started_at_ms,
-        beat_ms: runner.clock().now_ms(),
-        concurrency: config.concurrency,
-        queues: config.queues.clone(),
-        busy: busy.len(),
-        code_version: config.code_version.clone(),
-    };
+    let info = runner.process_info(identity, started_at_ms, runner.clock().now_ms(), busy.len());
     if let Err(err) = runner.backend().heartbeat(info, busy).await {
         tracing::warn!(%err, "heartbeat failed");
     }
@@ -254,18 +268,13 @@ async fn fetch_loop(
     died: mpsc::Sender<()>,
 ) {
     let config = runner.config().clone();
+    let fetch = Fetch::new(&config.queues, config.fetch, &identity).waiting(config.fetch_wait);
     // The last job run, settled by the next fetch in the same round trip.
     let mut finished = None;
     while !*stopped.borrow() {
         let fetched = runner
             .backend()
-            .settle_and_fetch(
-                finished.take(),
-                &config.queues,
-                config.fetch,
-                &identity,
-                config.fetch_wait,
-            )
+            .settle_and_fetch(finished.take(), &fetch)
             .await;
         let job = match fetched {
             Ok(Some(job)) => job,
