@@ -58,6 +58,11 @@ pub(super) struct SweepReminders(pub Arc<Shop>);
 
 #[async_trait]
 impl Worker for SweepReminders {
+    /// The scheduler enqueues one a minute, due reminders or not.
+    fn periodic(&self) -> bool {
+        true
+    }
+
     async fn perform(&self, ctx: &JobContext<'_>) -> Result<(), JobError> {
         let shop = &self.0;
         let now = shop.now_ms();
@@ -81,6 +86,9 @@ impl Worker for SweepReminders {
                     .collect()
             }
         };
+        if due.is_empty() {
+            ctx.found_nothing_to_do();
+        }
         if let Some(overlap) = &shop.sweep_overlap {
             overlap.wait(shop.clock.as_ref()).await;
         }

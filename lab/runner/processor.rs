@@ -2,7 +2,7 @@
 //! what comes after — acknowledge, count, retry or bury, tell the handlers.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -232,8 +232,14 @@ impl Runner {
         let inner = &self.inner;
         let started_ms = inner.clock.now_ms();
         let attempt = job.retry_count.map_or(1, |c| c + 2);
-        tracing::info!(jid = %job.jid, class = %job.class, attempt, process, "start");
-        let result = self.run_worker(&job, process).await;
+        let periodic = inner.registry.get(&job.class).is_some_and(|w| w.periodic());
+        if periodic {
+            tracing::debug!(jid = %job.jid, class = %job.class, attempt, process, "start");
+        } else {
+            tracing::info!(jid = %job.jid, class = %job.class, attempt, process, "start");
+        }
+        let idle = AtomicBool::new(false);
+        let result = self.run_worker(&job, process, &idle).await;
         let finished_ms = inner.clock.now_ms();
         let elapsed_ms = finished_ms.saturating_sub(started_ms);
         let record = |outcome| {
@@ -251,7 +257,11 @@ impl Runner {
         };
         let error = match result {
             Ok(()) => {
-                tracing::info!(jid = %job.jid, class = %job.class, elapsed_ms, "done");
+                if idle.load(Ordering::Relaxed) {
+                    tracing::debug!(jid = %job.jid, class = %job.class, elapsed_ms, "done, nothing to do");
+                } else {
+                    tracing::info!(jid = %job.jid, class = %job.class, elapsed_ms, "done");
+                }
                 record(AttemptOutcome::Done);
                 let finished = Finished {
                     job,
@@ -352,7 +362,7 @@ impl Runner {
     /// job's body runs here and now, in the caller. An error comes back to
     /// the caller; nothing is retried, counted or recorded as a job.
     pub async fn perform_inline(&self, job: &Job, process: &str) -> Result<(), JobError> {
-        self.run_worker(job, process).await
+        self.run_worker(job, process, &AtomicBool::new(false)).await
     }
 
     /// The middleware chain and the worker. A panicking job is a failed
@@ -360,7 +370,12 @@ impl Runner {
     /// caller's task rather than one of its own, saving a spawn and a wake-up
     /// per job; killing the process still stops it, as dropping the caller's
     /// future drops the job's.
-    async fn run_worker(&self, job: &Job, process: &str) -> Result<(), JobError> {
+    async fn run_worker(
+        &self,
+        job: &Job,
+        process: &str,
+        idle: &AtomicBool,
+    ) -> Result<(), JobError> {
         let inner = &self.inner;
         let Some(worker) = inner.registry.get(&job.class) else {
             return Err(JobError::permanent(
@@ -373,6 +388,7 @@ impl Runner {
             client: &inner.client,
             process,
             code_version: &inner.config.code_version,
+            idle,
         };
         let run = Next::new(&inner.middleware, worker.as_ref()).run(&ctx);
         match AssertUnwindSafe(run).catch_unwind().await {

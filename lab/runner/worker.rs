@@ -2,6 +2,7 @@
 //! hooks around it (server middleware, error and death handlers).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -95,12 +96,30 @@ pub struct JobContext<'a> {
     /// The process running it, and its code version.
     pub process: &'a str,
     pub code_version: &'a str,
+    /// Set by [`JobContext::found_nothing_to_do`].
+    pub(super) idle: &'a AtomicBool,
+}
+
+impl JobContext<'_> {
+    /// The job looked and found no work (a sweep with nothing due): its
+    /// done line is logged at debug, not info. It still counts as
+    /// processed, as in Sidekiq.
+    pub fn found_nothing_to_do(&self) {
+        self.idle.store(true, Ordering::Relaxed);
+    }
 }
 
 /// A job class's code.
 #[async_trait]
 pub trait Worker: Send + Sync + 'static {
     async fn perform(&self, ctx: &JobContext<'_>) -> Result<(), JobError>;
+
+    /// Whether the job runs on a clock whether or not there is work (a
+    /// periodic sweep): its start line is logged at debug, so a lab that
+    /// sweeps every fraction of a second does not fill its log with them.
+    fn periodic(&self) -> bool {
+        false
+    }
 }
 
 /// Code around every job, like Sidekiq's server middleware.

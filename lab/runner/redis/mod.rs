@@ -67,6 +67,7 @@ use super::backend::{
 };
 use super::fetch::{wait_for_job, Fetch, FetchMode, LookAgain};
 use super::job::{ms_to_seconds, Job};
+use crate::redact::redact_url;
 
 /// Response timeout of every command: none of them blocks in Redis, but a
 /// script over a large set (the dead set's 10,000 jobs) may take a while.
@@ -101,7 +102,7 @@ impl RedisBackend {
     }
 
     async fn open(url: &str, namespace: &str) -> BackendResult<Self> {
-        let shown = redact(url);
+        let shown = redact_url(url);
         let client = Client::open(url)
             .map_err(|e| BackendError(format!("invalid Redis URL {shown}: {e}")))?;
         let config = ConnectionManagerConfig::new()
@@ -294,28 +295,6 @@ impl RedisBackend {
             .into_iter()
             .map(|(identity, beat)| (identity, beat.into_iter().next().flatten()))
             .collect())
-    }
-}
-
-/// `url` with the password (if any) replaced by `***`.
-fn redact(url: &str) -> String {
-    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
-        return url.to_string();
-    };
-    let rest = &url[scheme_end..];
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => {
-            let userinfo = &rest[..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            let hidden = if userinfo.contains(':') {
-                format!("{user}:***")
-            } else {
-                "***".to_string()
-            };
-            format!("{}{hidden}{}", &url[..scheme_end], &rest[at..])
-        }
-        None => url.to_string(),
     }
 }
 
@@ -697,24 +676,5 @@ impl Backend for RedisBackend {
             .await
             .map_err(|e| self.error("clearing", e))?;
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn passwords_stay_out_of_messages() {
-        assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
-        assert_eq!(
-            redact("redis://:secret@host:6379/0"),
-            "redis://:***@host:6379/0"
-        );
-        assert_eq!(
-            redact("redis://user:secret@host/1"),
-            "redis://user:***@host/1"
-        );
-        assert_eq!(redact("redis://token@host"), "redis://***@host");
     }
 }
