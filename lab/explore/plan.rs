@@ -24,10 +24,9 @@
 use fake_services::{FaultSpec, Mode, Service};
 use proptest::prelude::*;
 
+use crate::checker::Expect;
 use crate::pipeline::{Knobs, Step};
-use crate::scenario::format::{
-    Expect, Fault, OrderBatch, OrdersExpectation, ReminderBatch, Scenario,
-};
+use crate::scenario::format::{Fault, OrderBatch, ReminderBatch, Scenario};
 
 /// At most this many faults in a plan.
 pub const MAX_FAULTS: usize = 4;
@@ -108,15 +107,8 @@ impl Plan {
 /// sent once.
 pub fn safe_expect(reminders: bool) -> Expect {
     Expect {
-        charges_per_order: Some(1),
-        emails_per_order: Some(1),
-        fulfillments_per_order: Some(1),
         reminders_per_reminder: reminders.then_some(1),
-        orders: Some(OrdersExpectation::AllComplete),
-        dead_jobs: Some(0),
-        notified: Some(0),
-        lost_jobs: Some(0),
-        violation: None,
+        ..Expect::exactly_once()
     }
 }
 

@@ -1,0 +1,170 @@
+//! The queue misbehaving, as a scenario's `queue = "duplicate"` and
+//! `queue = "down"` faults ask: a [`Backend`] around the real one that
+//! delivers every job twice, or fails every enqueue until a time.
+//!
+//! Only pushing misbehaves; everything else is a plain forward to the inner
+//! backend — `settle` and `settle_and_fetch` included, so a Redis run with
+//! queue faults keeps its one-round-trip path.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use fake_services::SharedClock;
+
+use crate::runner::backend::{BusyJob, Finished, ProcessInfo, SetEntry};
+use crate::runner::{Backend, BackendError, FetchMode, Job, JobSet};
+
+/// The queue misbehaving: every job delivered twice, or enqueues failing
+/// for a while.
+pub struct FaultyBackend {
+    inner: Arc<dyn Backend>,
+    clock: SharedClock,
+    duplicate: bool,
+    down_until_ms: u64,
+}
+
+impl FaultyBackend {
+    /// Every job pushed is delivered twice.
+    pub fn duplicating(inner: Arc<dyn Backend>, clock: SharedClock) -> Self {
+        Self {
+            inner,
+            clock,
+            duplicate: true,
+            down_until_ms: 0,
+        }
+    }
+
+    /// Every push fails until `down_until_ms` (the clock's time).
+    pub fn down_until(inner: Arc<dyn Backend>, clock: SharedClock, down_until_ms: u64) -> Self {
+        Self {
+            inner,
+            clock,
+            duplicate: false,
+            down_until_ms,
+        }
+    }
+}
+
+#[async_trait]
+impl Backend for FaultyBackend {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+
+    async fn push(&self, job: Job, now_ms: u64) -> Result<(), BackendError> {
+        if self.clock.now_ms() < self.down_until_ms {
+            return Err(BackendError(
+                "Redis::CannotConnectError: the queue is down (injected)".into(),
+            ));
+        }
+        if self.duplicate {
+            self.inner.push(job.clone(), now_ms).await?;
+        }
+        self.inner.push(job, now_ms).await
+    }
+
+    async fn fetch(
+        &self,
+        queues: &[String],
+        mode: FetchMode,
+        process: &str,
+        wait: Duration,
+    ) -> Result<Option<Job>, BackendError> {
+        self.inner.fetch(queues, mode, process, wait).await
+    }
+
+    async fn acknowledge(&self, process: &str, job: &Job) -> Result<(), BackendError> {
+        self.inner.acknowledge(process, job).await
+    }
+
+    async fn settle(&self, process: &str, finished: &Finished) -> Result<(), BackendError> {
+        self.inner.settle(process, finished).await
+    }
+
+    async fn settle_and_fetch(
+        &self,
+        finished: Option<Finished>,
+        queues: &[String],
+        mode: FetchMode,
+        process: &str,
+        wait: Duration,
+    ) -> Result<Option<Job>, BackendError> {
+        self.inner
+            .settle_and_fetch(finished, queues, mode, process, wait)
+            .await
+    }
+
+    async fn add_to_set(&self, set: JobSet, job: Job, at_ms: u64) -> Result<(), BackendError> {
+        self.inner.add_to_set(set, job, at_ms).await
+    }
+
+    async fn enqueue_due(&self, now_ms: u64) -> Result<usize, BackendError> {
+        self.inner.enqueue_due(now_ms).await
+    }
+
+    async fn next_due_ms(&self) -> Result<Option<u64>, BackendError> {
+        self.inner.next_due_ms().await
+    }
+
+    async fn set_entries(&self, set: JobSet) -> Result<Vec<SetEntry>, BackendError> {
+        self.inner.set_entries(set).await
+    }
+
+    async fn delete_from_set(&self, set: JobSet, jid: &str) -> Result<bool, BackendError> {
+        self.inner.delete_from_set(set, jid).await
+    }
+
+    async fn requeue_from_set(
+        &self,
+        set: JobSet,
+        jid: &str,
+        now_ms: u64,
+    ) -> Result<bool, BackendError> {
+        self.inner.requeue_from_set(set, jid, now_ms).await
+    }
+
+    async fn queue_sizes(&self) -> Result<Vec<(String, usize)>, BackendError> {
+        self.inner.queue_sizes().await
+    }
+
+    async fn heartbeat(
+        &self,
+        process: ProcessInfo,
+        busy: Vec<BusyJob>,
+    ) -> Result<(), BackendError> {
+        self.inner.heartbeat(process, busy).await
+    }
+
+    async fn remove_process(&self, identity: &str) -> Result<(), BackendError> {
+        self.inner.remove_process(identity).await
+    }
+
+    async fn processes(&self) -> Result<Vec<ProcessInfo>, BackendError> {
+        self.inner.processes().await
+    }
+
+    async fn busy(&self) -> Result<Vec<BusyJob>, BackendError> {
+        self.inner.busy().await
+    }
+
+    async fn recover_expired(&self, now_ms: u64, ttl_ms: u64) -> Result<Vec<Job>, BackendError> {
+        self.inner.recover_expired(now_ms, ttl_ms).await
+    }
+
+    async fn waiting_jobs(&self) -> Result<Vec<Job>, BackendError> {
+        self.inner.waiting_jobs().await
+    }
+
+    async fn count(&self, processed: u64, failed: u64) -> Result<(), BackendError> {
+        self.inner.count(processed, failed).await
+    }
+
+    async fn stats(&self) -> Result<(u64, u64), BackendError> {
+        self.inner.stats().await
+    }
+
+    async fn clear(&self) -> Result<(), BackendError> {
+        self.inner.clear().await
+    }
+}
