@@ -168,3 +168,180 @@ impl Backend for FaultyBackend {
         self.inner.clear().await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use fake_services::ManualClock;
+
+    use super::*;
+
+    /// A backend that only writes down which of its methods were called.
+    #[derive(Default)]
+    struct Recorder {
+        calls: Mutex<Vec<&'static str>>,
+    }
+
+    impl Recorder {
+        fn called(&self, name: &'static str) {
+            self.calls.lock().unwrap().push(name);
+        }
+
+        fn calls(&self) -> Vec<&'static str> {
+            std::mem::take(&mut *self.calls.lock().unwrap())
+        }
+    }
+
+    #[async_trait]
+    impl Backend for Recorder {
+        fn name(&self) -> &'static str {
+            "recorder"
+        }
+        async fn push(&self, _: Job, _: u64) -> Result<(), BackendError> {
+            Ok(self.called("push"))
+        }
+        async fn fetch(
+            &self,
+            _: &[String],
+            _: FetchMode,
+            _: &str,
+            _: Duration,
+        ) -> Result<Option<Job>, BackendError> {
+            self.called("fetch");
+            Ok(None)
+        }
+        async fn acknowledge(&self, _: &str, _: &Job) -> Result<(), BackendError> {
+            Ok(self.called("acknowledge"))
+        }
+        async fn settle(&self, _: &str, _: &Finished) -> Result<(), BackendError> {
+            Ok(self.called("settle"))
+        }
+        async fn settle_and_fetch(
+            &self,
+            _: Option<Finished>,
+            _: &[String],
+            _: FetchMode,
+            _: &str,
+            _: Duration,
+        ) -> Result<Option<Job>, BackendError> {
+            self.called("settle_and_fetch");
+            Ok(None)
+        }
+        async fn add_to_set(&self, _: JobSet, _: Job, _: u64) -> Result<(), BackendError> {
+            Ok(self.called("add_to_set"))
+        }
+        async fn enqueue_due(&self, _: u64) -> Result<usize, BackendError> {
+            Ok(0)
+        }
+        async fn next_due_ms(&self) -> Result<Option<u64>, BackendError> {
+            Ok(None)
+        }
+        async fn set_entries(&self, _: JobSet) -> Result<Vec<SetEntry>, BackendError> {
+            Ok(Vec::new())
+        }
+        async fn delete_from_set(&self, _: JobSet, _: &str) -> Result<bool, BackendError> {
+            Ok(false)
+        }
+        async fn requeue_from_set(&self, _: JobSet, _: &str, _: u64) -> Result<bool, BackendError> {
+            Ok(false)
+        }
+        async fn queue_sizes(&self) -> Result<Vec<(String, usize)>, BackendError> {
+            Ok(Vec::new())
+        }
+        async fn heartbeat(&self, _: ProcessInfo, _: Vec<BusyJob>) -> Result<(), BackendError> {
+            Ok(())
+        }
+        async fn remove_process(&self, _: &str) -> Result<(), BackendError> {
+            Ok(())
+        }
+        async fn processes(&self) -> Result<Vec<ProcessInfo>, BackendError> {
+            Ok(Vec::new())
+        }
+        async fn busy(&self) -> Result<Vec<BusyJob>, BackendError> {
+            Ok(Vec::new())
+        }
+        async fn recover_expired(&self, _: u64, _: u64) -> Result<Vec<Job>, BackendError> {
+            Ok(Vec::new())
+        }
+        async fn waiting_jobs(&self) -> Result<Vec<Job>, BackendError> {
+            Ok(Vec::new())
+        }
+        async fn count(&self, _: u64, _: u64) -> Result<(), BackendError> {
+            Ok(self.called("count"))
+        }
+        async fn stats(&self) -> Result<(u64, u64), BackendError> {
+            Ok((0, 0))
+        }
+        async fn clear(&self) -> Result<(), BackendError> {
+            Ok(())
+        }
+    }
+
+    fn finished() -> Finished {
+        Finished {
+            job: Job::new("CompleteOrderJob", vec![], "high", "jid1".into(), 0),
+            processed: 1,
+            failed: 0,
+        }
+    }
+
+    /// Settles the job and fetches the next the way a worker does.
+    async fn settle_then_fetch(backend: &FaultyBackend) {
+        let queues = ["high".to_string()];
+        backend.settle("w1", &finished()).await.unwrap();
+        let next = backend
+            .settle_and_fetch(
+                Some(finished()),
+                &queues,
+                FetchMode::Reliable,
+                "w1",
+                Duration::ZERO,
+            )
+            .await
+            .unwrap();
+        assert_eq!(next, None);
+    }
+
+    #[tokio::test]
+    async fn settling_reaches_the_inner_backend_as_one_call() {
+        let clock: SharedClock = Arc::new(ManualClock::new(0));
+        let inner = Arc::new(Recorder::default());
+        for faulty in [
+            FaultyBackend::duplicating(inner.clone(), clock.clone()),
+            FaultyBackend::down_until(inner.clone(), clock.clone(), 1_000),
+        ] {
+            settle_then_fetch(&faulty).await;
+            // Not the trait's defaults (acknowledge + count, then fetch),
+            // which would lose the inner backend's one round trip.
+            assert_eq!(inner.calls(), ["settle", "settle_and_fetch"]);
+        }
+    }
+
+    #[tokio::test]
+    async fn only_pushing_misbehaves() {
+        let clock = Arc::new(ManualClock::new(0));
+        let shared: SharedClock = clock.clone();
+        let inner = Arc::new(Recorder::default());
+        let job = finished().job;
+
+        let twice = FaultyBackend::duplicating(inner.clone(), shared.clone());
+        twice.push(job.clone(), 0).await.unwrap();
+        assert_eq!(inner.calls(), ["push", "push"]);
+
+        let down = FaultyBackend::down_until(inner.clone(), shared, 1_000);
+        let err = down.push(job.clone(), 0).await.unwrap_err();
+        assert!(err.0.contains("the queue is down"), "{err}");
+        down.add_to_set(JobSet::Retry, job.clone(), 5)
+            .await
+            .unwrap();
+        assert_eq!(
+            inner.calls(),
+            ["add_to_set"],
+            "a refused push never arrives"
+        );
+        clock.advance_to(1_000);
+        down.push(job, 0).await.unwrap();
+        assert_eq!(inner.calls(), ["push"], "up again at its time");
+    }
+}

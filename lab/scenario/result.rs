@@ -85,3 +85,70 @@ pub fn render(result: &ScenarioResult) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(step: Option<Step>, passed: bool, unfinished: Option<&str>) -> Run {
+        let mut verdict = Verdict::failed(format!("reason {step:?}"));
+        verdict.passed = passed;
+        Run {
+            step,
+            verdict,
+            unfinished: unfinished.map(Into::into),
+            virtual_ms: 0,
+            snapshot: Snapshot::default(),
+        }
+    }
+
+    fn result(runs: Vec<Run>) -> ScenarioResult {
+        ScenarioResult {
+            name: "s".into(),
+            path: Some("scenarios/s.toml".into()),
+            runs,
+            elapsed_ms: 1,
+        }
+    }
+
+    #[test]
+    fn the_reason_is_the_first_failed_runs() {
+        let all_good = result(vec![run(None, true, None)]);
+        assert!(all_good.passed());
+        assert_eq!(all_good.failure_reason(), "");
+
+        let late = result(vec![
+            run(Some(Step::Charge), true, None),
+            run(Some(Step::Email), true, Some("the run did not settle")),
+            run(Some(Step::Fulfillment), false, None),
+        ]);
+        assert!(
+            !late.passed(),
+            "a run past its deadline fails, verdict or not"
+        );
+        assert_eq!(late.failure_reason(), "the run did not settle");
+
+        let wrong = result(vec![
+            run(Some(Step::Charge), true, None),
+            run(None, false, None),
+        ]);
+        assert_eq!(wrong.failure_reason(), "reason None");
+    }
+
+    #[test]
+    fn every_step_is_titled_and_only_failures_are_reported_in_full() {
+        let text = render(&result(vec![
+            run(Some(Step::Charge), true, None),
+            run(Some(Step::Email), false, None),
+        ]));
+        assert!(text.starts_with("scenarios/s.toml\n"), "{text}");
+        assert!(
+            text.contains("s [worker dies after charge]: ok\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("scenario \"s [worker dies after email]\": FAILED"),
+            "{text}"
+        );
+    }
+}
