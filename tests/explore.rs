@@ -1,4 +1,4 @@
-//! The property tests (DESIGN.md, "Property tests"): the safe pipeline holds
+//! The property tests: the safe pipeline holds
 //! every invariant under every fault plan, each unsafe knob is caught and
 //! shrunk to a small plan, and a counterexample written as a scenario file
 //! behaves under `lab check` as it says.

@@ -216,7 +216,8 @@ async fn the_suite_fails_for_the_stated_reasons() {
     }
 }
 
-/// The example in DESIGN.md, as written there, runs and holds.
+/// The scenario format's first example (search dedup against an email
+/// provider that sends, then crashes) runs and holds.
 #[tokio::test]
 async fn the_design_example_runs_unchanged() {
     let result = run(r#"

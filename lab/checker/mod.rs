@@ -13,7 +13,7 @@
 //! - [`deaths`]: the dead set and the death notifications matched to it.
 //! - [`records`]: reading a ledger record's fields and a job's order.
 //! - [`wording`]: the counted nouns and lists the messages are written with.
-//! - [`verdict`]: the [`Verdict`] (did the run end as its scenario expected?).
+//! - [`verdict`](mod@verdict): the [`Verdict`] (did the run end as its scenario expected?).
 //! - [`report`]: the verdict as text and JSON.
 
 pub mod deaths;

@@ -1,7 +1,7 @@
-//! Exploring fault plans (DESIGN.md, "Property tests"): instead of the
-//! incidents someone thought of, proptest generates fault plans, runs each
-//! in the scenario engine, and shrinks a plan that breaks the pipeline to
-//! the smallest that still does — handed back as a ready scenario file.
+//! Exploring fault plans: instead of the incidents someone thought of,
+//! proptest generates fault plans, runs each in the scenario engine, and
+//! shrinks a plan that breaks the pipeline to the smallest that still does —
+//! handed back as a ready scenario file.
 //!
 //! - [`plan`]: the fault plans (proptest strategies) and the safe
 //!   expectations they are held to.

@@ -1,5 +1,5 @@
 //! Fault plans: the proptest strategies behind `lab explore` and the
-//! property tests (DESIGN.md, "Property tests").
+//! property tests (`tests/explore.rs`).
 //!
 //! A [`Plan`] is what one case tries: a few orders (some declined), maybe
 //! reminders for the sweep, a concurrency, up to four faults, and the seed

@@ -1,11 +1,12 @@
 //! Runs a scenario: a fresh lab (in-memory SQLite store, memory queue,
-//! in-process fake services, one virtual clock), the orders placed, the jobs
-//! run until nothing is left to do, then the checker reads what happened.
+//! in-process fake services, one virtual clock; see [`world`](super::world)),
+//! the orders placed, the jobs run until nothing is left to do (the drive
+//! loop, here), then the checker reads what happened.
 //!
 //! Jobs run in lockstep batches of up to `concurrency` jobs. Between batches
 //! virtual time jumps to the next due retry (or past a dead process's
 //! heartbeat timeout). Within a batch the clock is also the scheduler
-//! ([`Turns`]): one task runs at a time and the seed picks who goes next at
+//! ([`Turns`](super::turns::Turns)): one task runs at a time and the seed picks who goes next at
 //! each call to a service, so a run is a function of its seed. A full retry
 //! schedule of weeks takes milliseconds.
 

@@ -1,6 +1,6 @@
-//! The scenario file format (DESIGN.md, "Scenarios"): one TOML file, one
-//! incident. Parsing is strict — an unknown key, a wrong type or an
-//! impossible combination is an error naming the file, line and column.
+//! The scenario file format: one TOML file, one incident. Parsing is strict
+//! — an unknown key, a wrong type or an impossible combination is an error
+//! naming the file, line and column.
 
 use std::fmt;
 use std::path::{Path, PathBuf};

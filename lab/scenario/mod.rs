@@ -1,7 +1,7 @@
 //! Scenario files: one TOML file per incident — which pipeline, which
 //! orders, which faults, what must be true at the end.
 //!
-//! - [`format`]: the file format, parsed strictly (what must be true is the
+//! - [`format`](mod@format): the file format, parsed strictly (what must be true is the
 //!   checker's [`Expect`](crate::checker::Expect)).
 //! - [`engine`]: runs a scenario on a fresh in-process lab and checks it:
 //!   the drive loop, from the orders placed until nothing is left to do.
@@ -12,7 +12,7 @@
 //! - [`spare_stores`]: in-memory stores rewound and reused between runs.
 //! - [`turns`]: the simulator's clock and scheduler: a run is a function of its seed.
 //! - [`result`]: a scenario's runs, their verdicts, and the result as text.
-//! - [`write`]: a scenario written back as a file (`lab explore`'s counterexamples).
+//! - [`write`](mod@write): a scenario written back as a file (`lab explore`'s counterexamples).
 
 pub mod engine;
 pub mod format;
