@@ -165,6 +165,7 @@ pub(super) fn match_deaths<'a>(
 
 #[cfg(test)]
 mod tests {
+    use super::match_deaths;
     use crate::checker::check;
     use crate::checker::expect::Invariant;
     use crate::checker::fixtures::*;
@@ -228,5 +229,34 @@ mod tests {
 
         let found = check(&expect(|e| e.dead_jobs = Some(2)), &snap);
         assert_eq!(found[0].found, "1 dead job");
+    }
+
+    #[test]
+    fn each_dead_job_takes_its_own_notification_before_any_of_its_class() {
+        let class = "CompleteOrderJob";
+        let mut first = dead(class, 1, "a");
+        first.at_ms = 1;
+        let mut second = dead(class, 2, "b");
+        second.at_ms = 2;
+        let notices = [
+            notification("err_b", "E", &format!("{class} won't be retried: b")),
+            notification(
+                "err_x",
+                "E",
+                &format!("{class} won't be retried: truncated"),
+            ),
+            // A failed attempt notified as itself is no death notice.
+            notification("err_a", "E", "a"),
+        ];
+        let matched = match_deaths(&[first, second], notices.iter().collect());
+        let ids: Vec<Option<&str>> = matched.iter().map(|n| n.map(|r| r.id.as_str())).collect();
+        // The earlier death does not take the later one's exact notice: it
+        // gets the vague one, of its class.
+        assert_eq!(ids, [Some("err_x"), Some("err_b")]);
+
+        // A notice for another class fits neither.
+        let other = [notification("err_o", "E", "OtherJob won't be retried: a")];
+        let matched = match_deaths(&[dead(class, 1, "a")], other.iter().collect());
+        assert_eq!(matched, [None]);
     }
 }

@@ -288,4 +288,43 @@ mod tests {
         assert_eq!(found[0].order_id, None, "two orders: none singled out");
         assert_eq!(check(&expect(|e| e.lost_jobs = Some(2)), &snap), vec![]);
     }
+
+    #[test]
+    fn the_found_state_names_each_fate() {
+        let e = expect(|e| e.orders = Some(OrdersExpectation::AllComplete));
+        let death = "CompleteOrderJob won't be retried: boom";
+        let mut snap = snapshot(
+            vec![placed(1), placed(2), placed(3), placed(4), placed(5)],
+            vec![notification("err_1", "E", death)],
+        );
+        snap.pending = vec![job("CompleteOrderJob", 1)];
+        snap.outbox_pending = vec![OutboxEntry {
+            id: 1,
+            order_id: 2,
+            job_class: "CompleteOrderJob".into(),
+            args: json!([2]),
+            queue: "high".into(),
+            created_at_ms: 0,
+            relayed_at_ms: None,
+        }];
+        snap.dead = vec![
+            dead("CompleteOrderJob", 3, "boom"),
+            dead("CompleteOrderJob", 4, "other"),
+        ];
+        let found: Vec<String> = check(&e, &snap).into_iter().map(|v| v.found).collect();
+        assert_eq!(
+            found,
+            [
+                "placed; job pending",
+                "placed; outbox row pending",
+                "placed; job dead, notified",
+                "placed; job dead, not notified",
+                "placed; lost",
+            ]
+        );
+        let found = check(&e, &snap);
+        assert!(found[1]
+            .message
+            .contains("its outbox row was never relayed"));
+    }
 }
