@@ -184,8 +184,10 @@ mod tests {
     }
 
     impl Recorder {
-        fn called(&self, name: &'static str) {
+        /// Writes the call down; every call succeeds.
+        fn called(&self, name: &'static str) -> Result<(), BackendError> {
             self.calls.lock().unwrap().push(name);
+            Ok(())
         }
 
         fn calls(&self) -> Vec<&'static str> {
@@ -199,7 +201,7 @@ mod tests {
             "recorder"
         }
         async fn push(&self, _: Job, _: u64) -> Result<(), BackendError> {
-            Ok(self.called("push"))
+            self.called("push")
         }
         async fn fetch(
             &self,
@@ -208,14 +210,13 @@ mod tests {
             _: &str,
             _: Duration,
         ) -> Result<Option<Job>, BackendError> {
-            self.called("fetch");
-            Ok(None)
+            self.called("fetch").map(|()| None)
         }
         async fn acknowledge(&self, _: &str, _: &Job) -> Result<(), BackendError> {
-            Ok(self.called("acknowledge"))
+            self.called("acknowledge")
         }
         async fn settle(&self, _: &str, _: &Finished) -> Result<(), BackendError> {
-            Ok(self.called("settle"))
+            self.called("settle")
         }
         async fn settle_and_fetch(
             &self,
@@ -225,11 +226,10 @@ mod tests {
             _: &str,
             _: Duration,
         ) -> Result<Option<Job>, BackendError> {
-            self.called("settle_and_fetch");
-            Ok(None)
+            self.called("settle_and_fetch").map(|()| None)
         }
         async fn add_to_set(&self, _: JobSet, _: Job, _: u64) -> Result<(), BackendError> {
-            Ok(self.called("add_to_set"))
+            self.called("add_to_set")
         }
         async fn enqueue_due(&self, _: u64) -> Result<usize, BackendError> {
             Ok(0)
@@ -268,7 +268,7 @@ mod tests {
             Ok(Vec::new())
         }
         async fn count(&self, _: u64, _: u64) -> Result<(), BackendError> {
-            Ok(self.called("count"))
+            self.called("count")
         }
         async fn stats(&self) -> Result<(u64, u64), BackendError> {
             Ok((0, 0))
