@@ -20,7 +20,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use idemlab::explore::one_core::OneCore;
-use idemlab::explore::run::{explore, ExploreOptions};
+use idemlab::explore::{explore, ExploreOptions};
 use idemlab::pipeline::{ChargeDedup, Knobs, Structure};
 use idemlab::scenario::{self, engine};
 

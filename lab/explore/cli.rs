@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::run::{explore, Exploration, ExploreOptions, Progress, DEFAULT_SHRINK_ITERS};
+use super::search::{explore, Exploration, ExploreOptions, Progress, DEFAULT_SHRINK_ITERS};
 use crate::checker::render_text;
 use crate::options::KnobArgs;
 use crate::scenario::to_toml;

@@ -58,7 +58,7 @@ pub struct Plan {
     /// The run's seed: which of the job interleavings (and retry jitters)
     /// this plan runs under. Not shrunk: a plan that breaks under one
     /// interleaving is the same plan under another; shrinking tries a few
-    /// ([`crate::explore::run`]).
+    /// ([`crate::explore::search`]).
     pub seed: u64,
 }
 

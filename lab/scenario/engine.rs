@@ -16,7 +16,7 @@ use fake_services::Clock;
 
 use super::format::{Fault, Scenario};
 use super::result::{Run, ScenarioResult};
-use super::scheduler::SweepTicks;
+use super::sweep_ticks::SweepTicks;
 use super::world::{place_orders, setup, World};
 use crate::checker::{self, Snapshot, Verdict};
 use crate::pipeline::{relay_outbox, Step};

@@ -1,16 +1,17 @@
 //! Scenario files: one TOML file per incident — which pipeline, which
 //! orders, which faults, what must be true at the end.
 //!
-//! - [`format`](mod@format): the file format, parsed strictly (what must be true is the
-//!   checker's [`Expect`](crate::checker::Expect)).
+//! - [`format`](mod@format): the file format, parsed strictly (what must be
+//!   true is the checker's [`Expect`](crate::checker::Expect)).
 //! - [`engine`]: runs a scenario on a fresh in-process lab and checks it:
 //!   the drive loop, from the orders placed until nothing is left to do.
 //! - [`world`]: the lab a run happens in, set up with the scenario's knobs
 //!   and faults, and torn down.
 //! - [`queue_faults`]: the queue delivering twice, or down.
-//! - [`scheduler`]: the reminder scheduler's ticks.
+//! - [`sweep_ticks`]: the reminder scheduler's cron ticks, enqueueing sweeps.
 //! - [`spare_stores`]: in-memory stores rewound and reused between runs.
-//! - [`turns`]: the simulator's clock and scheduler: a run is a function of its seed.
+//! - [`turns`]: the simulator's virtual clock, which also picks the task
+//!   that runs next (one at a time): a run is a function of its seed.
 //! - [`result`]: a scenario's runs, their verdicts, and the result as text.
 //! - [`write`](mod@write): a scenario written back as a file (`lab explore`'s counterexamples).
 
@@ -18,8 +19,8 @@ pub mod engine;
 pub mod format;
 pub mod queue_faults;
 pub mod result;
-pub mod scheduler;
 pub mod spare_stores;
+pub mod sweep_ticks;
 pub mod turns;
 pub mod world;
 pub mod write;
