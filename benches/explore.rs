@@ -20,22 +20,11 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use idemlab::explore::one_core::OneCore;
-use idemlab::explore::run::{explore, ExploreOptions};
+use idemlab::explore::{explore, ExploreOptions};
 use idemlab::pipeline::{ChargeDedup, Knobs, Structure};
 use idemlab::scenario::{self, engine};
 
-const ONE_ORDER: &str = r#"
-name = "one order, the email provider crashes once"
-orders = [{ count = 1 }]
-[[faults]]
-service = "email"
-mode = "crash"
-calls = 1
-[expect]
-charges_per_order = 1
-emails_per_order = 1
-fulfillments_per_order = 1
-"#;
+const ONE_ORDER: &str = include_str!("../tests/data/one-order-email-crash.toml");
 
 fn main() {
     // Before the first store (and its connection thread) exists.

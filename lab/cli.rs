@@ -30,7 +30,7 @@ pub enum Command {
     /// Run scenario files and check what must be true: the CI gate. Exits 0
     /// when every scenario ended as it expected, 1 when any did not, 2 on
     /// invalid input.
-    Check(crate::check::CheckArgs),
+    Check(crate::suite::CheckArgs),
     /// Search fault plans for one that breaks a pipeline variant and print
     /// the smallest as a scenario file. Exits 0 when none did, 1 with a
     /// counterexample, 2 on invalid input.
@@ -55,7 +55,7 @@ pub async fn run(cli: Cli) -> std::io::Result<u8> {
         Command::Fakes(args) => fake_services::cli::run(args).await.map(|()| 0),
         Command::Web(args) => crate::serve::run_web(*args).await.map(|()| 0),
         Command::Worker(args) => crate::serve::run_worker(*args).await.map(|()| 0),
-        Command::Check(args) => Ok(crate::check::run(args).await),
+        Command::Check(args) => Ok(crate::suite::run(args).await),
         // The engine runs on a runtime of its own, off this one's threads.
         Command::Explore(args) => {
             tokio::task::spawn_blocking(move || crate::explore::cli::run(args))

@@ -10,7 +10,7 @@
 //! - [`clients`]: the provider clients (payments, email, fulfillment, error catcher) over HTTP or in process.
 //! - [`runner`]: the Sidekiq-style job runner (memory or Redis backend).
 //! - [`pipeline`]: the order pipeline's jobs, in every naive and safe variant.
-//! - [`scenario`]: scenario files and the engine that runs them; [`check`]:
+//! - [`scenario`]: scenario files and the engine that runs them; [`suite`]:
 //!   `lab check`, the CI gate.
 //! - [`checker`]: invariants from the ledgers and order rows; the verdict and report on a run.
 //! - [`explore`]: `lab explore` and the property tests — fault plans searched
@@ -20,7 +20,6 @@
 //! - The fake services are their own crate, [`fake_services`], re-exported here.
 
 pub mod app;
-pub mod check;
 pub mod checker;
 pub mod cli;
 pub mod clients;
@@ -32,6 +31,7 @@ pub mod runner;
 pub mod scenario;
 pub mod serve;
 pub mod store;
+pub mod suite;
 pub mod web;
 
 pub use fake_services;

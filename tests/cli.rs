@@ -218,17 +218,7 @@ orders = [{ count = 1 }]
 charges_per_order = 1
 "#;
 
-const WRONG: &str = r#"
-name = "monolithic, claimed safe"
-pipeline = { structure = "monolithic", charge = "none" }
-orders = [{ count = 1 }]
-[[faults]]
-service = "email"
-mode = "crash"
-calls = 1
-[expect]
-charges_per_order = 1
-"#;
+const WRONG: &str = include_str!("data/monolithic-claimed-safe.toml");
 
 #[test]
 fn check_passes_the_suite_and_prints_its_time() {

@@ -1,4 +1,4 @@
-//! The property tests (DESIGN.md, "Property tests"): the safe pipeline holds
+//! The property tests: the safe pipeline holds
 //! every invariant under every fault plan, each unsafe knob is caught and
 //! shrunk to a small plan, and a counterexample written as a scenario file
 //! behaves under `lab check` as it says.
@@ -10,12 +10,13 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+use idemlab::checker::Invariant;
 use idemlab::explore::{explore, Exploration, ExploreOptions};
 use idemlab::pipeline::{
     ChargeDedup, EmailDedup, Enqueue, FulfillmentDedup, Knobs, Structure, Sweep,
 };
 use idemlab::runner::FetchMode;
-use idemlab::scenario::{to_toml, Invariant};
+use idemlab::scenario::to_toml;
 
 /// The seed the knob tests explore with. Any seed finds each knob's bug;
 /// how small the plan shrinks depends on the seed (shrinking is greedy: it
@@ -218,21 +219,22 @@ fn path_str(path: &Path) -> &str {
     path.to_str().expect("a UTF-8 temporary path")
 }
 
+/// `lab explore --charge none` (seed 3, 100 cases) with `extra` flags,
+/// writing its counterexample to `out`.
+fn explore_without_a_charge_key(extra: &[&str], out: &Path) -> Output {
+    let mut args = vec![
+        "explore", "--charge", "none", "--cases", "100", "--seed", "3",
+    ];
+    args.extend_from_slice(extra);
+    args.extend(["--out", path_str(out)]);
+    lab(&args)
+}
+
 #[test]
 fn a_counterexample_file_passes_lab_check_while_the_bug_is_there() {
     let dir = tempfile::tempdir().unwrap();
     let found = dir.path().join("found.toml");
-    let output = lab(&[
-        "explore",
-        "--charge",
-        "none",
-        "--cases",
-        "100",
-        "--seed",
-        "3",
-        "--out",
-        path_str(&found),
-    ]);
+    let output = explore_without_a_charge_key(&[], &found);
     assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
     let stdout = text(&output.stdout);
     let written = std::fs::read_to_string(&found).unwrap();
@@ -254,18 +256,7 @@ fn a_counterexample_file_passes_lab_check_while_the_bug_is_there() {
 
     // The same plan as a regression test: it fails while the bug is there.
     let regression = dir.path().join("regression.toml");
-    let output = lab(&[
-        "explore",
-        "--charge",
-        "none",
-        "--cases",
-        "100",
-        "--seed",
-        "3",
-        "--expect-safe",
-        "--out",
-        path_str(&regression),
-    ]);
+    let output = explore_without_a_charge_key(&["--expect-safe"], &regression);
     assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
     let written = std::fs::read_to_string(&regression).unwrap();
     assert!(written.contains("charges_per_order = 1"), "{written}");

@@ -5,9 +5,10 @@
 
 use std::path::Path;
 
-use idemlab::scenario::{self, engine, report};
+use idemlab::scenario::result::{render, ScenarioResult};
+use idemlab::scenario::{self, engine};
 
-async fn run(text: &str) -> engine::ScenarioResult {
+async fn run(text: &str) -> ScenarioResult {
     let scenario = scenario::parse(text, Path::new("test.toml")).unwrap();
     engine::run(&scenario, &engine::RunOptions::default()).await
 }
@@ -15,20 +16,9 @@ async fn run(text: &str) -> engine::ScenarioResult {
 #[tokio::test]
 async fn a_wrong_expectation_fails_with_a_plain_report() {
     // The monolithic double charge, expected (wrongly) to charge once.
-    let result = run(r#"
-name = "monolithic, claimed safe"
-pipeline = { structure = "monolithic", charge = "none" }
-orders = [{ count = 1 }]
-[[faults]]
-service = "email"
-mode = "crash"
-calls = 1
-[expect]
-charges_per_order = 1
-"#)
-    .await;
+    let result = run(include_str!("data/monolithic-claimed-safe.toml")).await;
     assert!(!result.passed());
-    let text = report::render(&result);
+    let text = render(&result);
     for needle in [
         "charges_per_order",
         "order 1 was charged 2 times",
@@ -41,17 +31,7 @@ charges_per_order = 1
 
 #[tokio::test]
 async fn an_expected_violation_that_does_not_happen_fails_and_says_so() {
-    let result = run(r#"
-name = "safe pipeline, claimed broken"
-orders = [{ count = 1 }]
-[[faults]]
-service = "email"
-mode = "crash"
-calls = 1
-[expect]
-violation = "charges_per_order"
-"#)
-    .await;
+    let result = run(include_str!("data/safe-claimed-broken.toml")).await;
     assert!(!result.passed());
     let reason = &result.runs[0].verdict.reason;
     assert!(
@@ -61,7 +41,7 @@ violation = "charges_per_order"
 }
 
 /// Everything a run leaves behind, as bytes.
-fn fingerprint(result: &engine::ScenarioResult) -> String {
+fn fingerprint(result: &ScenarioResult) -> String {
     result
         .runs
         .iter()
@@ -127,7 +107,7 @@ violation = "charges_per_order"
     let scenario = scenario::parse(text, Path::new("race.toml")).unwrap();
     // The order in which effects reached the providers, ids left out (they
     // follow from the seed anyway).
-    let sequence = |result: &engine::ScenarioResult| {
+    let sequence = |result: &ScenarioResult| {
         result.runs[0]
             .snapshot
             .ledgers
@@ -227,8 +207,8 @@ async fn the_suite_fails_for_the_stated_reasons() {
     for (file, needle) in cases {
         let scenario = scenario::load(&dir.join(format!("{file}.toml"))).unwrap();
         let result = engine::run(&scenario, &engine::RunOptions::default()).await;
-        assert!(result.passed(), "{file}:\n{}", report::render(&result));
-        let text = report::render(&result);
+        assert!(result.passed(), "{file}:\n{}", render(&result));
+        let text = render(&result);
         assert!(
             text.contains(needle),
             "{file}: `{needle}` missing from:\n{text}"
@@ -236,7 +216,8 @@ async fn the_suite_fails_for_the_stated_reasons() {
     }
 }
 
-/// The example in DESIGN.md, as written there, runs and holds.
+/// The scenario format's first example (search dedup against an email
+/// provider that sends, then crashes) runs and holds.
 #[tokio::test]
 async fn the_design_example_runs_unchanged() {
     let result = run(r#"
@@ -262,7 +243,7 @@ dead_jobs = 0
 notified = 0               # error-catcher notifications (transient ones are silenced)
 "#)
     .await;
-    assert!(result.passed(), "{}", report::render(&result));
+    assert!(result.passed(), "{}", render(&result));
 }
 
 #[tokio::test]
@@ -289,7 +270,7 @@ orders = "all-complete"
     assert!(!result.passed());
     let unfinished = result.runs[0].unfinished.as_deref().unwrap();
     assert!(unfinished.contains("1 waiting to retry"), "{unfinished}");
-    assert!(report::render(&result).contains("did not settle"));
+    assert!(render(&result).contains("did not settle"));
 }
 
 /// The simulator (services in process) and the HTTP lab (the same services
@@ -297,7 +278,7 @@ orders = "all-complete"
 /// the same way: same verdict, same violations, same counts in the ledgers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_process_and_over_http_give_the_same_outcome() {
-    let outcome = |result: &engine::ScenarioResult| {
+    let outcome = |result: &ScenarioResult| {
         result
             .runs
             .iter()
@@ -331,7 +312,7 @@ async fn in_process_and_over_http_give_the_same_outcome() {
         assert!(
             over_http.passed(),
             "{name} over HTTP: {}",
-            report::render(&over_http)
+            render(&over_http)
         );
         assert_eq!(outcome(&in_process), outcome(&over_http), "{name}");
     }

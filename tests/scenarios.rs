@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use idemlab::scenario::{self, engine, report};
+use idemlab::scenario::{self, engine, result};
 use libtest_mimic::{Arguments, Failed, Trial};
 
 fn scenario_files() -> Vec<PathBuf> {
@@ -28,7 +28,7 @@ fn run(path: &Path) -> Result<(), Failed> {
     if result.passed() {
         Ok(())
     } else {
-        Err(Failed::from(report::render(&result)))
+        Err(Failed::from(result::render(&result)))
     }
 }
 

@@ -1,17 +1,39 @@
 //! The checker: what must be true at the end of a scenario run, counted from
 //! the fake services' ledgers and the order rows — not from what the pipeline
-//! believes it did (DESIGN.md, "Checker").
+//! believes it did.
 //!
+//! - [`expect`]: [`Expect`], what a run is held to, and the [`Invariant`]s.
 //! - [`snapshot`]: the state a finished run leaves behind, the checker's input.
 //! - [`invariants`]: [`check`] — each broken invariant as a [`Violation`] with
-//!   its ledger records and job history.
-//! - [`report`]: the [`Verdict`] (did the run end as its scenario expected?)
-//!   and its text and JSON reports.
+//!   its ledger records and job history — and the snapshot's index.
+//! - [`effects`]: charges, emails and fulfillments per order, counted from
+//!   the ledgers alone; [`per_order`]: those counts against the order rows.
+//! - [`reminders`]: each reminder sent once.
+//! - [`settlement`]: how each order ended (complete, settled, lost).
+//! - [`deaths`]: the dead set and the death notifications matched to it.
+//! - [`records`]: reading a ledger record's fields and a job's order.
+//! - [`wording`]: the counted nouns and lists the messages are written with.
+//! - [`verdict`](mod@verdict): the [`Verdict`] (did the run end as its scenario expected?).
+//! - [`report`]: the verdict as text and JSON.
 
+pub mod deaths;
+pub mod effects;
+pub mod expect;
 pub mod invariants;
+pub mod per_order;
+pub mod records;
+pub mod reminders;
 pub mod report;
+pub mod settlement;
 pub mod snapshot;
+pub mod verdict;
+pub mod wording;
 
+#[cfg(test)]
+pub(crate) mod fixtures;
+
+pub use expect::{Expect, Invariant, OrdersExpectation};
 pub use invariants::{check, Violation};
-pub use report::{render_json, render_text, verdict, Verdict};
+pub use report::{render_json, render_text};
 pub use snapshot::Snapshot;
+pub use verdict::{verdict, Verdict};

@@ -7,11 +7,11 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::run::{explore, Exploration, ExploreOptions, Progress, DEFAULT_SHRINK_ITERS};
-use crate::check::{EXIT_FAILED, EXIT_INVALID, EXIT_OK};
+use super::search::{explore, Exploration, ExploreOptions, Progress, DEFAULT_SHRINK_ITERS};
 use crate::checker::render_text;
 use crate::options::KnobArgs;
 use crate::scenario::to_toml;
+use crate::suite::{EXIT_FAILED, EXIT_INVALID, EXIT_OK};
 
 /// `lab explore`.
 #[derive(Debug, Clone, Args)]

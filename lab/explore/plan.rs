@@ -1,5 +1,5 @@
 //! Fault plans: the proptest strategies behind `lab explore` and the
-//! property tests (DESIGN.md, "Property tests").
+//! property tests (`tests/explore.rs`).
 //!
 //! A [`Plan`] is what one case tries: a few orders (some declined), maybe
 //! reminders for the sweep, a concurrency, up to four faults, and the seed
@@ -24,10 +24,9 @@
 use fake_services::{FaultSpec, Mode, Service};
 use proptest::prelude::*;
 
+use crate::checker::Expect;
 use crate::pipeline::{Knobs, Step};
-use crate::scenario::format::{
-    Expect, Fault, OrderBatch, OrdersExpectation, ReminderBatch, Scenario,
-};
+use crate::scenario::format::{Fault, OrderBatch, ReminderBatch, Scenario};
 
 /// At most this many faults in a plan.
 pub const MAX_FAULTS: usize = 4;
@@ -59,7 +58,7 @@ pub struct Plan {
     /// The run's seed: which of the job interleavings (and retry jitters)
     /// this plan runs under. Not shrunk: a plan that breaks under one
     /// interleaving is the same plan under another; shrinking tries a few
-    /// ([`crate::explore::run`]).
+    /// ([`crate::explore::search`]).
     pub seed: u64,
 }
 
@@ -108,15 +107,8 @@ impl Plan {
 /// sent once.
 pub fn safe_expect(reminders: bool) -> Expect {
     Expect {
-        charges_per_order: Some(1),
-        emails_per_order: Some(1),
-        fulfillments_per_order: Some(1),
         reminders_per_reminder: reminders.then_some(1),
-        orders: Some(OrdersExpectation::AllComplete),
-        dead_jobs: Some(0),
-        notified: Some(0),
-        lost_jobs: Some(0),
-        violation: None,
+        ..Expect::exactly_once()
     }
 }
 

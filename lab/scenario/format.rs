@@ -1,6 +1,6 @@
-//! The scenario file format (DESIGN.md, "Scenarios"): one TOML file, one
-//! incident. Parsing is strict — an unknown key, a wrong type or an
-//! impossible combination is an error naming the file, line and column.
+//! The scenario file format: one TOML file, one incident. Parsing is strict
+//! — an unknown key, a wrong type or an impossible combination is an error
+//! naming the file, line and column.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
+use crate::checker::Expect;
 use crate::pipeline::{Knobs, Step};
 
 /// A parsed, checked scenario.
@@ -91,69 +92,6 @@ pub enum Fault {
     QueueDown { for_ms: u64 },
     /// The periodic sweep fires late and overlaps the next one.
     SchedulerLate,
-}
-
-/// `[expect]`: what must be true at the end.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Expect {
-    pub charges_per_order: Option<u32>,
-    pub emails_per_order: Option<u32>,
-    pub fulfillments_per_order: Option<u32>,
-    pub reminders_per_reminder: Option<u32>,
-    pub orders: Option<OrdersExpectation>,
-    pub dead_jobs: Option<u32>,
-    pub notified: Option<u32>,
-    pub lost_jobs: Option<u32>,
-    /// The scenario documents a broken variant: it passes only if the checker
-    /// reports this violation.
-    pub violation: Option<Invariant>,
-}
-
-/// `orders = "all-complete"` or `"all-settled"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum OrdersExpectation {
-    /// Every order charged, emailed and fulfilled (declined ones excepted).
-    AllComplete,
-    /// Every order complete, declined, or with its job dead and its death notified.
-    AllSettled,
-}
-
-/// The invariants the checker knows, by their `[expect]` key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Invariant {
-    ChargesPerOrder,
-    EmailsPerOrder,
-    FulfillmentsPerOrder,
-    RemindersPerReminder,
-    Orders,
-    DeadJobs,
-    Notified,
-    LostJobs,
-}
-
-impl Invariant {
-    /// The `[expect]` key.
-    pub fn key(self) -> &'static str {
-        match self {
-            Invariant::ChargesPerOrder => "charges_per_order",
-            Invariant::EmailsPerOrder => "emails_per_order",
-            Invariant::FulfillmentsPerOrder => "fulfillments_per_order",
-            Invariant::RemindersPerReminder => "reminders_per_reminder",
-            Invariant::Orders => "orders",
-            Invariant::DeadJobs => "dead_jobs",
-            Invariant::Notified => "notified",
-            Invariant::LostJobs => "lost_jobs",
-        }
-    }
-}
-
-impl fmt::Display for Invariant {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.key())
-    }
 }
 
 /// A scenario that could not be read: where, and what was wrong.
@@ -492,6 +430,7 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checker::OrdersExpectation;
 
     fn parse_str(text: &str) -> Result<Scenario, ScenarioError> {
         parse(text, Path::new("s.toml"))

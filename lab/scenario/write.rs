@@ -11,7 +11,8 @@ use std::fmt::Write as _;
 use fake_services::FaultSpec;
 use serde::Serialize;
 
-use super::format::{Expect, Fault, OrderBatch, OrdersExpectation, Scenario};
+use super::format::{Fault, OrderBatch, Scenario};
+use crate::checker::{Expect, OrdersExpectation};
 use crate::pipeline::Knobs;
 
 /// The scenario as TOML text.
@@ -256,8 +257,8 @@ mod tests {
     use std::path::{Path, PathBuf};
 
     use super::*;
+    use crate::checker::Invariant;
     use crate::scenario::format::{parse, ReminderBatch};
-    use crate::scenario::Invariant;
 
     fn round_trip(scenario: &Scenario) -> Scenario {
         let text = to_toml(scenario);

@@ -421,18 +421,17 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn order() -> Order {
+impl Order {
+    /// An order placed and nothing more (the store's and the checker's tests).
+    pub(crate) fn placed(id: i64) -> Order {
         Order {
-            id: 1,
+            id,
             product_id: 1,
             user_id: 1,
             quantity: 1,
-            address: "a".into(),
-            email: "e".into(),
-            amount_cents: 1,
+            address: "1 Main St".into(),
+            email: "a@example.com".into(),
+            amount_cents: 1000,
             created_at_ms: 0,
             charge_completed_at_ms: None,
             charge_successful: None,
@@ -442,10 +441,15 @@ mod tests {
             fulfillment_request_id: None,
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
 
     #[test]
     fn state_is_the_furthest_step() {
-        let mut o = order();
+        let mut o = Order::placed(1);
         assert_eq!(o.state(), OrderState::Placed);
         o.charge_successful = Some(false);
         assert_eq!(o.state(), OrderState::Declined);

@@ -1,6 +1,7 @@
-//! `lab check`: the CI gate. Runs scenario files (in parallel), prints a
-//! summary table and the report of every scenario that did not end as it
-//! expected, and exits 0 (all as expected), 1 (some not) or 2 (bad input).
+//! `lab check`, the CI gate: a suite of scenario files collected from the
+//! paths given, run in parallel, and reported as a summary table with the
+//! report of every scenario that did not end as it expected, as JSON or as
+//! JUnit XML; it exits 0 (all as expected), 1 (some not) or 2 (bad input).
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -10,8 +11,9 @@ use std::time::Instant;
 use clap::{Args, ValueEnum};
 use serde_json::json;
 
-use crate::scenario::engine::{self, RunOptions, ScenarioResult};
-use crate::scenario::{self, report, Scenario, ScenarioError};
+use crate::scenario::engine::{self, RunOptions};
+use crate::scenario::result::{self, ScenarioResult};
+use crate::scenario::{self, Scenario, ScenarioError};
 
 /// Exit code: every scenario ended as it expected.
 pub const EXIT_OK: u8 = 0;
@@ -253,7 +255,7 @@ fn text(results: &[ScenarioResult]) -> String {
     let mut out = summary_table(results);
     for result in results.iter().filter(|r| !r.passed()) {
         out.push('\n');
-        out.push_str(&report::render(result));
+        out.push_str(&result::render(result));
     }
     out
 }
@@ -305,20 +307,11 @@ fn junit(results: &[ScenarioResult], seconds: f64) -> String {
                 "  <testcase classname=\"scenarios\" name=\"{name}\" time=\"{time:.3}\"/>\n"
             ));
         } else {
-            let reason = result
-                .runs
-                .iter()
-                .find(|r| !r.passed())
-                .map(|r| {
-                    r.unfinished
-                        .clone()
-                        .unwrap_or_else(|| r.verdict.reason.clone())
-                })
-                .unwrap_or_default();
+            let reason = result.failure_reason();
             out.push_str(&format!(
                 "  <testcase classname=\"scenarios\" name=\"{name}\" time=\"{time:.3}\">\n    <failure message=\"{}\">{}</failure>\n  </testcase>\n",
                 xml(&reason),
-                xml(&report::render(result)),
+                xml(&result::render(result)),
             ));
         }
     }

@@ -12,10 +12,10 @@ use proptest::test_runner::{
 
 use super::one_core::OneCore;
 use super::plan;
-use crate::checker::{Verdict, Violation};
+use crate::checker::{Expect, Invariant, Verdict, Violation};
 use crate::pipeline::Knobs;
 use crate::scenario::engine::{self, RunOptions};
-use crate::scenario::{to_toml, Expect, Invariant, Scenario};
+use crate::scenario::{to_toml, Scenario};
 
 /// Shrinking steps at most, by default: a counterexample of four faults and
 /// five orders shrinks in a few hundred.
@@ -319,7 +319,7 @@ pub fn explore(
             if !passed {
                 scenario.seed = Some(own_seed);
                 failed_under.borrow_mut().insert(to_toml(&scenario), seed);
-                return Err(TestCaseError::fail(reason(&result)));
+                return Err(TestCaseError::fail(result.failure_reason()));
             }
         }
         Ok(())
@@ -352,20 +352,6 @@ pub fn explore(
         elapsed: started.elapsed(),
         counterexample,
     })
-}
-
-/// Why a case failed, for proptest (which keeps it only for its own report).
-fn reason(result: &engine::ScenarioResult) -> String {
-    result
-        .runs
-        .iter()
-        .find(|r| !r.passed())
-        .map(|r| {
-            r.unfinished
-                .clone()
-                .unwrap_or_else(|| r.verdict.reason.clone())
-        })
-        .unwrap_or_default()
 }
 
 /// proptest's ChaCha RNG from a 64-bit seed: the seed, then splitmix64 of it
