@@ -1,17 +1,17 @@
-//! The dead set and the error catcher: `dead_jobs`, `notified`, and which
+//! The dead set and the error catcher: `dead_jobs` and `notified`. Which
 //! death notification belongs to which dead job (the one thing that makes a
-//! dead order settled).
+//! dead order settled) is matched once, in [`indexed`](super::indexed).
 
-use fake_services::{Record, Service};
+use fake_services::Service;
 
 use super::expect::Invariant;
-use super::invariants::{Lab, Violation};
-use super::records::{exception_class, exception_message, first_arg, is_death, DEATH_MARK};
+use super::indexed::Indexed;
+use super::records::{exception_class, exception_message, first_arg};
+use super::violation::Violation;
 use super::wording::{amount, listed, single};
-use crate::runner::backend::SetEntry;
 use crate::runner::{Attempt, AttemptOutcome};
 
-impl Lab<'_> {
+impl Indexed<'_> {
     pub(super) fn dead_jobs(&self, want: u32) -> Vec<Violation> {
         let dead = &self.snapshot.dead;
         if dead.len() == want as usize {
@@ -121,54 +121,12 @@ impl Lab<'_> {
     }
 }
 
-/// Pairs each dead job with a death notification, one notification per job:
-/// the message the death handler writes for it
-/// (`<JobClass> won't be retried: <error message>`) if there is one, else any
-/// death notification for a job of its class. The notification does not name
-/// the order, so two dead jobs of one class with one notification leave the
-/// later death unnotified.
-pub(super) fn match_deaths<'a>(
-    dead: &[SetEntry],
-    notices: Vec<&'a Record>,
-) -> Vec<Option<&'a Record>> {
-    let mut free: Vec<&Record> = notices.into_iter().filter(|r| is_death(r)).collect();
-    let mut matched = vec![None; dead.len()];
-    let mut order: Vec<usize> = (0..dead.len()).collect();
-    order.sort_by_key(|&i| dead[i].at_ms);
-    // Exact messages first, so a vague match cannot take another job's notice.
-    for exact in [true, false] {
-        for &i in &order {
-            if matched[i].is_some() {
-                continue;
-            }
-            let job = &dead[i].job;
-            let prefix = format!("{} {DEATH_MARK}", job.class);
-            let full = job
-                .error_message
-                .as_deref()
-                .map(|m| format!("{prefix}: {m}"));
-            let fits = |r: &&Record| {
-                let m = exception_message(r).unwrap_or_default();
-                if exact {
-                    full.as_deref() == Some(m)
-                } else {
-                    m.starts_with(&prefix)
-                }
-            };
-            if let Some(at) = free.iter().position(fits) {
-                matched[i] = Some(free.remove(at));
-            }
-        }
-    }
-    matched
-}
-
 #[cfg(test)]
 mod tests {
-    use super::match_deaths;
     use crate::checker::check;
     use crate::checker::expect::Invariant;
     use crate::checker::fixtures::*;
+    use crate::checker::indexed::match_deaths;
     use crate::runner::AttemptOutcome;
 
     #[test]

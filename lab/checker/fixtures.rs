@@ -6,8 +6,8 @@ use fake_services::{Record, Service, Told};
 use serde_json::{json, Value};
 
 use super::expect::{Expect, Invariant};
-use super::invariants::Violation;
 use super::snapshot::Snapshot;
+use super::violation::Violation;
 use crate::pipeline::jobs::CONFIRMATION_TEMPLATE;
 use crate::pipeline::reminders::REMINDER_TEMPLATE;
 use crate::runner::backend::SetEntry;

@@ -5,47 +5,24 @@
 //! Each broken invariant is a [`Violation`] that names the order (or
 //! reminder), what was expected and what was found, the ledger records
 //! involved (with what the client was told about each) and the job history
-//! of that order. The invariants themselves are in their own files:
+//! of that order ([`violation`](super::violation)). The invariants
+//! themselves are in their own files:
 //! [`per_order`](super::per_order) (over [`effects`](super::effects)),
 //! [`reminders`](super::reminders), [`settlement`](super::settlement) and
-//! [`deaths`](super::deaths); here is the index of the snapshot they share.
+//! [`deaths`](super::deaths), over the snapshot's index,
+//! [`indexed`](super::indexed).
 
-use fake_services::{Record, Service};
-use serde::Serialize;
-
-use super::deaths::match_deaths;
-use super::expect::{effective, Expect, Invariant};
+use super::expect::{effective, Expect};
+use super::indexed::Indexed;
 use super::per_order::{CHARGE_ID, EMAIL_ID, FULFILLMENT_REQUEST_ID};
-use super::records::{first_arg_is, is_for_order};
 use super::snapshot::Snapshot;
-use crate::runner::backend::SetEntry;
-use crate::runner::Attempt;
-use crate::store::Order;
-
-/// One broken invariant.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Violation {
-    pub invariant: Invariant,
-    /// The order it is about, when it is about one.
-    pub order_id: Option<i64>,
-    /// The reminder it is about (`reminders_per_reminder`).
-    pub reminder_id: Option<i64>,
-    pub expected: String,
-    pub found: String,
-    /// A plain sentence fragment, e.g. "order 1 was charged 2 times".
-    pub message: String,
-    /// The ledger records involved, with what the client was told.
-    pub records: Vec<Record>,
-    /// The job history: the attempts whose first argument is the order id
-    /// (for a reminder, the sweeps; for the dead set, the dead jobs' attempts).
-    pub attempts: Vec<Attempt>,
-}
+use super::violation::Violation;
 
 /// Checks a finished run against `[expect]` (see [`effective`]). Violations
 /// come in invariant order, then by order or reminder id.
 pub fn check(expect: &Expect, snapshot: &Snapshot) -> Vec<Violation> {
     let held = effective(expect);
-    let lab = Lab::new(snapshot);
+    let lab = Indexed::new(snapshot);
     let mut found = Vec::new();
     if let Some(n) = held.charges_per_order {
         found.extend(lab.per_order(&CHARGE_ID, n));
@@ -74,83 +51,10 @@ pub fn check(expect: &Expect, snapshot: &Snapshot) -> Vec<Violation> {
     found
 }
 
-/// A snapshot, indexed for the checks.
-pub(super) struct Lab<'a> {
-    pub(super) snapshot: &'a Snapshot,
-    /// By id.
-    pub(super) orders: Vec<&'a Order>,
-    /// For each entry of the dead set (same index), the death notification
-    /// matched to it, if any.
-    pub(super) death_notices: Vec<Option<&'a Record>>,
-}
-
-impl<'a> Lab<'a> {
-    fn new(snapshot: &'a Snapshot) -> Self {
-        let mut orders: Vec<&Order> = snapshot.orders.iter().collect();
-        orders.sort_by_key(|o| o.id);
-        let death_notices = match_deaths(
-            &snapshot.dead,
-            snapshot.ledger(Service::ErrorCatcher).iter().collect(),
-        );
-        Lab {
-            snapshot,
-            orders,
-            death_notices,
-        }
-    }
-
-    /// The attempts at the order's jobs.
-    pub(super) fn attempts_for(&self, order_id: i64) -> Vec<Attempt> {
-        self.snapshot
-            .history
-            .iter()
-            .filter(|a| first_arg_is(&a.args, order_id))
-            .cloned()
-            .collect()
-    }
-
-    /// The dead-set entries for an order, with their death notification.
-    pub(super) fn dead_for(&self, order_id: i64) -> Vec<(&'a SetEntry, Option<&'a Record>)> {
-        self.snapshot
-            .dead
-            .iter()
-            .zip(&self.death_notices)
-            .filter(|(entry, _)| first_arg_is(&entry.job.args, order_id))
-            .map(|(entry, notice)| (entry, *notice))
-            .collect()
-    }
-
-    /// Whether a job for the order would still run.
-    pub(super) fn pending_for(&self, order_id: i64) -> bool {
-        self.snapshot
-            .pending
-            .iter()
-            .any(|job| first_arg_is(&job.args, order_id))
-    }
-
-    /// Whether the order's outbox row is still to be relayed.
-    pub(super) fn outbox_for(&self, order_id: i64) -> bool {
-        self.snapshot
-            .outbox_pending
-            .iter()
-            .any(|entry| entry.order_id == order_id)
-    }
-
-    /// Every record of the three effect ledgers for the order.
-    pub(super) fn records_for(&self, order_id: i64) -> Vec<Record> {
-        [Service::Payments, Service::Email, Service::Fulfillment]
-            .into_iter()
-            .flat_map(|service| self.snapshot.ledger(service))
-            .filter(|r| is_for_order(r, order_id))
-            .cloned()
-            .collect()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checker::expect::checked;
+    use crate::checker::expect::{checked, Invariant};
     use crate::checker::fixtures::*;
 
     #[test]

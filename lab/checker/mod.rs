@@ -4,8 +4,10 @@
 //!
 //! - [`expect`]: [`Expect`], what a run is held to, and the [`Invariant`]s.
 //! - [`snapshot`]: the state a finished run leaves behind, the checker's input.
-//! - [`invariants`]: [`check`] — each broken invariant as a [`Violation`] with
-//!   its ledger records and job history — and the snapshot's index.
+//! - [`invariants`]: [`check`], each invariant asked of the module below that
+//!   counts it; [`violation`]: a broken one, as a [`Violation`] with its
+//!   ledger records and job history; [`indexed`]: the snapshot indexed once
+//!   for every check (and each dead job's death notice).
 //! - [`effects`]: charges, emails and fulfillments per order, counted from
 //!   the ledgers alone; [`per_order`]: those counts against the order rows.
 //! - [`reminders`]: each reminder sent once.
@@ -19,6 +21,7 @@
 pub mod deaths;
 pub mod effects;
 pub mod expect;
+pub mod indexed;
 pub mod invariants;
 pub mod per_order;
 pub mod records;
@@ -27,13 +30,15 @@ pub mod report;
 pub mod settlement;
 pub mod snapshot;
 pub mod verdict;
+pub mod violation;
 pub mod wording;
 
 #[cfg(test)]
 pub(crate) mod fixtures;
 
 pub use expect::{Expect, Invariant, OrdersExpectation};
-pub use invariants::{check, Violation};
+pub use invariants::check;
 pub use report::{render_json, render_text};
 pub use snapshot::Snapshot;
 pub use verdict::{verdict, Verdict};
+pub use violation::Violation;

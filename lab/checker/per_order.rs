@@ -11,7 +11,8 @@
 use fake_services::Record;
 
 use super::effects::{count, Effect, CHARGES, EMAILS, FULFILLMENTS};
-use super::invariants::{Lab, Violation};
+use super::indexed::Indexed;
+use super::violation::Violation;
 use super::wording::{amount, ids};
 use crate::store::Order;
 
@@ -41,7 +42,7 @@ pub(super) const FULFILLMENT_REQUEST_ID: Recorded = Recorded {
     read: |o| o.fulfillment_request_id.as_deref(),
 };
 
-impl Lab<'_> {
+impl Indexed<'_> {
     /// Each order's count of the effect (`per_order`, or 0 when declined),
     /// then the id its row recorded.
     pub(super) fn per_order(&self, recorded: &Recorded, per_order: u32) -> Vec<Violation> {

@@ -5,14 +5,15 @@
 use fake_services::{Record, Service};
 
 use super::expect::Invariant;
-use super::invariants::{Lab, Violation};
+use super::indexed::Indexed;
 use super::records::is_reminder_email;
+use super::violation::Violation;
 use super::wording::{amount, ids};
 use crate::pipeline::reminders::SWEEP_REMINDERS;
 use crate::runner::Attempt;
 use crate::store::Reminder;
 
-impl Lab<'_> {
+impl Indexed<'_> {
     pub(super) fn reminders(&self, per_reminder: u32) -> Vec<Violation> {
         let ledger = self.snapshot.ledger(Service::Email);
         let sweeps: Vec<Attempt> = self

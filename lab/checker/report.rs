@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::invariants::Violation;
 use super::verdict::Verdict;
+use super::violation::Violation;
 use crate::runner::{Attempt, AttemptOutcome};
 
 /// The report a person reads in a CI log.

@@ -6,11 +6,12 @@
 use fake_services::Record;
 
 use super::expect::{Invariant, OrdersExpectation};
-use super::invariants::{Lab, Violation};
+use super::indexed::Indexed;
+use super::violation::Violation;
 use super::wording::{amount, listed, single};
 use crate::store::Order;
 
-impl Lab<'_> {
+impl Indexed<'_> {
     /// Lost: not complete, not declined, and nothing left that could finish
     /// it — no dead job, no pending job, no pending outbox row.
     pub(super) fn is_lost(&self, order: &Order) -> bool {

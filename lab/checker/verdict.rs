@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::expect::{checked, Expect, Invariant};
-use super::invariants::Violation;
+use super::violation::Violation;
 
 /// How many violations a reason quotes before "and N more".
 const QUOTED: usize = 5;

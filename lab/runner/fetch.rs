@@ -13,9 +13,6 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::backend::BackendResult;
-use super::job::Job;
-
 /// How a worker takes a job off a queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
@@ -82,15 +79,18 @@ pub(super) enum LookAgain {
 /// between a look that found nothing and the sleep still wakes it. A zero
 /// `wait` is exactly one look, never a nap (tokio's timer would round even
 /// a zero sleep up to its next millisecond tick).
-pub(super) async fn wait_for_job<F, Fut>(
+///
+/// Generic over what is taken and how a look fails, so that the loop knows
+/// nothing of the backends that run it.
+pub(super) async fn wait_for_job<T, E, F, Fut>(
     pushed: &Notify,
     wait: Duration,
     look_again: LookAgain,
     mut look: F,
-) -> BackendResult<Option<Job>>
+) -> Result<Option<T>, E>
 where
     F: FnMut() -> Fut,
-    Fut: Future<Output = BackendResult<Option<Job>>>,
+    Fut: Future<Output = Result<Option<T>, E>>,
 {
     let deadline = Instant::now() + wait;
     let mut pause = match look_again {
@@ -123,7 +123,8 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
-    use crate::runner::backend::BackendError;
+    use crate::runner::backend::{BackendError, BackendResult};
+    use crate::runner::job::Job;
 
     /// Far beyond what a test needs: reaching it means a wake-up was missed.
     const LONG: Duration = Duration::from_secs(30);

@@ -5,6 +5,8 @@
 //!   true is the checker's [`Expect`](crate::checker::Expect)).
 //! - [`engine`]: runs a scenario on a fresh in-process lab and checks it:
 //!   the drive loop, from the orders placed until nothing is left to do.
+//! - [`run_options`]: how every run goes (seed, deadline, embedded or real
+//!   engines).
 //! - [`world`]: the lab a run happens in, set up with the scenario's knobs
 //!   and faults, and torn down.
 //! - [`queue_faults`]: the queue delivering twice, or down.
@@ -19,6 +21,7 @@ pub mod engine;
 pub mod format;
 pub mod queue_faults;
 pub mod result;
+pub mod run_options;
 pub mod spare_stores;
 pub mod sweep_ticks;
 pub mod turns;

@@ -9,9 +9,9 @@ use std::time::Duration;
 use fake_services::serve::RunningServer;
 use fake_services::{BehaviorSpec, Clock, FakeServices, Service, SharedClock};
 
-use super::engine::RunOptions;
 use super::format::{BackendKind, Fault, Scenario};
 use super::queue_faults::FaultyBackend;
+use super::run_options::RunOptions;
 use super::spare_stores::{give_back, simulation_store, Spare};
 use super::sweep_ticks::SweepTicks;
 use super::turns::Turns;
