@@ -56,7 +56,7 @@ use fake_services::http::router;
 use fake_services::serve::RunningServer;
 use fake_services::{Clock, FakeServices, Service, SystemClock};
 use idemlab::app::{Lab, LabParts};
-use idemlab::clients::Clients;
+use idemlab::clients::ProviderClients;
 use idemlab::options::RunnerArgs;
 use idemlab::pipeline::{place_order, Knobs};
 use idemlab::runner::job::new_jid;
@@ -532,7 +532,7 @@ async fn pipeline(
     let timeout = Duration::from_secs(5);
     let (store, clients, backend, fakes_url, teardown): (
         Store,
-        Clients,
+        ProviderClients,
         Arc<dyn Backend>,
         String,
         Teardown,
@@ -545,7 +545,7 @@ async fn pipeline(
         .await
         .map_err(|e| format!("cannot serve the fake services: {e}"))?;
         let url = server.url();
-        let clients = Clients::http(&url, timeout).map_err(|e| e.to_string())?;
+        let clients = ProviderClients::http(&url, timeout).map_err(|e| e.to_string())?;
         let (store, scratch) = ScratchDatabase::create(&options.postgres, "bench")
             .await
             .map_err(|e| format!("Postgres at IDEMLAB_BENCH_POSTGRES: {e}"))?;
@@ -564,7 +564,7 @@ async fn pipeline(
         )
     } else {
         let store = Store::temporary().await.map_err(|e| e.to_string())?;
-        let clients = Clients::in_process(fakes.clone(), timeout);
+        let clients = ProviderClients::in_process(fakes.clone(), timeout);
         (
             store,
             clients,

@@ -9,7 +9,7 @@ use fake_services::SharedClock;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::clients::Clients;
+use crate::clients::ProviderClients;
 use crate::pipeline::{self, relay_outbox, reminders, Knobs, Shop, WorkerDeaths};
 use crate::runner::{Backend, Runner, RunnerConfig};
 use crate::store::Store;
@@ -21,7 +21,7 @@ pub const OUTBOX_POLL_MS: u64 = 1_000;
 /// What a lab is made of.
 pub struct LabParts {
     pub store: Store,
-    pub clients: Clients,
+    pub clients: ProviderClients,
     pub backend: Arc<dyn Backend>,
     pub clock: SharedClock,
     pub knobs: Knobs,

@@ -196,8 +196,9 @@ fn say_started(what: &str, fakes: &str, lab: &Lab, args: &LabArgs) {
 
 /// A lab over the chosen store and queue, calling the fake services at `fakes_url`.
 async fn build_lab(args: &LabArgs, fakes_url: String) -> io::Result<Lab> {
-    let clients = crate::clients::Clients::http(&fakes_url, std::time::Duration::from_secs(5))
-        .map_err(|e| io::Error::other(e.to_string()))?;
+    let clients =
+        crate::clients::ProviderClients::http(&fakes_url, std::time::Duration::from_secs(5))
+            .map_err(|e| io::Error::other(e.to_string()))?;
     let clock: SharedClock = Arc::new(SystemClock);
     Ok(Lab::new(LabParts {
         store: args.store.open().await?,

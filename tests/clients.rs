@@ -15,8 +15,8 @@ use fake_services::http::{router, HttpOptions};
 use fake_services::serve::RunningServer;
 use fake_services::{FakeServices, ManualClock, Record, Service, Told};
 use idemlab::clients::{
-    BuildError, Charge, ChargeRequest, Clients, EmailRequest, FoundEmail, FulfillmentRequest,
-    ServiceError,
+    BuildError, Charge, ChargeRequest, EmailRequest, FoundEmail, FulfillmentRequest,
+    ProviderClients, ServiceError,
 };
 use serde_json::{json, Value};
 
@@ -40,7 +40,7 @@ struct Lab {
     kind: Kind,
     clock: ManualClock,
     fakes: FakeServices,
-    clients: Clients,
+    clients: ProviderClients,
     _server: Option<RunningServer>,
 }
 
@@ -60,10 +60,10 @@ impl Lab {
                 )
                 .await
                 .expect("bind a free port");
-                let clients = Clients::http(&server.url(), timeout).unwrap();
+                let clients = ProviderClients::http(&server.url(), timeout).unwrap();
                 (clients, Some(server))
             }
-            Kind::InProcess => (Clients::in_process(fakes.clone(), timeout), None),
+            Kind::InProcess => (ProviderClients::in_process(fakes.clone(), timeout), None),
         };
         Lab {
             kind,
@@ -825,7 +825,8 @@ async fn garbage_server() -> RunningServer {
 async fn http_garbage_answers_are_errors_not_panics() {
     let server = garbage_server().await;
     for prefix in ["text", "shape"] {
-        let clients = Clients::http(&format!("{}/{prefix}", server.url()), PATIENT).unwrap();
+        let clients =
+            ProviderClients::http(&format!("{}/{prefix}", server.url()), PATIENT).unwrap();
         let errors = [
             clients.payments.charge(&charge(7)).await.unwrap_err(),
             clients.payments.search_charges(7).await.unwrap_err(),
@@ -853,7 +854,7 @@ async fn http_garbage_answers_are_errors_not_panics() {
             assert!(err.to_string().contains("not the JSON expected"), "{err}");
         }
     }
-    let clients = Clients::http(&format!("{}/html", server.url()), PATIENT).unwrap();
+    let clients = ProviderClients::http(&format!("{}/html", server.url()), PATIENT).unwrap();
     let err = clients.payments.charge(&charge(7)).await.unwrap_err();
     assert!(
         matches!(&err, ServiceError::ServerError { status: 503, message, .. }
@@ -877,7 +878,7 @@ async fn http_sends_accept_and_the_idempotency_key() {
         }
     });
     let server = RunningServer::start(local_any_port(), app).await.unwrap();
-    let clients = Clients::http(&server.url(), PATIENT).unwrap();
+    let clients = ProviderClients::http(&server.url(), PATIENT).unwrap();
     clients.payments.charge(&keyed_charge(7)).await.unwrap();
     clients.payments.charge(&charge(8)).await.unwrap();
     let seen = seen.lock().unwrap();
@@ -895,7 +896,7 @@ async fn http_connection_refused_is_transient() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let clients = Clients::http(&format!("http://{addr}"), PATIENT).unwrap();
+    let clients = ProviderClients::http(&format!("http://{addr}"), PATIENT).unwrap();
     let err = clients.payments.charge(&charge(7)).await.unwrap_err();
     assert!(matches!(err, ServiceError::Connection { .. }), "{err:?}");
     assert!(err.is_transient());
@@ -905,7 +906,7 @@ async fn http_connection_refused_is_transient() {
 #[test]
 fn http_base_urls_are_checked() {
     for bad in ["localhost:3001", "https://127.0.0.1:3001", "not a url"] {
-        let err = Clients::http(bad, PATIENT).unwrap_err();
+        let err = ProviderClients::http(bad, PATIENT).unwrap_err();
         assert!(matches!(err, BuildError::BadUrl { .. }), "{bad}: {err:?}");
     }
 }

@@ -19,7 +19,7 @@ use fake_services::serve::RunningServer;
 use fake_services::{BehaviorSpec, FakeServices, Service, SharedClock, SystemClock};
 use idemlab::app::{Lab, LabParts};
 use idemlab::checker::{self, Expect, Invariant, Snapshot, Violation};
-use idemlab::clients::Clients;
+use idemlab::clients::ProviderClients;
 use idemlab::pipeline::{place_order, Enqueue, Knobs, PlaceError};
 use idemlab::runner::{
     AttemptOutcome, Backend, FetchMode, RedisBackend, RetryPolicy, Runner, RunnerConfig,
@@ -159,7 +159,7 @@ async fn kill_lab() -> Option<KillLab> {
     // the web process of the story.
     let lab = Lab::new(LabParts {
         store: store.clone(),
-        clients: Clients::http(&server.url(), Duration::from_secs(5)).unwrap(),
+        clients: ProviderClients::http(&server.url(), Duration::from_secs(5)).unwrap(),
         backend: backend.clone(),
         clock,
         knobs: Knobs::default(),
@@ -328,7 +328,7 @@ async fn orders_across_a_redis_restart(
     let backend = Arc::new(RedisBackend::connect(&redis.url()).await.unwrap());
     let lab = Lab::new(LabParts {
         store,
-        clients: Clients::in_process(fakes.clone(), Duration::from_secs(5)),
+        clients: ProviderClients::in_process(fakes.clone(), Duration::from_secs(5)),
         backend,
         clock,
         knobs: Knobs {
@@ -434,7 +434,7 @@ async fn postgres_restart_during_a_run_jobs_retry_and_complete() {
     fakes.set_behavior(Service::Payments, spec).unwrap();
     let lab = Lab::new(LabParts {
         store: store.clone(),
-        clients: Clients::in_process(fakes.clone(), Duration::from_secs(5)),
+        clients: ProviderClients::in_process(fakes.clone(), Duration::from_secs(5)),
         backend: Arc::new(RedisBackend::connect(&redis.url()).await.unwrap()),
         clock,
         knobs: Knobs::default(),

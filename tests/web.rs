@@ -9,7 +9,7 @@ use std::time::Duration;
 use fake_services::serve::RunningServer;
 use fake_services::{BehaviorSpec, FakeServices, ManualClock, Service};
 use idemlab::app::{Lab, LabParts};
-use idemlab::clients::Clients;
+use idemlab::clients::ProviderClients;
 use idemlab::pipeline::{place_order, Enqueue, Knobs, Step};
 use idemlab::runner::backend::{BusyJob, ProcessInfo};
 use idemlab::runner::{Fetch, FetchMode, JobOutcome, MemoryBackend, RetryPolicy, RunnerConfig};
@@ -53,7 +53,7 @@ async fn web_with(
     )
     .await
     .unwrap();
-    let clients = Clients::http(&fakes_server.url(), Duration::from_secs(30)).unwrap();
+    let clients = ProviderClients::http(&fakes_server.url(), Duration::from_secs(30)).unwrap();
     let lab = Lab::new(LabParts {
         store: Store::temporary().await.unwrap(),
         clients,

@@ -12,9 +12,9 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::time::Duration;
-//! use idemlab::clients::{ChargeRequest, Clients};
+//! use idemlab::clients::{ChargeRequest, ProviderClients};
 //!
-//! let clients = Clients::http("http://127.0.0.1:3001", Duration::from_secs(5))?;
+//! let clients = ProviderClients::http("http://127.0.0.1:3001", Duration::from_secs(5))?;
 //! let charge = clients
 //!     .payments
 //!     .charge(&ChargeRequest {
@@ -54,7 +54,7 @@ pub use transport::Transport;
 
 /// The four clients over one transport. Cheap to clone.
 #[derive(Debug, Clone)]
-pub struct Clients {
+pub struct ProviderClients {
     pub payments: PaymentsClient,
     pub email: EmailClient,
     pub fulfillment: FulfillmentClient,
@@ -62,7 +62,7 @@ pub struct Clients {
     transport: Transport,
 }
 
-impl Clients {
+impl ProviderClients {
     /// The four clients over `transport`.
     pub fn new(transport: Transport) -> Self {
         Self {

@@ -3,12 +3,12 @@
 
 use async_trait::async_trait;
 
-use crate::clients::Clients;
+use crate::clients::ProviderClients;
 use crate::runner::{DeathHandler, ErrorHandler, Job, JobError};
 
 /// Sends errors and deaths to the error-catcher service, as the book app's
 /// Bugsnag-like handler does.
-pub struct NotifyErrorCatcher(pub Clients);
+pub struct NotifyErrorCatcher(pub ProviderClients);
 
 #[async_trait]
 impl ErrorHandler for NotifyErrorCatcher {

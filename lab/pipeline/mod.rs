@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use fake_services::SharedClock;
 
-use crate::clients::Clients;
+use crate::clients::ProviderClients;
 use crate::runner::{
     Backend, History, Registry, Runner, RunnerBuilder, RunnerConfig, TransientErrorSilencer,
 };
@@ -39,7 +39,7 @@ pub use knobs::{
 /// the planned deaths and the clock.
 pub struct Shop {
     pub store: Store,
-    pub clients: Clients,
+    pub clients: ProviderClients,
     pub knobs: Knobs,
     pub deaths: WorkerDeaths,
     pub clock: SharedClock,

@@ -15,7 +15,7 @@ use super::run_options::RunOptions;
 use super::spare_stores::{give_back, simulation_store, Spare};
 use super::sweep_ticks::SweepTicks;
 use super::turns::Turns;
-use crate::clients::Clients;
+use crate::clients::ProviderClients;
 use crate::pipeline::{self, place_order, reminders, Shop, Step, WorkerDeaths};
 use crate::runner::{
     Backend, History, MemoryBackend, RedisBackend, RetryPolicy, Runner, RunnerConfig,
@@ -108,11 +108,11 @@ pub(super) async fn setup(
         )
         .await
         .map_err(|e| format!("cannot start the fake services' server: {e}"))?;
-        let clients =
-            Clients::http_on_virtual_time(&server.url(), timeout).map_err(|e| e.to_string())?;
+        let clients = ProviderClients::http_on_virtual_time(&server.url(), timeout)
+            .map_err(|e| e.to_string())?;
         (clients, Some(server))
     } else {
-        (Clients::in_process(fakes.clone(), timeout), None)
+        (ProviderClients::in_process(fakes.clone(), timeout), None)
     };
     let mut backend: Arc<dyn Backend> = match &options.redis {
         Some(url) => Arc::new(

@@ -17,7 +17,7 @@ use fake_services::http::router;
 use fake_services::serve::RunningServer;
 use fake_services::{BehaviorSpec, FakeServices, ManualClock, Service};
 pub use fake_services_test_support::{wait_until, wait_until_within};
-use idemlab::clients::Clients;
+use idemlab::clients::ProviderClients;
 use idemlab::pipeline::{self, place_order, Knobs, Shop, WorkerDeaths};
 use idemlab::runner::{MemoryBackend, RetryPolicy, Runner, RunnerConfig};
 use idemlab::store::{NewOrder, Order, Store};
@@ -52,7 +52,7 @@ pub async fn lab_on(
     )
     .await
     .unwrap();
-    let clients = Clients::http(&server.url(), Duration::from_secs(30)).unwrap();
+    let clients = ProviderClients::http(&server.url(), Duration::from_secs(30)).unwrap();
     let shop = Arc::new(Shop {
         store: Store::temporary().await.unwrap(),
         clients,
