@@ -94,16 +94,9 @@ pub async fn run(args: ServeArgs) -> io::Result<()> {
         ),
     )
     .await
-    .map_err(|e| {
-        io::Error::new(
-            e.kind(),
-            format!("cannot listen on {}: {e}", args.fakes_bind),
-        )
-    })?;
+    .map_err(cannot_listen(args.fakes_bind))?;
     let lab = build_lab(&args.lab, fakes_server.url()).await?;
-    let listener = tokio::net::TcpListener::bind(args.bind)
-        .await
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {}: {e}", args.bind)))?;
+    let listener = listen(args.bind).await?;
     let web_url = format!("http://{}", listener.local_addr()?);
     let running = lab.start();
     say_started(
@@ -112,17 +105,7 @@ pub async fn run(args: ServeArgs) -> io::Result<()> {
         &lab,
         &args.lab,
     );
-    let app = web::router(
-        lab.clone(),
-        WebOptions {
-            control_token: args.control_token.clone(),
-        },
-    );
-    serve(listener, app, async {
-        let _ = tokio::signal::ctrl_c().await;
-        fake_services::cli::say("shutting down: letting running jobs finish\n");
-    })
-    .await?;
+    serve_pages(listener, &lab, &args.control_token, LETTING_JOBS_FINISH).await?;
     running.stop().await;
     fakes_server.shutdown().await?;
     lab.shop.store.close().await;
@@ -133,25 +116,14 @@ pub async fn run(args: ServeArgs) -> io::Result<()> {
 pub async fn run_web(args: WebArgs) -> io::Result<()> {
     args.lab.queue.require_shared("lab web")?;
     let lab = build_lab(&args.lab, args.fakes_url.clone()).await?;
-    let listener = tokio::net::TcpListener::bind(args.bind)
-        .await
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {}: {e}", args.bind)))?;
+    let listener = listen(args.bind).await?;
     say_started(
         &format!("web lab on http://{}", listener.local_addr()?),
         &format!("fake services at {}", args.fakes_url),
         &lab,
         &args.lab,
     );
-    let app = web::router(
-        lab.clone(),
-        WebOptions {
-            control_token: args.control_token.clone(),
-        },
-    );
-    serve(listener, app, async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await?;
+    serve_pages(listener, &lab, &args.control_token, "shutting down\n").await?;
     lab.shop.store.close().await;
     Ok(())
 }
@@ -162,7 +134,8 @@ pub async fn run_worker(args: WorkerArgs) -> io::Result<()> {
     args.lab.queue.require_shared("lab worker")?;
     let lab = build_lab(&args.lab, args.fakes_url.clone()).await?;
     let config = lab.runner.config();
-    let threads = match args.threads {
+    // The runtime's own count, not the flag's: what the jobs really run on.
+    let threads = match tokio::runtime::Handle::current().metrics().num_workers() {
         1 => "1 thread".to_string(),
         n => format!("{n} threads"),
     };
@@ -177,10 +150,46 @@ pub async fn run_worker(args: WorkerArgs) -> io::Result<()> {
     );
     let running = lab.start();
     let _ = tokio::signal::ctrl_c().await;
-    fake_services::cli::say("shutting down: letting running jobs finish\n");
+    fake_services::cli::say(LETTING_JOBS_FINISH);
     running.stop().await;
     lab.shop.store.close().await;
     Ok(())
+}
+
+/// What a process with workers says on Ctrl-C.
+const LETTING_JOBS_FINISH: &str = "shutting down: letting running jobs finish\n";
+
+/// The error for an address that could not be listened on, naming it.
+fn cannot_listen(addr: SocketAddr) -> impl FnOnce(io::Error) -> io::Error {
+    move |e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}"))
+}
+
+/// A listener on `addr`, or an error naming it.
+async fn listen(addr: SocketAddr) -> io::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(cannot_listen(addr))
+}
+
+/// Serves the web lab's pages on `listener` until Ctrl-C, then says
+/// `stopping`.
+async fn serve_pages(
+    listener: tokio::net::TcpListener,
+    lab: &Lab,
+    control_token: &Option<String>,
+    stopping: &'static str,
+) -> io::Result<()> {
+    let app = web::router(
+        lab.clone(),
+        WebOptions {
+            control_token: control_token.clone(),
+        },
+    );
+    serve(listener, app, async {
+        let _ = tokio::signal::ctrl_c().await;
+        fake_services::cli::say(stopping);
+    })
+    .await
 }
 
 /// The lines a process prints once it is up: what it is, where the fake

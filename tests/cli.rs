@@ -315,3 +315,44 @@ fn a_workers_default_code_version_names_the_git_commit() {
         "expected the default code version {expected} in:\n{help}"
     );
 }
+
+/// The banner line of a `lab worker` started with `threads_flag`, read from
+/// the worker itself (it reports its runtime's own count), then the worker
+/// is stopped.
+fn worker_banner(redis_url: &str, scratch: &Scratch, threads_flag: &[&str]) -> String {
+    let database = format!("sqlite://{}/worker.db?mode=rwc", scratch.0.display());
+    let child = lab()
+        .args(["worker", "--redis", redis_url, "--database", &database])
+        .args(["--fakes-url", "http://127.0.0.1:9"])
+        .args(threads_flag)
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("lab worker starts");
+    let mut running = Running(Some(child));
+    let stdout = running.0.as_mut().unwrap().stdout.take().unwrap();
+    let first = BufReader::new(stdout)
+        .lines()
+        .next()
+        .expect("the worker prints its banner")
+        .unwrap();
+    drop(running);
+    first
+}
+
+#[test]
+fn a_worker_runs_on_one_thread_unless_told_otherwise() {
+    let Some(redis) = idemlab_test_support::servers::PrivateRedis::start(false) else {
+        return;
+    };
+    let scratch = Scratch::new("worker-threads");
+    let default = worker_banner(&redis.url(), &scratch, &[]);
+    assert!(default.contains("jobs at once, 1 thread)"), "{default}");
+    let three = worker_banner(&redis.url(), &scratch, &["--threads", "3"]);
+    assert!(three.contains("jobs at once, 3 threads)"), "{three}");
+    let refused = lab().args(["worker", "--threads", "0"]).output().unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("--threads"), "{stderr}");
+}
