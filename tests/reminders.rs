@@ -155,3 +155,80 @@ async fn a_retried_atomic_claim_sweep_has_the_provider_replay() {
         1
     );
 }
+
+/// What a closure logs at INFO and above, as plain lines (the runner's job
+/// lines included: it runs in this task under `drain`).
+mod captured {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    pub struct Lines(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Lines {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Lines {
+        /// Logs of this thread at INFO and above go here until the guard drops.
+        pub fn capture(&self) -> tracing::subscriber::DefaultGuard {
+            let lines = self.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .with_ansi(false)
+                .with_max_level(tracing::Level::INFO)
+                .with_writer(move || lines.clone())
+                .finish();
+            tracing::subscriber::set_default(subscriber)
+        }
+
+        pub fn text(&self) -> String {
+            String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+        }
+    }
+}
+
+/// `lab serve` sweeps every fraction of a second: a sweep with nothing due
+/// stays out of the info log, one that sends says so.
+#[tokio::test]
+async fn a_sweep_with_nothing_due_stays_out_of_the_info_log() {
+    let lab = lab(Knobs::safe()).await;
+    let lines = captured::Lines::default();
+    let guard = lines.capture();
+    let idle = schedule_sweep(lab.runner.client()).await.unwrap();
+    assert_eq!(lab.drain().await, 1);
+    let now = lab.clock.now_ms() as i64;
+    lab.shop
+        .store
+        .add_reminder("pat@example.com", now)
+        .await
+        .unwrap();
+    let busy = schedule_sweep(lab.runner.client()).await.unwrap();
+    assert_eq!(lab.drain().await, 1);
+    drop(guard);
+    let log = lines.text();
+    assert!(
+        !log.contains(&idle),
+        "the idle sweep logged at info:\n{log}"
+    );
+    let busy_lines: Vec<&str> = log.lines().filter(|l| l.contains(&busy)).collect();
+    assert_eq!(
+        busy_lines.len(),
+        1,
+        "one done line for the sweep that sent:\n{log}"
+    );
+    assert!(
+        busy_lines[0].contains("INFO") && busy_lines[0].contains("done"),
+        "{log}"
+    );
+    let (processed, _) = lab.runner.backend().stats().await.unwrap();
+    assert_eq!(
+        processed, 2,
+        "both sweeps count as processed, as in Sidekiq"
+    );
+}
