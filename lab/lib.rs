@@ -4,6 +4,10 @@
 //!
 //! # Layout
 //!
+//! `ARCHITECTURE.md`, at the repository's root, is the map: how a scenario
+//! flows through these modules, every file with the concept it holds, and
+//! the invariants the code keeps. In brief:
+//!
 //! - [`cli`]: the `lab` command line; [`serve`]: `lab serve`, `lab web` and
 //!   `lab worker`; [`options`]: their shared flags.
 //! - [`store`]: the SQL store (orders, products, users, outbox, reminders) on SQLite or Postgres.
@@ -16,6 +20,7 @@
 //! - [`explore`]: `lab explore` and the property tests — fault plans searched
 //!   with proptest, a breaking plan shrunk and written as a scenario file.
 //! - [`app`]: a running lab (store, clients, runner, background loops).
+//! - [`redact`]: URLs with their secrets hidden, for messages and pages.
 //! - [`web`]: the web lab's pages (HTML, or JSON when asked): orders, jobs, service status.
 //! - The fake services are their own crate, [`fake_services`], re-exported here.
 

@@ -1,4 +1,4 @@
-//! [`Indexed`]: a finished run's snapshot, indexed once for every check:
+//! `Indexed`: a finished run's snapshot, indexed once for every check:
 //! orders by id, each dead job with the death notification that belongs to
 //! it, and the records, attempts and jobs of one order.
 

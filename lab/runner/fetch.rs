@@ -1,6 +1,6 @@
 //! Taking a job off the queues: what a worker asks for ([`Fetch`], with its
 //! [`FetchMode`]) and the one loop that waits for a job to arrive
-//! ([`wait_for_job`]), which every backend runs around its own single look.
+//! (`wait_for_job`), which every backend runs around its own single look.
 //!
 //! The loop is shared so that "register interest, look, wait until woken or
 //! the deadline" is written once: the order of those steps is what keeps a

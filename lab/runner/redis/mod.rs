@@ -2,9 +2,9 @@
 //! Sidekiq 6.4's API and web UI) read the lab's queues, sets, processes and
 //! counters, and a job a Ruby client pushes runs here.
 //!
-//! - [`keys`]: the key layout (which key holds what) and namespaces;
-//! - [`wire`]: values as Sidekiq writes them (scores, times, process hashes);
-//! - [`scripts`]: the Lua scripts, one per move of a job between keys;
+//! - `keys`: the key layout (which key holds what) and namespaces;
+//! - `wire`: values as Sidekiq writes them (scores, times, process hashes);
+//! - `scripts`: the Lua scripts, one per move of a job between keys;
 //! - here: the connection and the [`Backend`] operations.
 //!
 //! # Waiting for a job
