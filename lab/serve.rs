@@ -38,15 +38,8 @@ pub struct WebArgs {
     /// Where the web lab listens.
     #[arg(long, default_value = "127.0.0.1:4000")]
     pub bind: SocketAddr,
-    /// Where the fake services answer (`lab fakes`).
-    #[arg(
-        long,
-        env = "IDEMLAB_FAKES_URL",
-        default_value = "http://127.0.0.1:3001"
-    )]
-    pub fakes_url: String,
     #[command(flatten)]
-    pub lab: LabArgs,
+    pub process: ProcessArgs,
     /// The fake services' control token, if they need one.
     #[arg(long, env = "IDEMLAB_CONTROL_TOKEN", value_name = "TOKEN")]
     pub control_token: Option<String>,
@@ -67,6 +60,14 @@ pub struct WorkerArgs {
         value_parser = clap::value_parser!(u16).range(1..=256)
     )]
     pub threads: u16,
+    #[command(flatten)]
+    pub process: ProcessArgs,
+}
+
+/// What `lab web` and `lab worker`, the processes of a shared lab, are
+/// both given: where the fake services answer, and the lab's own flags.
+#[derive(Debug, Clone, Args)]
+pub struct ProcessArgs {
     /// Where the fake services answer (`lab fakes`).
     #[arg(
         long,
@@ -114,14 +115,14 @@ pub async fn run(args: ServeArgs) -> io::Result<()> {
 
 /// Runs the web pages alone until Ctrl-C.
 pub async fn run_web(args: WebArgs) -> io::Result<()> {
-    args.lab.queue.require_shared("lab web")?;
-    let lab = build_lab(&args.lab, args.fakes_url.clone()).await?;
+    args.process.lab.queue.require_shared("lab web")?;
+    let lab = build_lab(&args.process.lab, args.process.fakes_url.clone()).await?;
     let listener = listen(args.bind).await?;
     say_started(
         &format!("web lab on http://{}", listener.local_addr()?),
-        &format!("fake services at {}", args.fakes_url),
+        &format!("fake services at {}", args.process.fakes_url),
         &lab,
-        &args.lab,
+        &args.process.lab,
     );
     serve_pages(listener, &lab, &args.control_token, "shutting down\n").await?;
     lab.shop.store.close().await;
@@ -131,8 +132,8 @@ pub async fn run_web(args: WebArgs) -> io::Result<()> {
 /// Runs a worker process (with the outbox relay and the reminder scheduler)
 /// until Ctrl-C.
 pub async fn run_worker(args: WorkerArgs) -> io::Result<()> {
-    args.lab.queue.require_shared("lab worker")?;
-    let lab = build_lab(&args.lab, args.fakes_url.clone()).await?;
+    args.process.lab.queue.require_shared("lab worker")?;
+    let lab = build_lab(&args.process.lab, args.process.fakes_url.clone()).await?;
     let config = lab.runner.config();
     // The runtime's own count, not the flag's: what the jobs really run on.
     let threads = match tokio::runtime::Handle::current().metrics().num_workers() {
@@ -144,9 +145,9 @@ pub async fn run_worker(args: WorkerArgs) -> io::Result<()> {
             "worker {} ({} jobs at once, {threads})",
             config.code_version, config.concurrency
         ),
-        &format!("fake services at {}", args.fakes_url),
+        &format!("fake services at {}", args.process.fakes_url),
         &lab,
-        &args.lab,
+        &args.process.lab,
     );
     let running = lab.start();
     let _ = tokio::signal::ctrl_c().await;
