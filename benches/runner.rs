@@ -17,8 +17,8 @@
 //!   `default`) are pushed in bulk, then one process with 10 workers runs
 //!   them: the lab's runner on a tokio runtime of one thread (reliable
 //!   fetch, then basic: the worker process on one core, as Sidekiq's is
-//!   under Ruby's global lock; `TOKIO_WORKER_THREADS=1 lab worker`), then on
-//!   one thread per core (reliable; `lab worker`'s default), then
+//!   under Ruby's global lock; `lab worker`'s default), then on
+//!   one thread per core (reliable; `lab worker --threads 2`), then
 //!   `sidekiq -c 10` (Debian's `ruby-sidekiq`) with
 //!   `benches/sidekiq/noop_job.rb`. The target compares the first. Neither
 //!   logs a line per job (`--sidekiq-logs` gives Sidekiq its default
@@ -185,9 +185,9 @@ fn main() {
     );
     let mut rows = Vec::new();
     // The lab's no-op runs, each on a runtime of its own: with one thread
-    // (`TOKIO_WORKER_THREADS=1 lab worker`), the worker process on one core
-    // as Sidekiq's under Ruby's global lock, then with one per core (the
-    // default).
+    // (`lab worker`'s default), the worker process on one core as
+    // Sidekiq's under Ruby's global lock, then with one per core
+    // (`lab worker --threads 2` on two cores).
     let noop_runs = [
         (FetchMode::Reliable, 1),
         (FetchMode::Basic, 1),
