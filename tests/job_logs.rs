@@ -9,7 +9,6 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use fake_services::Clock;
 use idemlab::pipeline::reminders::schedule_sweep;
 use idemlab::pipeline::Knobs;
 use idemlab_test_support::lab;
@@ -57,12 +56,7 @@ async fn a_sweep_with_nothing_due_stays_out_of_the_info_log() {
     let lab = lab(Knobs::safe()).await;
     let idle = schedule_sweep(lab.runner.client()).await.unwrap();
     assert_eq!(lab.drain().await, 1);
-    let now = lab.clock.now_ms() as i64;
-    lab.shop
-        .store
-        .add_reminder("pat@example.com", now)
-        .await
-        .unwrap();
+    lab.remind_now("pat@example.com").await;
     let busy = schedule_sweep(lab.runner.client()).await.unwrap();
     assert_eq!(lab.drain().await, 1);
     let log = lines.text();

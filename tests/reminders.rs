@@ -24,12 +24,7 @@ async fn lab_with_a_due_reminder(sweep: Sweep) -> Lab {
         ..Knobs::safe()
     })
     .await;
-    let now = lab.clock.now_ms() as i64;
-    lab.shop
-        .store
-        .add_reminder("pat@example.com", now)
-        .await
-        .unwrap();
+    lab.remind_now("pat@example.com").await;
     lab
 }
 

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use fake_services::http::router;
 use fake_services::serve::RunningServer;
-use fake_services::{BehaviorSpec, FakeServices, ManualClock, Service};
+use fake_services::{BehaviorSpec, Clock, FakeServices, ManualClock, Service};
 pub use fake_services_test_support::{wait_until, wait_until_within};
 use idemlab::clients::ProviderClients;
 use idemlab::pipeline::{self, place_order, Knobs, Shop, WorkerDeaths};
@@ -131,5 +131,11 @@ impl Lab {
 
     pub async fn reload(&self, order: &Order) -> Order {
         self.shop.store.order(order.id).await.unwrap().unwrap()
+    }
+
+    /// A reminder for `email`, due now on the lab's clock.
+    pub async fn remind_now(&self, email: &str) {
+        let now = i64::try_from(self.clock.now_ms()).unwrap();
+        self.shop.store.add_reminder(email, now).await.unwrap();
     }
 }
