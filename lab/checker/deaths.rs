@@ -189,6 +189,30 @@ mod tests {
         assert_eq!(found[0].found, "1 dead job");
     }
 
+    /// A `notified` violation quotes the attempts whose error the catcher
+    /// heard, class and message both: not another failure of the same class,
+    /// nor one with the same message from another class.
+    #[test]
+    fn a_notified_violation_quotes_only_the_notified_attempts() {
+        let class = "SendOrderNotificationEmailJob";
+        let mut snap = snapshot(
+            vec![placed(1), placed(2)],
+            vec![notification("err_1", "E", "boom")],
+        );
+        snap.history = vec![
+            attempt(class, 1, 1, "w1", "v1", failed("E", "boom", "retry")),
+            attempt(class, 2, 1, "w1", "v1", failed("E", "other", "retry")),
+            attempt(class, 2, 2, "w1", "v1", failed("F", "boom", "retry")),
+        ];
+        for (i, a) in snap.history.iter_mut().enumerate() {
+            a.jid = format!("jid{i}");
+        }
+        let found = check(&expect(|e| e.notified = Some(0)), &snap);
+        assert_eq!(invariants(&found), vec![(Invariant::Notified, Some(1))]);
+        assert_eq!(found[0].attempts.len(), 1, "{:?}", found[0].attempts);
+        assert_eq!(found[0].attempts[0].args, vec![serde_json::json!(1)]);
+    }
+
     #[test]
     fn each_dead_job_takes_its_own_notification_before_any_of_its_class() {
         let class = "CompleteOrderJob";
