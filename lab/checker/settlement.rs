@@ -182,6 +182,25 @@ mod tests {
         assert!(found[1].message.contains("still waiting to run"));
     }
 
+    /// The report on an order that stopped shows what the providers did for
+    /// it, and nothing they did for the others.
+    #[test]
+    fn a_stopped_order_carries_its_own_ledger_records() {
+        let mut charged = complete(2);
+        charged.email_id = None;
+        charged.fulfillment_request_id = None;
+        let mut records = Vec::from(once(1));
+        records.push(charge("ch_2", 2, told_ok(201)));
+        let snap = snapshot(vec![complete(1), charged], records);
+        let found = check(
+            &expect(|e| e.orders = Some(OrdersExpectation::AllComplete)),
+            &snap,
+        );
+        assert_eq!(invariants(&found), vec![(Invariant::Orders, Some(2))]);
+        let ids: Vec<&str> = found[0].records.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, vec!["ch_2"]);
+    }
+
     #[test]
     fn all_settled_needs_a_dead_job_and_its_death_notification() {
         let class = "CompleteOrderJob";
