@@ -19,6 +19,7 @@ use super::job::{ms_to_seconds, Job};
 use super::retry::{AfterFailure, RetryPolicy};
 use super::worker::{
     DeathHandler, ErrorHandler, ErrorKind, JobContext, JobError, Next, Registry, ServerMiddleware,
+    Worker,
 };
 
 /// How a runner's processes work.
@@ -232,14 +233,16 @@ impl Runner {
         let inner = &self.inner;
         let started_ms = inner.clock.now_ms();
         let attempt = job.retry_count.map_or(1, |c| c + 2);
-        let periodic = inner.registry.get(&job.class).is_some_and(|w| w.periodic());
+        // Looked up once: its kind sets the start line's level, then it runs.
+        let worker = inner.registry.get(&job.class);
+        let periodic = worker.is_some_and(|w| w.periodic());
         if periodic {
             tracing::debug!(jid = %job.jid, class = %job.class, attempt, process, "start");
         } else {
             tracing::info!(jid = %job.jid, class = %job.class, attempt, process, "start");
         }
         let idle = AtomicBool::new(false);
-        let result = self.run_worker(&job, process, &idle).await;
+        let result = self.run_worker(worker, &job, process, &idle).await;
         let finished_ms = inner.clock.now_ms();
         let elapsed_ms = finished_ms.saturating_sub(started_ms);
         let record = |outcome| {
@@ -362,22 +365,26 @@ impl Runner {
     /// job's body runs here and now, in the caller. An error comes back to
     /// the caller; nothing is retried, counted or recorded as a job.
     pub async fn perform_inline(&self, job: &Job, process: &str) -> Result<(), JobError> {
-        self.run_worker(job, process, &AtomicBool::new(false)).await
+        let worker = self.inner.registry.get(&job.class);
+        self.run_worker(worker, job, process, &AtomicBool::new(false))
+            .await
     }
 
-    /// The middleware chain and the worker. A panicking job is a failed
+    /// The middleware chain and `worker`, the job's class (`None`: no such
+    /// class, Ruby's `NameError`). A panicking job is a failed
     /// job, not a dead runner: the panic is caught here. The job runs in the
     /// caller's task rather than one of its own, saving a spawn and a wake-up
     /// per job; killing the process still stops it, as dropping the caller's
     /// future drops the job's.
     async fn run_worker(
         &self,
+        worker: Option<&Arc<dyn Worker>>,
         job: &Job,
         process: &str,
         idle: &AtomicBool,
     ) -> Result<(), JobError> {
         let inner = &self.inner;
-        let Some(worker) = inner.registry.get(&job.class) else {
+        let Some(worker) = worker else {
             return Err(JobError::permanent(
                 "NameError",
                 format!("uninitialized constant {}", job.class),

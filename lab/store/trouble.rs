@@ -32,7 +32,7 @@ fn is_connection_trouble(err: &sqlx::Error) -> bool {
 }
 
 /// Counts `err` if it may mean its connection is broken.
-pub(super) fn note(err: &sqlx::Error) {
+fn note(err: &sqlx::Error) {
     if is_connection_trouble(err) {
         TROUBLE.fetch_add(1, Ordering::AcqRel);
     }
