@@ -37,6 +37,7 @@ pub mod scenario;
 pub mod serve;
 pub mod store;
 pub mod suite;
+pub mod target;
 pub mod web;
 
 pub use fake_services;

@@ -1,0 +1,23 @@
+//! Targets: the user's own app under the lab's scenarios.
+//!
+//! A target file (`examples/NAME/TARGET.toml`) describes an app that talks to
+//! the fake services: the processes to start, how to place an order, how to
+//! tell the app's order id, when it has settled, and, for a Sidekiq app,
+//! where its Redis is. `lab check --target FILE SCENARIOS…` runs each
+//! scenario against a fresh copy of it: fresh fake services and a private
+//! Redis, the app's processes started, the faults applied, the orders
+//! placed, worker processes killed when the fakes have performed an effect,
+//! the run settled, the ledgers checked by the same checker as the lab's own
+//! pipeline, and every process stopped.
+//!
+//! - [`file`]: the target file format, parsed strictly (errors name the
+//!   file, line and column); [`template`]: the `{fakes}`, `{redis}`,
+//!   `{port}`, `{port.NAME}`, `{dir}` and `{n}` templates in it.
+//! - [`scenario_rules`]: which scenario keys and faults a target takes.
+//! - [`processes`]: the app's processes, each in its own process group with
+//!   its log file: started, waited for, killed, stopped.
+//! - [`redis_server`]: a private `redis-server` on a free port.
+//! - [`place`]: placing an order (a command or an HTTP request) and reading
+//!   its id.
+
+pub mod place;
