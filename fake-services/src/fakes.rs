@@ -6,7 +6,7 @@
 //! call [`FakeServices::call`], so the rules cannot drift apart.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use bytes::Bytes;
 use rand::{Rng, SeedableRng};
@@ -19,6 +19,7 @@ use crate::idempotency::{Begin, IdempotencyStore, StoredResponse};
 use crate::ledger::{Record, Told};
 use crate::providers::{self, Books, Desk, EffectOutcome};
 use crate::service::{Operation, Service};
+use crate::watch::{Activity, Counters, EffectWatcher, InFlight};
 
 /// The longest `X-Be-Slow` a client can ask for, so a typo cannot hang a
 /// connection for a day.
@@ -145,6 +146,9 @@ pub struct FakeServices {
 struct Inner {
     clock: SharedClock,
     services: Vec<Mutex<ServiceState>>,
+    /// Told of each performed effect before its answer (`lab check --target`'s kills).
+    watcher: RwLock<Option<Arc<dyn EffectWatcher>>>,
+    counters: Arc<Counters>,
 }
 
 struct ServiceState {
@@ -233,6 +237,8 @@ impl FakeServices {
                     .into_iter()
                     .map(|s| Mutex::new(ServiceState::new(s, seed)))
                     .collect(),
+                watcher: RwLock::new(None),
+                counters: Arc::default(),
             }),
         }
     }
@@ -289,6 +295,7 @@ impl FakeServices {
         let service = call.service;
         let operation_name = call.operation.name(service);
         let mut state = self.state(service);
+        let in_flight = self.inner.counters.begin(&self.inner.clock);
         let decision = state.decide(&call, self.inner.clock.now_ms());
         let begin = match &call.idempotency_key {
             Some(key)
@@ -314,6 +321,7 @@ impl FakeServices {
             decision,
             begin,
             reservation,
+            _in_flight: in_flight,
         }
     }
 
@@ -324,6 +332,7 @@ impl FakeServices {
             decision,
             begin,
             reservation,
+            _in_flight,
         } = started;
         let service = call.service;
         if decision.latency_ms > 0 {
@@ -364,7 +373,13 @@ impl FakeServices {
                 422,
                 &json!({"error": "this Idempotency-Key was already used with a different request body"}),
             ),
-            Some(Begin::Proceed) | None => self.provide(&call, told, reservation),
+            Some(Begin::Proceed) | None => {
+                let (response, performed) = self.provide(&call, told, reservation);
+                if let Some(record) = performed {
+                    self.tell_watcher(&record).await;
+                }
+                response
+            }
         };
         match decision.action {
             Action::SendThenCrash { status } => {
@@ -375,28 +390,46 @@ impl FakeServices {
         }
     }
 
-    /// The provider's part of a call.
+    /// Holds the answer back while the watcher acts on a performed effect.
+    async fn tell_watcher(&self, record: &Record) {
+        let watcher = self
+            .inner
+            .watcher
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        if let Some(pause) = watcher.and_then(|w| w.performed(record)) {
+            pause.await;
+        }
+    }
+
+    /// The provider's part of a call, and the record of the effect it
+    /// performed, if it did.
     fn provide(
         &self,
         call: &Call,
         told: Option<Told>,
         reservation: Option<Reservation>,
-    ) -> Response {
+    ) -> (Response, Option<Record>) {
         let now_ms = self.inner.clock.now_ms();
         let mut state = self.state(call.service);
         let state = &mut *state;
         match call.operation {
-            Operation::Status => {
-                Response::json(200, &providers::status(call.service, &state.books.records))
-            }
-            Operation::Search => Response::json(
-                200,
-                &providers::search(call.service, &state.books, &call.body, now_ms),
+            Operation::Status => (
+                Response::json(200, &providers::status(call.service, &state.books.records)),
+                None,
+            ),
+            Operation::Search => (
+                Response::json(
+                    200,
+                    &providers::search(call.service, &state.books, &call.body, now_ms),
+                ),
+                None,
             ),
             Operation::Clear => {
                 state.books.clear();
                 state.keys.clear();
-                Response::empty(200)
+                (Response::empty(200), None)
             }
             Operation::Effect => {
                 let mut desk = Desk {
@@ -426,7 +459,10 @@ impl FakeServices {
                         .finish(reservation.operation, &reservation.key, stored);
                     reservation.settled = true;
                 }
-                response
+                let performed = executed
+                    .then(|| state.books.records.last().cloned())
+                    .flatten();
+                (response, performed)
             }
         }
     }
@@ -463,8 +499,25 @@ impl FakeServices {
         self.state(service).books.records.clone()
     }
 
+    /// Tells `watcher` of every effect performed from now on, before its
+    /// answer goes out (replacing any watcher before it).
+    pub fn watch_effects(&self, watcher: Arc<dyn EffectWatcher>) {
+        *self
+            .inner
+            .watcher
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(watcher);
+    }
+
+    /// Whether calls are under way and when the last one ended: a harness
+    /// waits for the services to go quiet.
+    pub fn activity(&self) -> Activity {
+        self.inner.counters.view()
+    }
+
     /// Forgets every record, key and rule of every service.
     pub fn reset(&self) {
+        self.inner.counters.reset();
         for service in Service::ALL {
             let mut state = self.state(service);
             state.books.clear();
@@ -508,6 +561,8 @@ struct Started {
     decision: Decision,
     begin: Option<Begin>,
     reservation: Option<Reservation>,
+    /// Counts the call as under way until it is answered or abandoned.
+    _in_flight: InFlight,
 }
 
 /// An idempotency key reserved by a call that has not reached the provider

@@ -35,6 +35,7 @@ mod providers;
 pub mod routes;
 pub mod serve;
 pub mod service;
+pub mod watch;
 
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use fakes::{Call, ClientFaults, ClientSlow, FakeServices, Reply, Response};
@@ -42,6 +43,7 @@ pub use fault_rules::{BehaviorSpec, FaultSpec, Mode};
 pub use ledger::{Record, Told};
 pub use routes::Route;
 pub use service::{Operation, Service};
+pub use watch::{Activity, EffectWatcher, Pause};
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`).
 pub fn init_tracing() {

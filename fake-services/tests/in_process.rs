@@ -138,3 +138,63 @@ async fn an_abandoned_call_frees_its_idempotency_key() {
     assert!(!retry.replayed);
     assert_eq!(fakes.ledger(Service::Payments).len(), 1);
 }
+
+/// Records what the watcher saw, and holds each answer until told to go on.
+struct Gate {
+    seen: std::sync::Mutex<Vec<(String, usize)>>,
+    fakes: std::sync::OnceLock<FakeServices>,
+    open: Arc<tokio::sync::Notify>,
+}
+
+impl fake_services::EffectWatcher for Gate {
+    fn performed(&self, record: &fake_services::Record) -> Option<fake_services::Pause> {
+        let ledger = self.fakes.get().map_or(0, |f| f.ledger(record.service).len());
+        self.seen.lock().unwrap().push((record.id.clone(), ledger));
+        let open = self.open.clone();
+        Some(Box::pin(async move { open.notified().await }))
+    }
+}
+
+#[tokio::test]
+async fn a_watcher_sees_each_effect_after_it_is_recorded_and_before_it_is_answered() {
+    let fakes = FakeServices::new();
+    let gate = Arc::new(Gate {
+        seen: Default::default(),
+        fakes: Default::default(),
+        open: Arc::new(tokio::sync::Notify::new()),
+    });
+    let _ = gate.fakes.set(fakes.clone());
+    fakes.watch_effects(gate.clone());
+    assert_eq!(fakes.activity().in_flight, 0);
+
+    let call = tokio::spawn({
+        let fakes = fakes.clone();
+        async move {
+            fakes
+                .call(Call::new(Service::Payments, Operation::Effect, charge_body(1, 500)))
+                .await
+        }
+    });
+    common::wait_until("the watcher sees the charge", || {
+        let seen = !gate.seen.lock().unwrap().is_empty();
+        async move { seen }
+    })
+    .await;
+    let (id, ledger_then) = gate.seen.lock().unwrap()[0].clone();
+    assert_eq!(ledger_then, 1, "the charge is in the ledger when the watcher hears of it");
+    assert!(id.starts_with("ch_"), "{id}");
+    assert!(!call.is_finished(), "the answer waits for the watcher");
+    assert_eq!(fakes.activity().in_flight, 1, "the call is under way");
+
+    gate.open.notify_one();
+    let reply = call.await.unwrap();
+    assert_eq!(reply.response().map(|r| r.status), Some(201));
+    let activity = fakes.activity();
+    assert_eq!((activity.in_flight, activity.calls), (0, 1));
+    assert!(activity.last_call_ms > 0);
+
+    // A search performs nothing: the watcher is not told.
+    let search = Call::new(Service::Payments, Operation::Search, json!({"order_id": 1}));
+    fakes.call(search).await;
+    assert_eq!(gate.seen.lock().unwrap().len(), 1);
+}
