@@ -148,7 +148,10 @@ struct Gate {
 
 impl fake_services::EffectWatcher for Gate {
     fn performed(&self, record: &fake_services::Record) -> Option<fake_services::Pause> {
-        let ledger = self.fakes.get().map_or(0, |f| f.ledger(record.service).len());
+        let ledger = self
+            .fakes
+            .get()
+            .map_or(0, |f| f.ledger(record.service).len());
         self.seen.lock().unwrap().push((record.id.clone(), ledger));
         let open = self.open.clone();
         Some(Box::pin(async move { open.notified().await }))
@@ -171,7 +174,11 @@ async fn a_watcher_sees_each_effect_after_it_is_recorded_and_before_it_is_answer
         let fakes = fakes.clone();
         async move {
             fakes
-                .call(Call::new(Service::Payments, Operation::Effect, charge_body(1, 500)))
+                .call(Call::new(
+                    Service::Payments,
+                    Operation::Effect,
+                    charge_body(1, 500),
+                ))
                 .await
         }
     });
@@ -181,7 +188,10 @@ async fn a_watcher_sees_each_effect_after_it_is_recorded_and_before_it_is_answer
     })
     .await;
     let (id, ledger_then) = gate.seen.lock().unwrap()[0].clone();
-    assert_eq!(ledger_then, 1, "the charge is in the ledger when the watcher hears of it");
+    assert_eq!(
+        ledger_then, 1,
+        "the charge is in the ledger when the watcher hears of it"
+    );
     assert!(id.starts_with("ch_"), "{id}");
     assert!(!call.is_finished(), "the answer waits for the watcher");
     assert_eq!(fakes.activity().in_flight, 1, "the call is under way");

@@ -43,7 +43,7 @@ impl Indexed<'_> {
         let jids: Vec<&str> = dead.iter().map(|e| e.job.jid.as_str()).collect();
         Vec::from([Violation {
             invariant: Invariant::DeadJobs,
-            order_id: single(dead.iter().filter_map(|e| first_arg(&e.job.args))),
+            order_id: single(dead.iter().filter_map(|e| first_arg(&e.job.args))).map(Into::into),
             reminder_id: None,
             expected: amount(want as usize, counted),
             found: amount(dead.len(), counted),
@@ -110,7 +110,7 @@ impl Indexed<'_> {
             .collect();
         Vec::from([Violation {
             invariant: Invariant::Notified,
-            order_id: single(attempts.iter().filter_map(|a| first_arg(&a.args))),
+            order_id: single(attempts.iter().filter_map(|a| first_arg(&a.args))).map(Into::into),
             reminder_id: None,
             expected: amount(want as usize, counted),
             found: amount(ledger.len(), counted),

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use super::expect::{Expect, Invariant};
 use super::snapshot::Snapshot;
-use super::violation::Violation;
+use super::violation::{OrderId, Violation};
 use crate::pipeline::jobs::CONFIRMATION_TEMPLATE;
 use crate::pipeline::reminders::REMINDER_TEMPLATE;
 use crate::runner::backend::SetEntry;
@@ -209,7 +209,9 @@ pub fn safe() -> Expect {
 
 /// Each violation's invariant and order.
 pub fn invariants(v: &[Violation]) -> Vec<(Invariant, Option<i64>)> {
-    v.iter().map(|v| (v.invariant, v.order_id)).collect()
+    v.iter()
+        .map(|v| (v.invariant, v.order_id.as_ref().and_then(OrderId::as_i64)))
+        .collect()
 }
 
 /// Order 1 charged twice: once by v1 (which crashed), once by v2.

@@ -17,6 +17,8 @@
 //! - [`wording`]: the counted nouns and lists the messages are written with.
 //! - [`verdict`](mod@verdict): the [`Verdict`] (did the run end as its scenario expected?).
 //! - [`report`]: the verdict as text and JSON.
+//! - [`target`](mod@target): the same invariants for a user's own app, from
+//!   the ledgers and Sidekiq's Redis alone (`lab check --target`).
 
 pub mod deaths;
 pub mod effects;
@@ -29,6 +31,7 @@ pub mod reminders;
 pub mod report;
 pub mod settlement;
 pub mod snapshot;
+pub mod target;
 pub mod verdict;
 pub mod violation;
 pub mod wording;
@@ -40,5 +43,6 @@ pub use expect::{Expect, Invariant, OrdersExpectation};
 pub use invariants::check;
 pub use report::{render_json, render_text};
 pub use snapshot::Snapshot;
+pub use target::{check_target, TargetEffect, TargetRun};
 pub use verdict::{verdict, Verdict};
-pub use violation::Violation;
+pub use violation::{OrderId, Violation};

@@ -60,7 +60,7 @@ impl Indexed<'_> {
             if successes.len() != want {
                 found.push(Violation {
                     invariant: effect.invariant,
-                    order_id: Some(order.id),
+                    order_id: Some(order.id.into()),
                     reminder_id: None,
                     expected: format!("{}{why}", amount(want, effect.counted)),
                     found: amount(successes.len(), effect.counted),
@@ -109,7 +109,7 @@ impl Indexed<'_> {
         };
         Violation {
             invariant: effect.invariant,
-            order_id: Some(order.id),
+            order_id: Some(order.id.into()),
             reminder_id: None,
             expected: if successes.is_empty() {
                 format!(

@@ -17,7 +17,7 @@ pub fn render_text(scenario_name: &str, verdict: &Verdict) -> String {
     let total = verdict.violations.len();
     for (i, v) in verdict.violations.iter().enumerate() {
         out.push('\n');
-        let about = match (v.order_id, v.reminder_id) {
+        let about = match (&v.order_id, v.reminder_id) {
             (Some(order), _) => format!(", order {order}"),
             (None, Some(reminder)) => format!(", reminder {reminder}"),
             (None, None) => String::new(),

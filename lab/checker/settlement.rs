@@ -81,7 +81,7 @@ impl Indexed<'_> {
             };
             found.push(Violation {
                 invariant: Invariant::Orders,
-                order_id: Some(order.id),
+                order_id: Some(order.id.into()),
                 reminder_id: None,
                 expected,
                 found: found_state,
@@ -138,7 +138,7 @@ impl Indexed<'_> {
         };
         Vec::from([Violation {
             invariant: Invariant::LostJobs,
-            order_id: single(lost.iter().map(|o| o.id)),
+            order_id: single(lost.iter().map(|o| o.id)).map(Into::into),
             reminder_id: None,
             expected: amount(want as usize, counted),
             found: amount(lost.len(), counted),
