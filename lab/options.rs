@@ -198,6 +198,11 @@ fn runner_config(args: &RunnerArgs) -> RunnerConfig {
         process_ttl_ms: scaled(60_000.0, 200),
         poll_ms: scaled(1_000.0, 10),
         seed: args.seed.unwrap_or_else(rand::random),
+        // Sidekiq's identity has the pid in it: two `lab worker` processes
+        // of one code version must not share a record in the process set,
+        // nor a restarted one take over the in-progress list of the one
+        // that was killed (which would then never be recovered).
+        hostname: format!("lab:{}", std::process::id()),
         ..RunnerConfig::default()
     }
 }

@@ -19,5 +19,11 @@
 //! - [`redis_server`]: a private `redis-server` on a free port.
 //! - [`place`]: placing an order (a command or an HTTP request) and reading
 //!   its id.
+//! - [`kills`]: worker deaths, timed by the fake services: after the effect,
+//!   before its answer.
+//! - [`sidekiq`]: a Sidekiq app's Redis: what is left to run, the dead set,
+//!   "Retry now".
 
+pub mod kills;
 pub mod place;
+pub mod sidekiq;
