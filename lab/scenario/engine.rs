@@ -18,6 +18,7 @@ use super::format::{Fault, Scenario};
 use super::result::{Run, ScenarioResult};
 pub use super::run_options::RunOptions;
 use super::sweep_ticks::SweepTicks;
+use super::timeline::Timeline;
 use super::world::{place_orders, setup, World};
 use crate::checker::{self, Snapshot, Verdict};
 use crate::pipeline::{relay_outbox, Step};
@@ -74,6 +75,8 @@ async fn run_once(scenario: &Scenario, options: &RunOptions, every_step: Option<
         unfinished,
         virtual_ms,
         snapshot,
+        timeline: Timeline::default(),
+        logs: Vec::new(),
     }
 }
 
@@ -84,6 +87,8 @@ fn failed_setup(step: Option<Step>, err: String) -> Run {
         unfinished: Some(err),
         virtual_ms: 0,
         snapshot: Snapshot::default(),
+        timeline: Timeline::default(),
+        logs: Vec::new(),
     }
 }
 

@@ -14,7 +14,8 @@
 //! - [`spare_stores`]: in-memory stores rewound and reused between runs.
 //! - [`turns`]: the simulator's virtual clock, which also picks the task
 //!   that runs next (one at a time): a run is a function of its seed.
-//! - [`result`]: a scenario's runs, their verdicts, and the result as text.
+//! - [`result`]: a scenario's runs, their verdicts, and the result as text;
+//!   [`timeline`]: a run's moments in time order, for its report.
 //! - [`write`](mod@write): a scenario written back as a file (`lab explore`'s counterexamples).
 
 pub mod engine;
@@ -24,6 +25,7 @@ pub mod result;
 pub mod run_options;
 pub mod spare_stores;
 pub mod sweep_ticks;
+pub mod timeline;
 pub mod turns;
 pub mod world;
 pub mod write;

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use super::timeline::Timeline;
 use crate::checker::{render_text, Snapshot, Verdict};
 use crate::pipeline::Step;
 
@@ -17,9 +18,13 @@ pub struct Run {
     pub verdict: Verdict,
     /// Set when the run hit the deadline: what was still pending.
     pub unfinished: Option<String>,
-    /// Virtual time the run took.
+    /// Virtual time the run took (wall time for a run against a target).
     pub virtual_ms: u64,
     pub snapshot: Snapshot,
+    /// What happened when (filled by runs against a target).
+    pub timeline: Timeline,
+    /// The log file of each of the target's processes: (process, path).
+    pub logs: Vec<(String, String)>,
 }
 
 impl Run {
@@ -79,11 +84,40 @@ pub fn render(result: &ScenarioResult) -> String {
             if !out.ends_with('\n') {
                 out.push('\n');
             }
+            render_story(&mut out, run);
         } else {
             let _ = writeln!(out, "{title}: ok");
         }
     }
     out
+}
+
+/// A target run's timeline (per order that broke an expectation, or whole
+/// when none is named) and its processes' logs.
+fn render_story(out: &mut String, run: &Run) {
+    if !run.timeline.is_empty() {
+        let mut orders: Vec<String> = run
+            .verdict
+            .violations
+            .iter()
+            .filter_map(|v| v.order_id.as_ref().map(|o| o.0.clone()))
+            .collect();
+        orders.dedup();
+        if orders.is_empty() {
+            let _ = writeln!(out, "\n  timeline:");
+            out.push_str(&run.timeline.render());
+        }
+        for order in orders {
+            let _ = writeln!(out, "\n  timeline of order {order}:");
+            out.push_str(&run.timeline.render_for(&order));
+        }
+    }
+    if !run.logs.is_empty() {
+        let _ = writeln!(out, "\n  logs:");
+        for (process, path) in &run.logs {
+            let _ = writeln!(out, "    {process}: {path}");
+        }
+    }
 }
 
 #[cfg(test)]
@@ -99,6 +133,8 @@ mod tests {
             unfinished: unfinished.map(Into::into),
             virtual_ms: 0,
             snapshot: Snapshot::default(),
+            timeline: Timeline::default(),
+            logs: Vec::new(),
         }
     }
 
