@@ -1,0 +1,704 @@
+//! One scenario against a target, start to finish: fresh fake services (and
+//! a private Redis when a template asks for one), the app's processes
+//! started and waited for, the faults applied, the orders placed, worker
+//! processes killed and restarted when the fakes say, Sidekiq's retries
+//! moved at once, the run settled, the ledgers checked, everything stopped.
+//!
+//! The loop that owns the processes is one task: kills, restarts, fast
+//! retries, the check for a process that died by itself and the settle
+//! check all happen in it, between short naps, so none races another.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fake_services::http::HttpOptions;
+use fake_services::serve::RunningServer;
+use fake_services::{BehaviorSpec, FakeServices, Record, Service};
+
+use super::file::{Effect, PlaceOrder, Role, Target};
+use super::kills::{KillOrder, Killer, PlannedKill};
+use super::place::{self, OrderRequest};
+use super::processes::{free_port, AppProcess, ProcessConfig};
+use super::redis_server::PrivateRedis;
+use super::scenario_rules::{Death, TargetPlan};
+use super::sidekiq::{failed, job_name, SidekiqView};
+use super::template::Vars;
+use crate::checker::effects::{CHARGES, EMAILS, FULFILLMENTS};
+use crate::checker::{self, Snapshot, TargetEffect, TargetRun, Verdict};
+use crate::pipeline::Step;
+use crate::scenario::result::{Run, ScenarioResult};
+use crate::scenario::timeline::Timeline;
+use crate::scenario::{Fault, Scenario};
+
+/// How often the loop looks at the processes, the retries and the quiet.
+const TICK: Duration = Duration::from_millis(25);
+/// How long a process's `ready` URL is polled.
+const READY_WITHIN: Duration = Duration::from_secs(30);
+/// How long one order's placement may take.
+const PLACE_WITHIN: Duration = Duration::from_secs(30);
+/// Log lines quoted when a process fails.
+const LOG_LINES: usize = 12;
+
+/// How target runs go, beyond the target and the scenario.
+#[derive(Debug, Clone, Default)]
+pub struct TargetOptions {
+    /// Where the logs of runs that did not end as expected are kept (each
+    /// run in a folder of its own); default: the system's temporary folder.
+    pub logs: Option<PathBuf>,
+}
+
+/// Runs a scenario against a target: once, or once per effect for
+/// `step = "every"`.
+pub async fn run(
+    target: &Target,
+    scenario: &Scenario,
+    plan: &TargetPlan,
+    options: &TargetOptions,
+) -> ScenarioResult {
+    let started = Instant::now();
+    let every = scenario
+        .faults
+        .iter()
+        .any(|f| matches!(f, Fault::WorkerDies { step: None, .. }));
+    let mut runs = Vec::new();
+    for deaths in &plan.runs {
+        let step = every
+            .then(|| deaths.first().map(|d| step_of(d.effect)))
+            .flatten();
+        runs.push(run_once(target, scenario, plan, deaths, step, options).await);
+    }
+    ScenarioResult {
+        name: scenario.name.clone(),
+        path: scenario.path.as_ref().map(|p| p.display().to_string()),
+        runs,
+        elapsed_ms: started.elapsed().as_millis() as u64,
+    }
+}
+
+fn step_of(effect: Effect) -> Step {
+    match effect {
+        Effect::Charge => Step::Charge,
+        Effect::Email => Step::Email,
+        Effect::Fulfillment => Step::Fulfillment,
+    }
+}
+
+/// The effects of a target, with its `[match]`, for the checker.
+pub fn target_effects(target: &Target) -> Vec<TargetEffect> {
+    [
+        (Effect::Charge, &CHARGES, &target.matches.charge),
+        (Effect::Email, &EMAILS, &target.matches.email),
+        (Effect::Fulfillment, &FULFILLMENTS, &target.matches.fulfillment),
+    ]
+    .into_iter()
+    .map(|(effect, counted, at)| TargetEffect {
+        effect: counted,
+        order_at: at.clone(),
+        required: target.effects.contains(&effect),
+    })
+    .collect()
+}
+
+/// Everything a run started, so it can all be stopped.
+struct Lab {
+    started: Instant,
+    /// Epoch ms of `started`, to put ledger times on the run's axis.
+    started_epoch_ms: u64,
+    fakes: FakeServices,
+    server: Option<RunningServer>,
+    redis: Option<PrivateRedis>,
+    processes: Vec<(String, bool, AppProcess, Option<String>)>,
+    sidekiq: Option<SidekiqView>,
+    timeline: Timeline,
+    logs_dir: PathBuf,
+}
+
+impl Lab {
+    fn at_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    fn log_files(&self) -> Vec<(String, String)> {
+        let mut logs: Vec<(String, String)> = self
+            .processes
+            .iter()
+            .map(|(name, _, p, _)| (name.clone(), p.log_path().display().to_string()))
+            .collect();
+        if self.redis.is_some() {
+            logs.push(("redis".into(), self.logs_dir.display().to_string()));
+        }
+        logs
+    }
+
+    /// A process that exited by itself, with its last log lines.
+    fn exited(&mut self) -> Option<String> {
+        for (name, _, process, _) in &mut self.processes {
+            if let Some(status) = process.exited() {
+                return Some(format!(
+                    "process {name} {status} by itself during the run; its last log lines:\n{}",
+                    quote(&process.last_log_lines(LOG_LINES))
+                ));
+            }
+        }
+        None
+    }
+
+    async fn stop(&mut self) {
+        for (_, _, process, _) in self.processes.iter_mut().rev() {
+            process.stop().await;
+        }
+        if let Some(mut redis) = self.redis.take() {
+            redis.stop();
+        }
+        if let Some(server) = self.server.take() {
+            let _ = server.shutdown().await;
+        }
+    }
+}
+
+fn quote(lines: &[String]) -> String {
+    if lines.is_empty() {
+        return "    (nothing)".into();
+    }
+    lines
+        .iter()
+        .map(|l| format!("    | {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn now_epoch_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+async fn run_once(
+    target: &Target,
+    scenario: &Scenario,
+    plan: &TargetPlan,
+    deaths: &[Death],
+    step: Option<Step>,
+    options: &TargetOptions,
+) -> Run {
+    let logs_dir = match logs_folder(options, scenario, step) {
+        Ok(dir) => dir,
+        Err(err) => return failed_run(step, err, Timeline::default(), Vec::new()),
+    };
+    let fakes = FakeServices::new();
+    let (killer, kill_orders) = Killer::new(
+        deaths
+            .iter()
+            .map(|d| PlannedKill {
+                service: d.effect.service(),
+                calls: d.calls,
+                restart_after_ms: d.restart_after_ms,
+            })
+            .collect(),
+    );
+    fakes.watch_effects(Arc::new(killer));
+    let mut lab = Lab {
+        started: Instant::now(),
+        started_epoch_ms: now_epoch_ms(),
+        fakes: fakes.clone(),
+        server: None,
+        redis: None,
+        processes: Vec::new(),
+        sidekiq: None,
+        timeline: Timeline::default(),
+        logs_dir: logs_dir.clone(),
+    };
+    let (placed, unfinished) = match drive(&mut lab, target, plan, kill_orders).await {
+        Ok(outcome) => outcome,
+        Err(why) => (Vec::new(), Some(why)),
+    };
+    let snapshot = capture(&lab).await;
+    lab.stop().await;
+    add_records(&mut lab, target, &snapshot);
+    let effects = target_effects(target);
+    let verdict = match &unfinished {
+        Some(why) if placed.is_empty() => Verdict::failed(why.clone()),
+        _ => {
+            let run = TargetRun {
+                snapshot: &snapshot,
+                placed: &placed,
+                effects: &effects,
+            };
+            checker::verdict(
+                &scenario.expect,
+                checker::check_target(&scenario.expect, &run),
+            )
+        }
+    };
+    let passed = unfinished.is_none() && verdict.passed;
+    let logs = if passed {
+        let _ = std::fs::remove_dir_all(&logs_dir);
+        Vec::new()
+    } else {
+        lab.log_files()
+    };
+    Run {
+        step,
+        verdict,
+        unfinished,
+        virtual_ms: lab.at_ms(),
+        snapshot,
+        timeline: lab.timeline,
+        logs,
+    }
+}
+
+fn failed_run(step: Option<Step>, err: String, timeline: Timeline, logs: Vec<(String, String)>) -> Run {
+    Run {
+        step,
+        verdict: Verdict::failed(err.clone()),
+        unfinished: Some(err),
+        virtual_ms: 0,
+        snapshot: Snapshot::default(),
+        timeline,
+        logs,
+    }
+}
+
+/// A fresh folder for the run's logs: `<logs>/<scenario file>[-<step>]-<n>`.
+fn logs_folder(
+    options: &TargetOptions,
+    scenario: &Scenario,
+    step: Option<Step>,
+) -> Result<PathBuf, String> {
+    let base = options
+        .logs
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join("idemlab-target-logs"));
+    std::fs::create_dir_all(&base)
+        .map_err(|e| format!("cannot make the log folder {}: {e}", base.display()))?;
+    let stem = scenario
+        .path
+        .as_deref()
+        .and_then(Path::file_stem)
+        .map_or_else(|| "scenario".to_string(), |s| s.to_string_lossy().into_owned());
+    let prefix = match step {
+        Some(step) => format!("{stem}-{}-", step.name()),
+        None => format!("{stem}-"),
+    };
+    tempfile::Builder::new()
+        .prefix(&prefix)
+        .tempdir_in(&base)
+        .map(|dir| dir.keep())
+        .map_err(|e| format!("cannot make a log folder in {}: {e}", base.display()))
+}
+
+/// Starts everything, places the orders and waits until the run settles.
+/// Returns the placed orders' ids and, when it did not settle, why; an
+/// error when the run could not go on (a process failed, an order could
+/// not be placed).
+async fn drive(
+    lab: &mut Lab,
+    target: &Target,
+    plan: &TargetPlan,
+    mut kill_orders: tokio::sync::mpsc::UnboundedReceiver<KillOrder>,
+) -> Result<(Vec<String>, Option<String>), String> {
+    let server = RunningServer::start(
+        ([127, 0, 0, 1], 0).into(),
+        fake_services::http::router(lab.fakes.clone(), HttpOptions::default()),
+    )
+    .await
+    .map_err(|e| format!("cannot start the fake services: {e}"))?;
+    let fakes_url = server.url();
+    lab.server = Some(server);
+    if target.uses_redis() {
+        lab.redis = Some(PrivateRedis::start(&lab.logs_dir)?);
+    }
+    let redis_url = lab.redis.as_ref().map(PrivateRedis::url);
+    let ports: Vec<(String, u16)> = target
+        .processes
+        .iter()
+        .map(|p| (p.name.clone(), free_port()))
+        .collect();
+    let dir = target.dir.display().to_string();
+    let vars = |own: Option<&str>| Vars {
+        fakes: &fakes_url,
+        redis: redis_url.as_deref(),
+        ports: &ports,
+        own: own.map(str::to_string),
+        dir: &dir,
+        n: None,
+        quantity: None,
+    };
+    let common_env: Vec<(String, String)> = target
+        .env
+        .iter()
+        .map(|(k, t)| (k.clone(), t.fill(&vars(None))))
+        .collect();
+
+    // The app's processes, in file order, each waited for.
+    for spec in &target.processes {
+        let own = vars(Some(&spec.name));
+        let mut env = common_env.clone();
+        env.extend(spec.env.iter().map(|(k, t)| (k.clone(), t.fill(&own))));
+        let config = ProcessConfig {
+            name: spec.name.clone(),
+            argv: spec.command.iter().map(|t| t.fill(&own)).collect(),
+            env,
+            cwd: target.dir.clone(),
+            log: lab.logs_dir.join(format!("{}.log", spec.name)),
+        };
+        let mut process = AppProcess::start(config)?;
+        let ready = spec.ready.as_ref().map(|t| t.fill(&own));
+        if let Some(url) = &ready {
+            process.wait_ready(url, READY_WITHIN).await?;
+        }
+        let at = lab.at_ms();
+        lab.timeline
+            .add(at, None, format!("process {} up (pid {})", spec.name, process.pid()));
+        let is_worker = spec.role == Some(Role::Worker);
+        lab.processes
+            .push((spec.name.clone(), is_worker, process, ready));
+    }
+    if let Some(sidekiq) = &target.sidekiq {
+        let url = sidekiq.redis.fill(&vars(None));
+        lab.sidekiq = Some(SidekiqView::connect(&url, sidekiq.namespace.as_deref()).await?);
+    }
+
+    // The faults, per service in file order.
+    let mut behaviors: BTreeMap<Service, BehaviorSpec> = BTreeMap::new();
+    for (service, rule, lag) in &plan.service_faults {
+        let spec = behaviors.entry(*service).or_default();
+        if let Some(rule) = rule {
+            spec.faults.push(rule.clone());
+        }
+        if let Some(lag) = lag {
+            spec.search_lag_ms = *lag;
+        }
+    }
+    for (service, spec) in behaviors {
+        lab.fakes
+            .set_behavior(service, spec)
+            .map_err(|e| format!("the {service} fault rules were refused: {}", e.error))?;
+    }
+
+    // The orders, placed one after another on a task of their own while
+    // this loop handles kills (a web process may charge inline).
+    let requests: Vec<(u32, OrderRequest)> = plan
+        .orders
+        .iter()
+        .map(|&(n, quantity)| {
+            let filled = Vars {
+                n: Some(n),
+                quantity: Some(quantity),
+                ..vars(None)
+            };
+            (n, order_request(target, &filled, &common_env))
+        })
+        .collect();
+    let id_kind = target.id.clone();
+    let mut placing = tokio::spawn(async move {
+        let mut ids = Vec::new();
+        for (n, request) in requests {
+            let id = place::place(&request, &id_kind, n, PLACE_WITHIN)
+                .await
+                .map_err(|e| format!("placing order {n} failed: {e}"))?;
+            ids.push((n, id, Instant::now()));
+        }
+        Ok::<_, String>(ids)
+    });
+
+    let fast_retries = target.sidekiq.as_ref().is_some_and(|s| s.fast_retries);
+    let quiet = Duration::from_millis(target.settle.quiet_ms);
+    let deadline = Instant::now() + Duration::from_secs(target.settle.timeout_s);
+    let mut placed: Option<Vec<String>> = None;
+    let mut placed_at = Instant::now();
+    let mut restarts: Vec<Instant> = Vec::new();
+    loop {
+        if let Some(why) = lab.exited() {
+            placing.abort();
+            return Err(why);
+        }
+        if placed.is_none() && placing.is_finished() {
+            let ids = (&mut placing)
+                .await
+                .map_err(|e| format!("placing the orders failed: {e}"))??;
+            for (n, id, at) in &ids {
+                let at_ms = at.duration_since(lab.started).as_millis() as u64;
+                lab.timeline
+                    .add(at_ms, Some(id.clone()), format!("order {n} placed: the app calls it {id}"));
+            }
+            placed = Some(ids.into_iter().map(|(_, id, _)| id).collect());
+            placed_at = Instant::now();
+        }
+        if restarts.first().is_some_and(|at| *at <= Instant::now()) {
+            restarts.remove(0);
+            restart_workers(lab).await?;
+        }
+        if fast_retries {
+            move_retries(lab).await;
+        }
+        if let Some(ids) = &placed {
+            if restarts.is_empty() && placed_at.elapsed() >= quiet && settled(lab, quiet).await? {
+                return Ok((ids.clone(), None));
+            }
+        }
+        if Instant::now() >= deadline {
+            placing.abort();
+            let why = unsettled(lab, target, placed.is_some()).await;
+            return Ok((placed.unwrap_or_default(), Some(why)));
+        }
+        tokio::select! {
+            order = kill_orders.recv() => {
+                if let Some(order) = order {
+                    let after = order.kill.restart_after_ms;
+                    kill_workers(lab, order).await;
+                    restarts.push(Instant::now() + Duration::from_millis(after));
+                }
+            }
+            () = tokio::time::sleep(TICK) => {}
+        }
+    }
+}
+
+/// The `[place_order]` request with the order's number filled in.
+fn order_request(target: &Target, vars: &Vars, env: &[(String, String)]) -> OrderRequest {
+    match &target.place_order {
+        PlaceOrder::Command(argv) => OrderRequest::Command {
+            argv: argv.iter().map(|t| t.fill(vars)).collect(),
+            env: env.to_vec(),
+            cwd: target.dir.clone(),
+        },
+        PlaceOrder::Http {
+            method,
+            url,
+            form,
+            json,
+            headers,
+        } => OrderRequest::Http {
+            method: method.clone(),
+            url: url.fill(vars),
+            form: form.iter().map(|(k, t)| (k.clone(), t.fill(vars))).collect(),
+            json: json.as_ref().map(|j| j.fill(vars)),
+            headers: headers
+                .iter()
+                .map(|(k, t)| (k.clone(), t.fill(vars)))
+                .collect(),
+        },
+    }
+}
+
+/// SIGKILL to every worker process's group, then the fakes may answer.
+async fn kill_workers(lab: &mut Lab, order: KillOrder) {
+    let mut names = Vec::new();
+    for (name, is_worker, process, _) in &mut lab.processes {
+        if *is_worker {
+            process.kill();
+            names.push(name.clone());
+        }
+    }
+    if let Some(sidekiq) = &lab.sidekiq {
+        if let Err(err) = sidekiq.forget_killed_processes().await {
+            tracing::warn!(%err, "could not remove the killed processes' records");
+        }
+    }
+    let _ = order.done.send(());
+    let at = lab.at_ms();
+    lab.timeline.add(
+        at,
+        None,
+        format!(
+            "{} killed (SIGKILL) after {} {} (the {} time), before the app heard the answer",
+            names.join(", "),
+            order.kill.service.effect_name(),
+            order.record_id,
+            ordinal(order.kill.calls),
+        ),
+    );
+}
+
+fn ordinal(n: u64) -> String {
+    match n {
+        1 => "first".into(),
+        2 => "second".into(),
+        3 => "third".into(),
+        n => format!("{n}th"),
+    }
+}
+
+/// Starts the killed workers again, as a supervisor would.
+async fn restart_workers(lab: &mut Lab) -> Result<(), String> {
+    let mut names = Vec::new();
+    for (name, is_worker, process, ready) in &mut lab.processes {
+        if *is_worker {
+            process.restart()?;
+            if let Some(url) = ready.as_deref() {
+                process.wait_ready(url, READY_WITHIN).await?;
+            }
+            names.push(name.clone());
+        }
+    }
+    let at = lab.at_ms();
+    lab.timeline
+        .add(at, None, format!("{} restarted", names.join(", ")));
+    Ok(())
+}
+
+/// Sidekiq's "Retry now" for every retry that has appeared, each noted on
+/// the timeline with the error that sent it there.
+async fn move_retries(lab: &mut Lab) {
+    let Some(sidekiq) = &lab.sidekiq else {
+        return;
+    };
+    let Ok(entries) = sidekiq.retries().await else {
+        return;
+    };
+    if entries.is_empty() {
+        return;
+    }
+    let moved = sidekiq.retry_now(now_epoch_ms()).await.unwrap_or(0);
+    if moved == 0 {
+        return;
+    }
+    let at = lab.at_ms();
+    for entry in entries {
+        let order = entry.job.args.first().and_then(fake_services::ledger::scalar_to_string);
+        lab.timeline.add(
+            at,
+            order,
+            format!("Sidekiq retry moved to its queue at once: {}", failed(&entry.job)),
+        );
+    }
+}
+
+/// No provider call for `quiet` and, with `[sidekiq]`, nothing left to run.
+async fn settled(lab: &Lab, quiet: Duration) -> Result<bool, String> {
+    let activity = lab.fakes.activity();
+    let idle_ms = now_epoch_ms().saturating_sub(activity.last_call_ms);
+    if activity.in_flight > 0 || idle_ms < quiet.as_millis() as u64 {
+        return Ok(false);
+    }
+    match &lab.sidekiq {
+        None => Ok(true),
+        Some(sidekiq) => Ok(sidekiq.pending().await?.is_empty()),
+    }
+}
+
+/// Why the run did not settle by `timeout_s`.
+async fn unsettled(lab: &Lab, target: &Target, placed: bool) -> String {
+    let mut why = vec![format!(
+        "did not settle within {} s",
+        target.settle.timeout_s
+    )];
+    if !placed {
+        why.push("the orders were still being placed".into());
+    }
+    if let Some(sidekiq) = &lab.sidekiq {
+        match sidekiq.pending().await {
+            Ok(pending) => why.push(pending.describe()),
+            Err(err) => why.push(err),
+        }
+    }
+    let activity = lab.fakes.activity();
+    if activity.in_flight > 0 {
+        why.push(format!("{} provider call(s) still in flight", activity.in_flight));
+    }
+    let last = Service::ALL
+        .iter()
+        .flat_map(|s| lab.fakes.ledger(*s))
+        .max_by_key(|r| r.created_at_ms);
+    match last {
+        Some(r) => why.push(format!(
+            "the last provider effect was {} {} at +{:.3} s",
+            r.service.name(),
+            r.id,
+            r.created_at_ms.saturating_sub(lab.started_epoch_ms) as f64 / 1000.0
+        )),
+        None => why.push("no provider effect at all".into()),
+    }
+    why.join("; ")
+}
+
+/// The ledgers, and Sidekiq's dead set and jobs still to run.
+async fn capture(lab: &Lab) -> Snapshot {
+    let mut snapshot = Snapshot {
+        ledgers: Service::ALL
+            .iter()
+            .map(|s| (*s, lab.fakes.ledger(*s)))
+            .collect(),
+        ..Snapshot::default()
+    };
+    if let Some(sidekiq) = &lab.sidekiq {
+        snapshot.dead = sidekiq.dead().await.unwrap_or_default();
+        snapshot.pending = sidekiq
+            .pending()
+            .await
+            .map(|p| p.jobs())
+            .unwrap_or_default();
+    }
+    snapshot
+}
+
+/// Every ledger record and dead job on the timeline, with its order.
+fn add_records(lab: &mut Lab, target: &Target, snapshot: &Snapshot) {
+    let effects = target_effects(target);
+    for (service, records) in &snapshot.ledgers {
+        let at = effects.iter().find(|e| e.effect.service == *service);
+        for record in records {
+            let order = at.and_then(|e| {
+                record
+                    .request
+                    .pointer(&e.order_at)
+                    .and_then(fake_services::ledger::scalar_to_string)
+            });
+            let ms = record.created_at_ms.saturating_sub(lab.started_epoch_ms);
+            lab.timeline.add(ms, order, describe(record));
+        }
+    }
+    let end = lab.at_ms();
+    for entry in &snapshot.dead {
+        let order = entry
+            .job
+            .args
+            .first()
+            .and_then(fake_services::ledger::scalar_to_string);
+        lab.timeline
+            .add(end, order, format!("in Sidekiq's dead set: {}", failed(&entry.job)));
+    }
+    for job in &snapshot.pending {
+        let order = job.args.first().and_then(fake_services::ledger::scalar_to_string);
+        lab.timeline
+            .add(end, order, format!("still to run: {}", job_name(job)));
+    }
+    for service in Service::ALL {
+        for (i, rule) in lab.fakes.behavior(service).faults.iter().enumerate() {
+            lab.timeline.add(
+                end,
+                None,
+                format!(
+                    "{} fault rule {} ({:?}) applied to {} call(s)",
+                    service.name(),
+                    i + 1,
+                    rule.spec.mode,
+                    rule.state.hits
+                ),
+            );
+        }
+    }
+}
+
+/// "payments ch_2a performed (key charge-3), told 503 (send-then-crash)".
+fn describe(record: &Record) -> String {
+    let key = record
+        .idempotency_key
+        .as_deref()
+        .map_or_else(String::new, |k| format!(" (key {k})"));
+    let what = if record.is_success() {
+        "performed"
+    } else {
+        "refused by the provider"
+    };
+    format!(
+        "{} {} {what}{key}, told {}",
+        record.service.name(),
+        record.id,
+        record.told.describe()
+    )
+}
