@@ -717,3 +717,420 @@ struct RawMatches {
     #[serde(default)]
     fulfillment: Option<Spanned<String>>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The format's own example, as a user would write it.
+    const EXAMPLE: &str = r#"name = "shop (Sinatra + Sidekiq)"
+effects = ["charge", "email", "fulfillment"]
+
+[env]
+FAKE_API_URL = "{fakes}"
+REDIS_URL = "{redis}"
+
+[[process]]
+name = "worker"
+command = ["sidekiq", "-r", "{dir}/app.rb", "-c", "5"]
+role = "worker"
+
+[[process]]
+name = "web"
+command = ["puma", "-b", "tcp://127.0.0.1:{port}", "{dir}/config.ru"]
+ready = "http://127.0.0.1:{port}/"
+
+[place_order]
+http = { method = "POST", url = "http://127.0.0.1:{port.web}/orders", form = { "order[quantity]" = "1", "order[email]" = "buyer{n}@example.com" } }
+# command = ["ruby", "-r", "{dir}/app.rb", "-e", "CompleteOrderJob.perform_async({n})"]
+id = "location"
+
+[settle]
+quiet_ms = 1000
+timeout_s = 60
+
+[sidekiq]
+redis = "{redis}"
+fast_retries = true
+
+[match]
+charge = "metadata.order_id"
+email = "template_data.order_id"
+fulfillment = "metadata.order_id"
+"#;
+
+    fn parse_str(text: &str) -> Result<Target, ScenarioError> {
+        parse(text, Path::new("/apps/shop/target.toml"))
+    }
+
+    /// The example with `from` replaced by `to` (which must be there).
+    fn edited(from: &str, to: &str) -> String {
+        assert!(EXAMPLE.contains(from), "{from}");
+        EXAMPLE.replacen(from, to, 1)
+    }
+
+    fn err(text: &str) -> ScenarioError {
+        parse_str(text).expect_err("must be refused")
+    }
+
+    fn vars<'a>(ports: &'a [(String, u16)], own: Option<&'a str>, n: Option<u32>) -> Vars<'a> {
+        Vars {
+            fakes: "http://127.0.0.1:4000",
+            redis: Some("redis://127.0.0.1:6390"),
+            ports,
+            own,
+            dir: "/apps/shop",
+            n,
+            quantity: Some(1),
+        }
+    }
+
+    #[test]
+    fn the_formats_example_parses_to_what_it_says() {
+        let t = parse_str(EXAMPLE).unwrap();
+        assert_eq!(t.name, "shop (Sinatra + Sidekiq)");
+        assert_eq!(t.dir, PathBuf::from("/apps/shop"));
+        assert_eq!(t.effects, Effect::ALL);
+        let env: Vec<_> = t
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.source()))
+            .collect();
+        assert_eq!(env, [("FAKE_API_URL", "{fakes}"), ("REDIS_URL", "{redis}")]);
+        assert_eq!(
+            t.processes
+                .iter()
+                .map(|p| p.name.as_str())
+                .collect::<Vec<_>>(),
+            ["worker", "web"]
+        );
+        assert_eq!(t.processes[0].role, Some(Role::Worker));
+        assert_eq!(t.processes[1].role, None);
+        assert_eq!(t.workers().count(), 1);
+        assert!(t.processes[0].ready.is_none());
+        assert!(t.processes[1].command[2].uses_port());
+        let PlaceOrder::Http(http) = &t.place_order else {
+            panic!("an http place_order: {:?}", t.place_order)
+        };
+        assert_eq!(http.method, Method::Post);
+        assert_eq!(
+            http.form
+                .iter()
+                .map(|(k, _)| k.as_str())
+                .collect::<Vec<_>>(),
+            ["order[quantity]", "order[email]"],
+            "in file order"
+        );
+        assert!(http.json.is_none() && http.headers.is_empty());
+        assert_eq!(t.id, IdKind::Location);
+        assert_eq!(
+            t.settle,
+            Settle {
+                quiet_ms: 1000,
+                timeout_s: 60
+            }
+        );
+        let sidekiq = t.sidekiq.as_ref().unwrap();
+        assert!(sidekiq.fast_retries && sidekiq.namespace.is_none());
+        assert_eq!(
+            t.matches,
+            Matches {
+                charge: "/metadata/order_id".into(),
+                email: "/template_data/order_id".into(),
+                fulfillment: "/metadata/order_id".into(),
+            }
+        );
+        assert!(t.uses_redis());
+    }
+
+    #[test]
+    fn its_templates_fill() {
+        let t = parse_str(EXAMPLE).unwrap();
+        let ports = [("worker".to_string(), 7001), ("web".to_string(), 7002)];
+        let web = &t.processes[1];
+        let argv: Vec<String> = web
+            .command
+            .iter()
+            .map(|a| a.fill(&vars(&ports, Some("web"), None)))
+            .collect();
+        assert_eq!(
+            argv,
+            ["puma", "-b", "tcp://127.0.0.1:7002", "/apps/shop/config.ru"]
+        );
+        let worker = &t.processes[0];
+        assert_eq!(
+            worker.command[2].fill(&vars(&ports, Some("worker"), None)),
+            "/apps/shop/app.rb"
+        );
+        let PlaceOrder::Http(http) = &t.place_order else {
+            unreachable!()
+        };
+        let order = vars(&ports, None, Some(3));
+        assert_eq!(http.url.fill(&order), "http://127.0.0.1:7002/orders");
+        assert_eq!(http.form[1].1.fill(&order), "buyer3@example.com");
+        assert_eq!(t.env[1].1.fill(&order), "redis://127.0.0.1:6390");
+    }
+
+    #[test]
+    fn defaults_and_additions() {
+        let text = r#"
+name = "cli app"
+[[process]]
+name = "jobs"
+command = ["bin/jobs"]
+role = "worker"
+env = { QUEUE = "default", PORT = "{port}" }
+[place_order]
+command = ["bin/order", "{n}", "{quantity}"]
+id = "stdout"
+[sidekiq]
+namespace = "shop"
+fast_retries = false
+"#;
+        let t = parse_str(text).unwrap();
+        assert_eq!(t.effects, Effect::ALL);
+        assert!(t.env.is_empty());
+        let env: Vec<_> = t.processes[0]
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.source()))
+            .collect();
+        assert_eq!(
+            env,
+            [("QUEUE", "default"), ("PORT", "{port}")],
+            "in file order"
+        );
+        assert!(matches!(&t.place_order, PlaceOrder::Command(argv) if argv.len() == 3));
+        assert_eq!(t.id, IdKind::Stdout);
+        assert_eq!(
+            t.settle,
+            Settle {
+                quiet_ms: 1000,
+                timeout_s: 60
+            }
+        );
+        let sidekiq = t.sidekiq.as_ref().unwrap();
+        assert_eq!(
+            sidekiq.redis.source(),
+            "{redis}",
+            "the lab's own Redis by default"
+        );
+        assert!(!sidekiq.fast_retries);
+        assert_eq!(sidekiq.namespace.as_deref(), Some("shop"));
+        assert!(t.uses_redis(), "through [sidekiq]'s default");
+        assert_eq!(
+            t.matches.for_effect(Effect::Email),
+            "/template_data/order_id"
+        );
+
+        let bare = "name = \"x\"\n[place_order]\ncommand = [\"true\"]\n";
+        let t = parse_str(bare).unwrap();
+        assert!(t.processes.is_empty() && t.sidekiq.is_none());
+        assert!(!t.uses_redis());
+        assert_eq!(t.id, IdKind::N);
+
+        let json = "name = \"x\"\neffects = [\"email\"]\n[place_order]\nhttp = { url = \"{fakes}/o\", method = \"put\", json = { order = { n = \"{n}\", qty = 2, gift = false, tags = [\"a{n}\"] } }, headers = { Authorization = \"Bearer t\" } }\nid = \"json:order.id\"\n";
+        let t = parse_str(json).unwrap();
+        assert_eq!(t.effects, [Effect::Email]);
+        assert_eq!(t.id, IdKind::Json("/order/id".into()));
+        let PlaceOrder::Http(http) = &t.place_order else {
+            unreachable!()
+        };
+        assert_eq!(http.method, Method::Put);
+        assert_eq!(http.headers[0].0, "Authorization");
+        let body = http.json.as_ref().unwrap().fill(&vars(&[], None, Some(4)));
+        assert_eq!(
+            body,
+            serde_json::json!({ "order": { "gift": false, "n": "4", "qty": 2, "tags": ["a4"] } })
+        );
+    }
+
+    #[test]
+    fn a_relative_file_has_an_absolute_dir() {
+        let t = parse(
+            "name = \"x\"\n[place_order]\ncommand = [\"true\"]\n",
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        assert!(t.dir.is_absolute(), "{}", t.dir.display());
+        assert_eq!(t.dir, std::env::current_dir().unwrap());
+    }
+
+    /// `(line, column)` of an error, and that it prints as `file:line:col:`.
+    fn where_(e: &ScenarioError) -> (usize, usize) {
+        let (line, column) = (e.line.expect("a line"), e.column.expect("a column"));
+        assert!(
+            e.to_string()
+                .starts_with(&format!("/apps/shop/target.toml:{line}:{column}: ")),
+            "{e}"
+        );
+        (line, column)
+    }
+
+    #[test]
+    fn an_unknown_key_names_its_line_and_column() {
+        let e = err(&edited(
+            "role = \"worker\"",
+            "role = \"worker\"\nrestart = true",
+        ));
+        assert_eq!(where_(&e), (12, 1), "{e}");
+        assert!(e.message.contains("restart"), "{e}");
+
+        let e = err(&edited("[settle]", "[settle]\nquiet = 5"));
+        assert_eq!(where_(&e).0, 24, "{e}");
+
+        let e = err(&edited("url = ", "verb = \"GET\", url = "));
+        assert_eq!(where_(&e).0, 19, "{e}");
+        assert!(e.message.contains("verb"), "{e}");
+
+        let e = err(&edited("role = \"worker\"", "role = \"boss\""));
+        assert_eq!(where_(&e).0, 11, "{e}");
+    }
+
+    #[test]
+    fn a_template_error_names_the_string_that_holds_it() {
+        let e = err(&edited("\"{dir}/app.rb\"", "\"{folder}/app.rb\""));
+        assert_eq!(where_(&e), (10, 29), "{e}");
+        assert!(e.message.contains("unknown template `{folder}`"), "{e}");
+        assert!(e.message.contains("\"{folder}/app.rb\""), "{e}");
+
+        let e = err(&edited("REDIS_URL = \"{redis}\"", "REDIS_URL = \"{redis\""));
+        assert_eq!(where_(&e), (6, 13), "{e}");
+        assert!(e.message.contains("unclosed"), "{e}");
+    }
+
+    #[test]
+    fn port_is_a_processs_own() {
+        let e = err(&edited(
+            "FAKE_API_URL = \"{fakes}\"",
+            "FAKE_API_URL = \"{port}\"",
+        ));
+        assert_eq!(where_(&e), (5, 16), "{e}");
+        assert!(e.message.contains("goes only in a `[[process]]`"), "{e}");
+
+        let e = err(&edited("{port.web}/orders", "{port}/orders"));
+        assert_eq!(where_(&e).0, 19, "{e}");
+
+        // `{port.NAME}` may name a process declared further down.
+        let text = edited("\"{dir}/app.rb\"", "\"{port.web}\"");
+        assert!(parse_str(&text).is_ok());
+        let e = err(&edited("{port.web}/orders", "{port.nope}/orders"));
+        assert_eq!(where_(&e).0, 19, "{e}");
+        assert!(
+            e.message
+                .contains("`{port.nope}` names no `[[process]]` (declared: worker, web)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn n_is_the_orders_only() {
+        let e = err(&edited("\"-c\", \"5\"", "\"-c\", \"{n}\""));
+        assert_eq!(where_(&e), (10, 51), "{e}");
+        assert!(e.message.contains("`{n}` is the order's"), "{e}");
+        let e = err(&edited(
+            "REDIS_URL = \"{redis}\"",
+            "REDIS_URL = \"{quantity}\"",
+        ));
+        assert_eq!(where_(&e).0, 6, "{e}");
+    }
+
+    #[test]
+    fn process_names_are_unique_and_plain() {
+        let e = err(&edited("name = \"web\"", "name = \"worker\""));
+        assert_eq!(where_(&e), (14, 8), "{e}");
+        assert!(
+            e.message.contains("two processes are named \"worker\""),
+            "{e}"
+        );
+        let e = err(&edited("name = \"web\"", "name = \"web server\""));
+        assert_eq!(where_(&e).0, 14, "{e}");
+        let e = err(&edited("name = \"web\"", "name = \"\""));
+        assert!(e.message.contains("not empty"), "{e}");
+        let e = err(&edited(
+            "command = [\"sidekiq\", \"-r\", \"{dir}/app.rb\", \"-c\", \"5\"]",
+            "command = []",
+        ));
+        assert_eq!(where_(&e), (10, 11), "{e}");
+        assert!(e.message.contains("must not be empty"), "{e}");
+    }
+
+    #[test]
+    fn place_order_is_a_command_or_a_request() {
+        let both = edited(
+            "id = \"location\"",
+            "command = [\"true\"]\nid = \"location\"",
+        );
+        let e = err(&both);
+        assert_eq!(where_(&e).0, 18, "the [place_order] table: {e}");
+        assert!(
+            e.message.contains("exactly one of `command` or `http`"),
+            "{e}"
+        );
+        let neither = "name = \"x\"\n[place_order]\nid = \"n\"\n";
+        assert!(err(neither).message.contains("exactly one of"));
+
+        let e = err(&edited("id = \"location\"", "id = \"stdout\""));
+        assert_eq!(where_(&e), (21, 6), "{e}");
+        assert!(e.message.contains("needs `command`, not `http`"), "{e}");
+        let cmd = "name = \"x\"\n[place_order]\ncommand = [\"true\"]\nid = \"json:id\"\n";
+        let e = err(cmd);
+        assert_eq!(where_(&e), (4, 6), "{e}");
+        assert!(e.message.contains("need `http`"), "{e}");
+        let e = err(&edited("id = \"location\"", "id = \"header\""));
+        assert!(e.message.contains("unknown `id`"), "{e}");
+
+        let e = err(&edited("method = \"POST\"", "method = \"FETCH\""));
+        assert_eq!(where_(&e), (19, 19), "{e}");
+        assert!(e.message.contains("unknown `method` \"FETCH\""), "{e}");
+
+        let e = err(&edited("form = {", "json = { a = 1 }, form = {"));
+        assert!(e.message.contains("`form` or `json`, not both"), "{e}");
+        assert_eq!(where_(&e).0, 19, "{e}");
+    }
+
+    #[test]
+    fn effects_settle_and_match_are_checked() {
+        let e = err(&edited(
+            "effects = [\"charge\", \"email\", \"fulfillment\"]",
+            "effects = []",
+        ));
+        assert_eq!(where_(&e), (2, 11), "{e}");
+        assert!(e.message.contains("at least one"), "{e}");
+        let e = err(&edited(
+            "effects = [\"charge\", \"email\", \"fulfillment\"]",
+            "effects = [\"email\", \"email\"]",
+        ));
+        assert_eq!(where_(&e), (2, 21), "{e}");
+        assert!(e.message.contains("twice"), "{e}");
+        let e = err(&edited("\"fulfillment\"]", "\"refund\"]"));
+        assert_eq!(where_(&e).0, 2, "{e}");
+
+        let e = err(&edited("quiet_ms = 1000", "quiet_ms = 0"));
+        assert_eq!(where_(&e), (24, 12), "{e}");
+        assert!(e.message.contains("`quiet_ms` must be more than 0"), "{e}");
+        let e = err(&edited("timeout_s = 60", "timeout_s = 0"));
+        assert_eq!(where_(&e), (25, 13), "{e}");
+        let e = err(&edited("quiet_ms = 1000", "quiet_ms = 60000"));
+        assert!(e.message.contains("shorter than `timeout_s`"), "{e}");
+
+        let e = err(&edited(
+            "charge = \"metadata.order_id\"",
+            "charge = \"metadata..order_id\"",
+        ));
+        assert_eq!(where_(&e), (32, 10), "{e}");
+        assert!(e.message.contains("not a path"), "{e}");
+        let e = err(&edited("[match]", "[match]\nrefund = \"x\""));
+        assert_eq!(where_(&e).0, 32, "{e}");
+    }
+
+    #[test]
+    fn an_unreadable_file_says_so() {
+        let e = load(Path::new("/nonexistent/target.toml")).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("/nonexistent/target.toml: cannot read it:"),
+            "{e}"
+        );
+    }
+}
