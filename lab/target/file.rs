@@ -454,12 +454,12 @@ pub fn parse(text: &str, path: &Path) -> Result<Target, ScenarioError> {
         None => IdKind::N,
         Some(id) => {
             let kind = IdKind::parse(id.get_ref()).map_err(|why| fail(id.span(), why))?;
-            let fits = match (&kind, &place_order) {
-                (IdKind::N, _) => true,
-                (IdKind::Stdout, PlaceOrder::Command(_)) => true,
-                (IdKind::Location | IdKind::Json(_), PlaceOrder::Http(_)) => true,
-                _ => false,
-            };
+            let fits = matches!(
+                (&kind, &place_order),
+                (IdKind::N, _)
+                    | (IdKind::Stdout, PlaceOrder::Command(_))
+                    | (IdKind::Location | IdKind::Json(_), PlaceOrder::Http(_))
+            );
             if !fits {
                 let why = match kind {
                     IdKind::Stdout => "`id = \"stdout\"` reads a command's output: it needs `command`, not `http`",

@@ -241,3 +241,196 @@ fn effect_of(step: Step) -> Option<Effect> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::scenario::parse;
+    use crate::target::file;
+
+    const TARGET: &str = r#"
+name = "shop"
+effects = ["charge", "email"]
+[[process]]
+name = "worker"
+command = ["bin/worker"]
+role = "worker"
+[place_order]
+command = ["bin/order", "{n}"]
+"#;
+
+    fn target() -> Target {
+        file::parse(TARGET, Path::new("/apps/shop/target.toml")).unwrap()
+    }
+
+    /// A scenario with three orders, `top` on line 3, then `faults` from line 4.
+    fn scenario(top: &str, faults: &str) -> Scenario {
+        let text = format!(
+            "name = \"s\"\norders = [{{ count = 2, quantity = 3 }}, {{ count = 1 }}]\n{top}\n{faults}\n[expect]\ncharges_per_order = 1\n"
+        );
+        let mut s = parse(&text, Path::new("s.toml")).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        s.path = Some("s.toml".into());
+        s
+    }
+
+    fn refused(s: &Scenario, target: &Target) -> ScenarioError {
+        plan(s, target).expect_err("must be refused")
+    }
+
+    #[test]
+    fn orders_are_numbered_across_batches_and_service_faults_pass_through() {
+        let s = scenario(
+            "",
+            "[[faults]]\nservice = \"email\"\nmode = \"crash\"\ncalls = 1\n[[faults]]\nservice = \"payments\"\nsearch_lag_ms = 50\n",
+        );
+        let p = plan(&s, &target()).unwrap();
+        assert_eq!(p.orders, [(1, 3), (2, 3), (3, 1)]);
+        assert_eq!(p.service_faults.len(), 2);
+        let (service, rule, lag) = &p.service_faults[0];
+        assert_eq!(*service, Service::Email);
+        assert_eq!(rule.as_ref().unwrap().calls, Some(1));
+        assert_eq!(*lag, None);
+        assert_eq!(p.service_faults[1], (Service::Payments, None, Some(50)));
+        assert_eq!(p.runs, [Vec::<Death>::new()], "one run, no deaths");
+    }
+
+    #[test]
+    fn die_after_plans_deaths_and_every_is_one_run_per_effect() {
+        let s = scenario(
+            "",
+            "[[faults]]\nworker = \"die-after\"\nstep = \"email\"\ncalls = 2\nrestart_after_ms = 50\n",
+        );
+        let p = plan(&s, &target()).unwrap();
+        assert_eq!(
+            p.runs,
+            [vec![Death {
+                effect: Effect::Email,
+                calls: 2,
+                restart_after_ms: 50
+            }]]
+        );
+
+        let s = scenario(
+            "",
+            "[[faults]]\nworker = \"die-after\"\nstep = \"charge\"\n[[faults]]\nworker = \"die-after\"\nstep = \"every\"\n",
+        );
+        let p = plan(&s, &target()).unwrap();
+        let charge_once = Death {
+            effect: Effect::Charge,
+            calls: 1,
+            restart_after_ms: DEFAULT_RESTART_AFTER_MS,
+        };
+        assert_eq!(
+            p.runs,
+            [
+                vec![charge_once, charge_once],
+                vec![
+                    charge_once,
+                    Death {
+                        effect: Effect::Email,
+                        ..charge_once
+                    }
+                ],
+            ],
+            "the target's two effects, each with the fixed death"
+        );
+    }
+
+    #[test]
+    fn the_lab_only_keys_are_refused_at_their_line() {
+        let cases = [
+            (
+                "pipeline = { structure = \"chained\" }",
+                "`pipeline` does not apply",
+            ),
+            ("pipeline = {}", "`pipeline` does not apply"),
+            ("reminders = [{ count = 1 }]", "`reminders` does not apply"),
+            ("backend = \"redis\"", "`backend` does not apply"),
+            ("concurrency = 1", "`concurrency` does not apply"),
+            ("max_retries = 3", "`max_retries` does not apply"),
+        ];
+        for (line, want) in cases {
+            let e = refused(&scenario(line, ""), &target());
+            assert_eq!(e.line, Some(3), "{line}: {e}");
+            assert!(e.message.contains(want), "{line}: {e}");
+            assert!(e.message.contains("a target's code is its own"), "{e}");
+            assert!(e.to_string().starts_with("s.toml:3:"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_declined_order_is_refused_at_its_decline() {
+        let text = "name = \"s\"\norders = [{ count = 1 },\n  { count = 1, decline = true }]\n[expect]\ncharges_per_order = 1\n";
+        let s = parse(text, Path::new("s.toml")).unwrap();
+        let e = refused(&s, &target());
+        assert_eq!((e.line, e.column), (Some(3), Some(26)), "{e}");
+        assert!(e.message.contains("`decline = true`"), "{e}");
+    }
+
+    #[test]
+    fn reminder_expectations_are_refused() {
+        let text =
+            "name = \"s\"\norders = [{ count = 1 }]\n\n[expect]\nreminders_per_reminder = 1\n";
+        let e = refused(&parse(text, Path::new("s.toml")).unwrap(), &target());
+        assert_eq!(e.line, Some(4), "{e}");
+        assert!(e.message.contains("counts reminders"), "{e}");
+    }
+
+    #[test]
+    fn faults_a_target_cannot_have_are_refused_at_their_table() {
+        let header = 4; // the first `[[faults]]` line in `scenario("", …)`
+        let cases = [
+            (
+                "worker = \"stale\"\ncode_version = \"v1\"",
+                "`worker = \"stale\"`",
+            ),
+            ("queue = \"duplicate\"", "`queue = …` faults"),
+            ("queue = \"down\"\nfor_ms = 100", "`queue = …` faults"),
+            ("scheduler = \"late\"", "`scheduler = \"late\"`"),
+            (
+                "worker = \"die-after\"\nstep = \"charge-recorded\"",
+                "not \"charge-recorded\"",
+            ),
+            (
+                "worker = \"die-after\"\nstep = \"commit\"",
+                "`step` must be \"charge\", \"email\", \"fulfillment\" or \"every\"",
+            ),
+            (
+                "worker = \"die-after\"\nstep = \"fulfillment\"",
+                "`effects` (charge, email) do not include it",
+            ),
+        ];
+        for (fault, want) in cases {
+            let s = scenario(
+                "",
+                &format!(
+                    "[[faults]]\nservice = \"email\"\nsearch_lag_ms = 1\n[[faults]]\n{fault}\n"
+                ),
+            );
+            let e = refused(&s, &target());
+            assert_eq!(e.line, Some(header + 3), "{fault}: {e}");
+            assert!(e.message.contains(want), "{fault}: {e}");
+        }
+    }
+
+    #[test]
+    fn die_after_needs_a_worker_process() {
+        let no_worker = file::parse(
+            "name = \"x\"\n[[process]]\nname = \"web\"\ncommand = [\"web\"]\n[place_order]\ncommand = [\"o\"]\n",
+            Path::new("/apps/x/target.toml"),
+        )
+        .unwrap();
+        let s = scenario("", "[[faults]]\nworker = \"die-after\"\nstep = \"every\"\n");
+        let e = refused(&s, &no_worker);
+        assert_eq!(e.line, Some(4), "{e}");
+        assert!(
+            e.message
+                .contains("`role = \"worker\"` processes, and /apps/x/target.toml has none"),
+            "{e}"
+        );
+        // The same scenario is fine for a target with a worker.
+        assert_eq!(plan(&s, &target()).unwrap().runs.len(), 2);
+    }
+}
