@@ -106,7 +106,7 @@ impl Template {
                         chars.next();
                     }
                     let var = Var::parse(name, scope)
-                        .map_err(|why| format!("{why} in template {source:?}"))?;
+                        .map_err(|why| format!("in template {source:?}: {why}"))?;
                     if !literal.is_empty() {
                         parts.push(Part::Literal(std::mem::take(&mut literal)));
                     }
