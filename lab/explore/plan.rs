@@ -97,6 +97,7 @@ impl Plan {
             faults: self.faults.clone(),
             expect: safe_expect(self.reminders > 0),
             path: None,
+            spans: Default::default(),
         }
     }
 }
@@ -140,7 +141,11 @@ pub fn fault() -> impl Strategy<Value = Fault> {
     prop_oneof![
         4 => service_fault(),
         2 => prop::sample::select(Step::ALL.to_vec())
-            .prop_map(|step| Fault::WorkerDies { step: Some(step) }),
+            .prop_map(|step| Fault::WorkerDies {
+                step: Some(step),
+                calls: None,
+                restart_after_ms: None,
+            }),
         1 => Just(Fault::DuplicateDelivery),
         2 => search_lag(),
         1 => (100..=MAX_QUEUE_DOWN_MS).prop_map(|for_ms| Fault::QueueDown { for_ms }),

@@ -30,7 +30,7 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> ScenarioResult {
     let every = scenario
         .faults
         .iter()
-        .any(|f| matches!(f, Fault::WorkerDies { step: None }));
+        .any(|f| matches!(f, Fault::WorkerDies { step: None, .. }));
     let steps: Vec<Option<Step>> = if every {
         Step::ALL.iter().copied().map(Some).collect()
     } else {

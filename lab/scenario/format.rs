@@ -33,6 +33,49 @@ pub struct Scenario {
     /// Where it was read from, for reports.
     #[serde(skip)]
     pub path: Option<PathBuf>,
+    /// Where some keys were written, so that a later check (a target's
+    /// rules, `lab check`'s own) can name their line and column.
+    #[serde(skip)]
+    pub spans: KeySpans,
+}
+
+/// A 1-based line and column in the scenario file.
+pub type At = (usize, usize);
+
+/// Where the keys a later check may refuse were written: `None` (or an
+/// empty list) for a scenario built in code. Only the keys written in the
+/// file are here — a default-valued `pipeline` is indistinguishable from a
+/// missing one by its value, so only its span says it was given.
+#[derive(Debug, Clone, Default)]
+pub struct KeySpans {
+    pub pipeline: Option<At>,
+    pub reminders: Option<At>,
+    pub backend: Option<At>,
+    pub concurrency: Option<At>,
+    pub max_retries: Option<At>,
+    /// The `[expect]` table.
+    pub expect: Option<At>,
+    /// Each `[[faults]]` entry, at the same index as `Scenario::faults`.
+    pub faults: Vec<At>,
+    /// Each `orders` entry's `decline` when it is `true` (same index as
+    /// `Scenario::orders`).
+    pub declines: Vec<Option<At>>,
+}
+
+/// Two scenarios that say the same are equal wherever their keys were
+/// written: a scenario written back and read again (`lab explore`'s
+/// counterexamples) compares equal to the one it came from.
+impl PartialEq for KeySpans {
+    fn eq(&self, _: &KeySpans) -> bool {
+        true
+    }
+}
+
+impl KeySpans {
+    /// Where fault `index` was written, if known.
+    pub fn fault(&self, index: usize) -> Option<At> {
+        self.faults.get(index).copied()
+    }
 }
 
 /// `orders = [{ count = 3 }]`.
@@ -80,7 +123,15 @@ pub enum Fault {
         search_lag_ms: Option<u64>,
     },
     /// The worker process dies after a step (`None`: every step, one run each).
-    WorkerDies { step: Option<Step> },
+    WorkerDies {
+        step: Option<Step>,
+        /// For a target only: the worker dies the `calls`-th time the effect
+        /// is performed (default the first).
+        calls: Option<u64>,
+        /// For a target only: how long its supervisor waits before starting
+        /// the killed workers again (default 500 ms).
+        restart_after_ms: Option<u64>,
+    },
     /// An old worker, running other code, shares the queues.
     StaleWorker {
         code_version: String,
@@ -119,6 +170,18 @@ impl fmt::Display for ScenarioError {
 
 impl std::error::Error for ScenarioError {}
 
+impl ScenarioError {
+    /// An error at a 1-based line and column of `path` (none when unknown).
+    pub fn at(path: &Path, at: Option<At>, message: impl Into<String>) -> ScenarioError {
+        ScenarioError {
+            path: path.to_path_buf(),
+            line: at.map(|(line, _)| line),
+            column: at.map(|(_, column)| column),
+            message: message.into(),
+        }
+    }
+}
+
 /// The file as written, before the checks that span several keys.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -127,22 +190,34 @@ struct RawScenario {
     #[serde(default)]
     description: Option<String>,
     #[serde(default)]
-    pipeline: Knobs,
+    pipeline: Option<Spanned<Knobs>>,
     #[serde(default)]
-    orders: Vec<OrderBatch>,
+    orders: Vec<RawOrderBatch>,
     #[serde(default)]
-    reminders: Vec<ReminderBatch>,
+    reminders: Option<Spanned<Vec<ReminderBatch>>>,
     #[serde(default)]
     concurrency: Option<Spanned<u32>>,
     #[serde(default)]
     seed: Option<u64>,
     #[serde(default)]
-    max_retries: Option<u32>,
+    max_retries: Option<Spanned<u32>>,
     #[serde(default)]
-    backend: Option<BackendKind>,
+    backend: Option<Spanned<BackendKind>>,
     #[serde(default)]
     faults: Vec<Spanned<RawFault>>,
     expect: Spanned<Expect>,
+}
+
+/// An `orders` entry as written: [`OrderBatch`] with where `decline` is.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOrderBatch {
+    #[serde(default = "one")]
+    count: u32,
+    #[serde(default = "one")]
+    quantity: u32,
+    #[serde(default)]
+    decline: Option<Spanned<bool>>,
 }
 
 /// A `[[faults]]` table: every key any kind of fault may have.
@@ -162,6 +237,7 @@ struct RawFault {
     search_lag_ms: Option<u64>,
     worker: Option<WorkerFault>,
     step: Option<StepOrEvery>,
+    restart_after_ms: Option<u64>,
     code_version: Option<String>,
     pipeline: Option<Knobs>,
     queue: Option<QueueFault>,
@@ -238,7 +314,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
     }
     let every = faults
         .iter()
-        .filter(|f| matches!(f, Fault::WorkerDies { step: None }))
+        .filter(|f| matches!(f, Fault::WorkerDies { step: None, .. }))
         .count();
     if every > 1 {
         return Err(at(
@@ -254,6 +330,36 @@ pub fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
             format!("`concurrency` must be 1 to 64, got {concurrency}"),
         ));
     }
+    let where_ = |span: std::ops::Range<usize>| line_column(text, span.start);
+    let spans = KeySpans {
+        pipeline: raw.pipeline.as_ref().map(|p| where_(p.span())),
+        reminders: raw.reminders.as_ref().map(|r| where_(r.span())),
+        backend: raw.backend.as_ref().map(|b| where_(b.span())),
+        concurrency: raw.concurrency.as_ref().map(|c| where_(c.span())),
+        max_retries: raw.max_retries.as_ref().map(|m| where_(m.span())),
+        expect: Some(where_(raw.expect.span())),
+        faults: raw.faults.iter().map(|f| where_(f.span())).collect(),
+        declines: raw
+            .orders
+            .iter()
+            .map(|o| {
+                o.decline
+                    .as_ref()
+                    .filter(|d| *d.get_ref())
+                    .map(|d| where_(d.span()))
+            })
+            .collect(),
+    };
+    let orders: Vec<OrderBatch> = raw
+        .orders
+        .iter()
+        .map(|o| OrderBatch {
+            count: o.count,
+            quantity: o.quantity,
+            decline: o.decline.as_ref().is_some_and(|d| *d.get_ref()),
+        })
+        .collect();
+    let reminders = raw.reminders.map(Spanned::into_inner).unwrap_or_default();
     let expect = raw.expect.get_ref().clone();
     if expect == Expect::default() {
         return Err(at(
@@ -261,7 +367,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
             "`[expect]` must say what must be true (e.g. `charges_per_order = 1`) or which `violation` the scenario shows".into(),
         ));
     }
-    if raw.orders.is_empty() && raw.reminders.is_empty() {
+    if orders.is_empty() && reminders.is_empty() {
         return Err(at(
             None,
             "a scenario needs `orders` or `reminders` to run".into(),
@@ -270,17 +376,53 @@ pub fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
     Ok(Scenario {
         name: raw.name,
         description: raw.description,
-        pipeline: raw.pipeline,
-        orders: raw.orders,
-        reminders: raw.reminders,
+        pipeline: raw.pipeline.map(Spanned::into_inner).unwrap_or_default(),
+        orders,
+        reminders,
         concurrency: concurrency as usize,
         seed: raw.seed,
-        max_retries: raw.max_retries,
-        backend: raw.backend,
+        max_retries: raw.max_retries.map(Spanned::into_inner),
+        backend: raw.backend.map(Spanned::into_inner),
         faults,
         expect,
         path: None,
+        spans,
     })
+}
+
+/// Refuses what only a target run takes (`lab check` without `--target`):
+/// the lab's own worker deaths happen at a pipeline boundary, once, and the
+/// runner replaces the worker at once, so `calls` and `restart_after_ms`
+/// on `worker = "die-after"` would silently mean nothing.
+pub fn check_for_lab(scenario: &Scenario) -> Result<(), ScenarioError> {
+    let path = scenario
+        .path
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("<scenario>"));
+    for (index, fault) in scenario.faults.iter().enumerate() {
+        if let Fault::WorkerDies {
+            calls,
+            restart_after_ms,
+            ..
+        } = fault
+        {
+            let key = if restart_after_ms.is_some() {
+                "restart_after_ms"
+            } else if calls.is_some() {
+                "calls"
+            } else {
+                continue;
+            };
+            return Err(ScenarioError::at(
+                &path,
+                scenario.spans.fault(index),
+                format!(
+                    "`{key}` is for a target (lab check --target); the lab's own worker deaths happen once, at the step's boundary, and the runner starts a new worker at once: remove it, or run the scenario against a target"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Sorts a `[[faults]]` table into its kind, refusing keys that belong to
@@ -312,6 +454,7 @@ fn check_fault(raw: &RawFault) -> Result<Fault, String> {
         let present = rule_keys.iter().map(|(k, p)| (*k, *p)).chain([
             ("for_ms", raw.for_ms.is_some()),
             ("step", raw.step.is_some()),
+            ("restart_after_ms", raw.restart_after_ms.is_some()),
             ("code_version", raw.code_version.is_some()),
             ("pipeline", raw.pipeline.is_some()),
         ]);
@@ -377,14 +520,27 @@ fn check_fault(raw: &RawFault) -> Result<Fault, String> {
     if let Some(worker) = raw.worker {
         return match worker {
             WorkerFault::DieAfter => {
-                only("`worker = \"die-after\"`", &["step"])?;
-                match raw.step {
-                    None => Err(
-                        "`worker = \"die-after\"` needs a `step` (a boundary, or \"every\")".into(),
-                    ),
-                    Some(StepOrEvery::Step(step)) => Ok(Fault::WorkerDies { step: Some(step) }),
-                    Some(StepOrEvery::Every(_)) => Ok(Fault::WorkerDies { step: None }),
+                only(
+                    "`worker = \"die-after\"`",
+                    &["step", "calls", "restart_after_ms"],
+                )?;
+                if raw.calls == Some(0) {
+                    return Err("`calls` counts the effects performed before the worker dies: it must be 1 or more".into());
                 }
+                let step =
+                    match raw.step {
+                        None => return Err(
+                            "`worker = \"die-after\"` needs a `step` (a boundary, or \"every\")"
+                                .into(),
+                        ),
+                        Some(StepOrEvery::Step(step)) => Some(step),
+                        Some(StepOrEvery::Every(_)) => None,
+                    };
+                Ok(Fault::WorkerDies {
+                    step,
+                    calls: raw.calls,
+                    restart_after_ms: raw.restart_after_ms,
+                })
             }
             WorkerFault::Stale => {
                 only("`worker = \"stale\"`", &["code_version", "pipeline"])?;
@@ -417,7 +573,7 @@ fn check_fault(raw: &RawFault) -> Result<Fault, String> {
 }
 
 /// 1-based line and column of a byte offset.
-fn line_column(text: &str, offset: usize) -> (usize, usize) {
+pub(crate) fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
     let column = before
@@ -468,7 +624,9 @@ notified = 0
         assert_eq!(
             s.faults[1],
             Fault::WorkerDies {
-                step: Some(Step::Charge)
+                step: Some(Step::Charge),
+                calls: None,
+                restart_after_ms: None,
             }
         );
         assert_eq!(s.expect.orders, Some(OrdersExpectation::AllComplete));
@@ -515,6 +673,79 @@ notified = 0
         let text = GOOD.replace("calls = 2", "probability = 1.5");
         let err = parse_str(&text).unwrap_err();
         assert!(err.message.contains("between 0 and 1"), "{err}");
+    }
+
+    #[test]
+    fn spans_record_where_the_refusable_keys_are() {
+        let text = "name = \"x\"\npipeline = { structure = \"chained\" }\nbackend = \"memory\"\nmax_retries = 3\nconcurrency = 2\norders = [{ count = 1 }, { count = 2, decline = true }, { decline = false }]\nreminders = [{ count = 1 }]\n\n[[faults]]\nqueue = \"duplicate\"\n\n[[faults]]\nworker = \"die-after\"\nstep = \"email\"\n\n[expect]\nnotified = 0\n";
+        let s = parse_str(text).unwrap();
+        let line = |at: Option<At>| at.map(|(l, _)| l);
+        assert_eq!(line(s.spans.pipeline), Some(2));
+        assert_eq!(line(s.spans.backend), Some(3));
+        assert_eq!(line(s.spans.max_retries), Some(4));
+        assert_eq!(line(s.spans.concurrency), Some(5));
+        assert_eq!(line(s.spans.reminders), Some(7));
+        assert_eq!(line(s.spans.expect), Some(16));
+        assert_eq!(
+            s.spans.faults.iter().map(|a| a.0).collect::<Vec<_>>(),
+            [9, 12]
+        );
+        assert_eq!(s.spans.declines.len(), 3);
+        assert_eq!(s.spans.declines[0], None);
+        assert_eq!(s.spans.declines[1], Some((6, 49)));
+        assert_eq!(
+            s.spans.declines[2], None,
+            "decline = false is nothing to refuse"
+        );
+        assert!(s.orders[1].decline && !s.orders[2].decline);
+
+        let bare =
+            parse_str("name = \"x\"\norders = [{ count = 1 }]\n[expect]\nnotified = 0\n").unwrap();
+        assert_eq!(bare.spans.pipeline, None);
+        assert_eq!(bare.spans.reminders, None);
+        assert_eq!(bare.spans.backend, None);
+        assert_eq!(bare.spans.max_retries, None);
+        assert_eq!(bare.spans.concurrency, None);
+    }
+
+    #[test]
+    fn die_after_takes_calls_and_restart_after_ms_which_the_lab_refuses() {
+        let text = GOOD.replace(
+            "step = \"charge\"",
+            "step = \"charge\"\ncalls = 3\nrestart_after_ms = 200",
+        );
+        let s = parse_str(&text).unwrap();
+        assert_eq!(
+            s.faults[1],
+            Fault::WorkerDies {
+                step: Some(Step::Charge),
+                calls: Some(3),
+                restart_after_ms: Some(200),
+            }
+        );
+        let err = check_for_lab(&s).unwrap_err();
+        assert_eq!(err.line, Some(11), "{err}");
+        assert!(
+            err.message.contains("`restart_after_ms` is for a target"),
+            "{err}"
+        );
+
+        let text = GOOD.replace("step = \"charge\"", "step = \"charge\"\ncalls = 2");
+        let err = check_for_lab(&parse_str(&text).unwrap()).unwrap_err();
+        assert!(err.message.starts_with("`calls` is for a target"), "{err}");
+        assert!(check_for_lab(&parse_str(GOOD).unwrap()).is_ok());
+
+        let text = GOOD.replace("step = \"charge\"", "step = \"charge\"\ncalls = 0");
+        let err = parse_str(&text).unwrap_err();
+        assert!(err.message.contains("1 or more"), "{err}");
+
+        let text = GOOD.replace("calls = 2", "calls = 2\nrestart_after_ms = 5");
+        let err = parse_str(&text).unwrap_err();
+        assert!(
+            err.message
+                .contains("`restart_after_ms` does not go with a service fault"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -145,7 +145,7 @@ pub(super) async fn setup(
     }
     let deaths = WorkerDeaths::none();
     for fault in &scenario.faults {
-        if let Fault::WorkerDies { step } = fault {
+        if let Fault::WorkerDies { step, .. } = fault {
             if let Some(step) = step.or(every_step) {
                 deaths.plan(step, 1);
             }

@@ -113,9 +113,19 @@ fn write_fault(out: &mut String, fault: &Fault) {
                 line(out, "search_lag_ms", &lag.to_string());
             }
         }
-        Fault::WorkerDies { step } => {
+        Fault::WorkerDies {
+            step,
+            calls,
+            restart_after_ms,
+        } => {
             line(out, "worker", &string("die-after"));
             line(out, "step", &string(step.map_or("every", |s| s.name())));
+            if let Some(calls) = calls {
+                line(out, "calls", &calls.to_string());
+            }
+            if let Some(ms) = restart_after_ms {
+                line(out, "restart_after_ms", &ms.to_string());
+            }
         }
         Fault::StaleWorker {
             code_version,
@@ -345,9 +355,15 @@ mod tests {
                     }),
                     search_lag_ms: None,
                 },
-                Fault::WorkerDies { step: None },
+                Fault::WorkerDies {
+                    step: None,
+                    calls: None,
+                    restart_after_ms: None,
+                },
                 Fault::WorkerDies {
                     step: Some(crate::pipeline::Step::EmailRecorded),
+                    calls: Some(2),
+                    restart_after_ms: Some(0),
                 },
                 Fault::StaleWorker {
                     code_version: "v1".into(),
@@ -373,6 +389,7 @@ mod tests {
                 violation: Some(Invariant::LostJobs),
             },
             path: None,
+            spans: Default::default(),
         };
         assert_eq!(round_trip(&scenario), scenario);
     }

@@ -12,7 +12,8 @@
 //!
 //! - [`file`]: the target file format, parsed strictly (errors name the
 //!   file, line and column); [`template`]: the `{fakes}`, `{redis}`,
-//!   `{port}`, `{port.NAME}`, `{dir}` and `{n}` templates in it.
+//!   `{port}`, `{port.NAME}`, `{dir}`, `{n}` and `{quantity}` templates in
+//!   it.
 //! - [`scenario_rules`]: which scenario keys and faults a target takes.
 //! - [`processes`]: the app's processes, each in its own process group with
 //!   its log file: started, waited for, killed, stopped.
@@ -24,6 +25,9 @@
 //! - [`sidekiq`]: a Sidekiq app's Redis: what is left to run, the dead set,
 //!   "Retry now".
 
+pub mod file;
 pub mod kills;
 pub mod place;
+pub mod scenario_rules;
 pub mod sidekiq;
+pub mod template;
