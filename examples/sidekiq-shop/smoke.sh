@@ -2,9 +2,9 @@
 # A check of the example by hand, without `lab check --target`: for each case
 # it starts the shop (sidekiq + puma) against `lab fakes` and a private
 # redis-server on free ports, sets one fault, places 2 orders, waits until
-# every job has run (moving Sidekiq's retries at once, as its "Retry now"
-# button does), prints what each order got from the providers' ledgers, and
-# says whether that is what the case expects.
+# every job has run (moving Sidekiq's retries to their queues at once, as
+# its poller would when they are due), prints what each order got from the
+# providers' ledgers, and says whether that is what the case expects.
 #
 #   examples/sidekiq-shop/smoke.sh            # the three checks of the README
 #   examples/sidekiq-shop/smoke.sh all        # every case below
@@ -75,6 +75,14 @@ require "sidekiq/api"
 Redis.silence_deprecations = true if Redis.respond_to?(:silence_deprecations=)
 Sidekiq.configure_client { |c| c.redis = { url: ENV.fetch("REDIS_URL") } }
 
+# Due or not, every retry back onto its queue as Sidekiq's own poller moves
+# it: the payload as it is. (Sidekiq's "Retry now", RetrySet#retry_all,
+# also lowers retry_count by one, so with it a job would never run out of
+# retries.)
+def move_retries
+  Sidekiq::RetrySet.new.each { |entry| Sidekiq::Client.push(entry.item) if entry.delete }
+end
+
 def ledger(service)
   JSON.parse(Net::HTTP.get(URI("#{ENV.fetch("FAKE_API_URL")}/#{service}/ledger")))
 end
@@ -92,6 +100,10 @@ when "idle"
   live = Sidekiq::ProcessSet.new.find { |p| p["pid"] == pid }
   waiting = Sidekiq::Queue.all.sum(&:size) + Sidekiq::RetrySet.new.size + Sidekiq::ScheduledSet.new.size
   exit(live && live["busy"].zero? && waiting.zero? ? 0 : 1)
+when "dead"
+  # Retries moved at once until this many jobs are in the dead set.
+  move_retries
+  exit(Sidekiq::DeadSet.new.size >= Integer(ARGV.fetch(1)) ? 0 : 1)
 when "stale"
   # What Sidekiq's own API still says about the killed process.
   Sidekiq::ProcessSet.new.each do |p|
@@ -103,7 +115,7 @@ when "stale"
 when "settled"
   # Move every retry to its queue now; settled = every order finished and
   # nothing waiting, retrying or running.
-  Sidekiq::RetrySet.new.retry_all
+  move_retries
   queued = Sidekiq::Queue.all.sum(&:size)
   busy = Sidekiq::Workers.new.size
   retries = Sidekiq::RetrySet.new.size
@@ -125,8 +137,10 @@ when "counts"
   counts.each { |id, c, e, f| puts "  order #{id}: charges=#{c} emails=#{e} fulfillments=#{f}" }
   puts "  dead jobs=#{Sidekiq::DeadSet.new.size} notified=#{ledger("error-catcher").size}"
   # What the case expects, as the sorted per-order triples, e.g. "111,111".
+  # With " dead=D notified=N" after them when the case expects deaths.
   got = counts.map { |_, c, e, f| "#{c}#{e}#{f}" }.sort.join(",")
   want = ARGV.fetch(2)
+  got += " dead=#{Sidekiq::DeadSet.new.size} notified=#{ledger("error-catcher").size}" if want.include?("dead=")
   puts "  per-order (charges,emails,fulfillments) sorted: #{got}, expected #{want}"
   exit(got == want ? 0 : 1)
 end
@@ -158,13 +172,14 @@ start_worker() {
     die "sidekiq did not start: $WORK/$1.worker.log"
 }
 
-# run_case NAME VARIANT SERVICE RULES EXPECTED [kill]: one fresh shop, the
-# service's fault rules, 2 orders. With "kill", the sidekiq process is
+# run_case NAME VARIANT SERVICE RULES EXPECTED [kill|dead]: one fresh shop,
+# the service's fault rules, 2 orders. With "kill", the sidekiq process is
 # SIGKILLed while both charges are in flight (the rules must make the charge
-# slow) and started again, as a supervisor would.
+# slow) and started again, as a supervisor would. With "dead", the run ends
+# when both first jobs have used up their retries.
 run_case() {
   local name=$1 variant=$2 service=$3 rules=$4 expected=$5 kill=${6:-} port ids="" i location verdict=0
-  log "== $name: SHOP_VARIANT=$variant, $service rules $rules${kill:+, the worker killed mid-charge}"
+  log "== $name: SHOP_VARIANT=$variant, $service rules $rules${kill:+ ($kill)}"
   curl -fsS -X POST "$FAKE_API_URL/reset" >/dev/null
   redis-cli -p "$REDIS_PORT" flushall >/dev/null
   port=$(free_port)
@@ -182,7 +197,7 @@ run_case() {
     ids+=${ids:+,}${location##*/}
   done
   log "placed orders $ids"
-  if [[ -n $kill ]]; then
+  if [[ $kill == kill ]]; then
     # Sidekiq 6.4 writes its busy count only with its 5 s heartbeat, so the
     # job's own "start" log line is what says the charge is under way.
     wait_for "both first jobs started" 30 started_at_least 2 "$WORK/$name.worker.log" ||
@@ -196,6 +211,8 @@ run_case() {
     # or running in the new process.
     wait_for "the new process is idle with nothing queued" "$WAIT_S" ruby "$WORK/helper.rb" idle "$WORKER" || verdict=1
     ruby "$WORK/helper.rb" stale
+  elif [[ $kill == dead ]]; then
+    wait_for "both jobs dead" $((WAIT_S * 2)) ruby "$WORK/helper.rb" dead 2 || verdict=1
   elif ! wait_for "every job ran" "$WAIT_S" ruby "$WORK/helper.rb" settled "$ids"; then
     log "not settled after ${WAIT_S}s"
     verdict=1
@@ -214,6 +231,7 @@ CRASH_3='{"faults":[{"mode":"crash","calls":3}]}'
 THROTTLE_2='{"faults":[{"mode":"throttle","calls":2,"retry_after_s":1}]}'
 # 3 s, under the shop's 5 s read timeout: time to kill the process while the
 # charges are under way; the provider finishes them after the client is gone.
+DOWN='{"faults":[{"mode":"crash"}]}'
 SLOW_CHARGES='{"faults":[{"mode":"slow","sleep_ms":3000,"calls":2}]}'
 # NAME: variant | service | rules | per-order "charges emails fulfillments",
 # sorted | kill. The first three are the brief's check by hand.
@@ -233,13 +251,16 @@ declare -A CASES=(
   # killed mid-charge: basic fetch lost both jobs; charged, never completed
   [naive-kill]="naive|payments|$SLOW_CHARGES|100,100|kill"
   [safe-kill]="safe|payments|$SLOW_CHARGES|100,100|kill"
+  # payments stays down: 26 attempts each, then the dead set and one
+  # notification per death (none for the 50 transient failures before)
+  [safe-payments-down]="safe|payments|$DOWN|000,000 dead=2 notified=2|dead"
 )
 ORDER=(naive-clean naive-email-crash safe-email-crash)
 case "${1:-}" in
   "") ;;
   all) ORDER=(naive-clean naive-email-crash safe-email-crash naive-email-drop safe-email-drop
     safe-payments-crash safe-payments-throttle safe-payments-send-then-crash safe-fulfillment-drop
-    naive-kill safe-kill) ;;
+    naive-kill safe-kill safe-payments-down) ;;
   *) ORDER=("$@") ;;
 esac
 
