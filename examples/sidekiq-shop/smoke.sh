@@ -44,6 +44,7 @@ stop_pid() {
   wait "$pid" 2>/dev/null || true
 }
 
+# shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
   local pid
   for pid in "${CASE_PIDS[@]}" "${PIDS[@]}"; do stop_pid "$pid"; done
@@ -159,6 +160,7 @@ wait_for "redis up on $REDIS_PORT" 30 redis-cli -p "$REDIS_PORT" ping || die "re
 export FAKE_API_URL REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
 
 # started_at_least N LOG: N jobs of the first class have logged their start.
+# shellcheck disable=SC2317 # called through wait_for
 started_at_least() {
   (($(grep -cE 'class=(CompleteOrderJob|ChargeOrderJob) .*INFO: start' "$2") >= $1))
 }
