@@ -14,6 +14,7 @@ use serde_json::json;
 use crate::scenario::engine::{self, RunOptions};
 use crate::scenario::result::{self, ScenarioResult};
 use crate::scenario::{self, Scenario, ScenarioError};
+use crate::target::{self, run::TargetOptions, file::Target};
 
 /// Exit code: every scenario ended as it expected.
 pub const EXIT_OK: u8 = 0;
@@ -25,8 +26,19 @@ pub const EXIT_INVALID: u8 = 2;
 /// `lab check`.
 #[derive(Debug, Clone, Args)]
 pub struct CheckArgs {
-    /// Scenario files, or directories of them (`*.toml`); default: `scenarios/`.
+    /// Scenario files, or directories of them (`*.toml`); default:
+    /// `scenarios/`, or with `--target FILE` the folder
+    /// `scenarios/<FILE's name>/` beside it.
     pub paths: Vec<PathBuf>,
+    /// Run the scenarios against your own app, described by this target
+    /// file (its processes, how to place an order, when it has settled),
+    /// instead of the lab's own pipeline.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["redis", "database"])]
+    pub target: Option<PathBuf>,
+    /// With `--target`: keep the logs of the runs that did not end as
+    /// expected in this folder (default: the system's temporary folder).
+    #[arg(long, value_name = "DIR", requires = "target")]
+    pub logs: Option<PathBuf>,
     /// The report's format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -38,7 +50,8 @@ pub struct CheckArgs {
     /// do not set their own `seed`.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Scenarios run at once (default: the number of cores).
+    /// Scenarios run at once (default: the number of cores; with
+    /// `--target`, 1: each run starts the app's processes).
     #[arg(long)]
     pub jobs: Option<usize>,
     /// Run the queues on this Redis (Sidekiq's layout; each scenario in a
@@ -65,10 +78,20 @@ pub enum Format {
 /// Runs `lab check`; returns the exit code.
 pub async fn run(args: CheckArgs) -> u8 {
     let started = Instant::now();
-    let paths = if args.paths.is_empty() {
-        vec![PathBuf::from("scenarios")]
-    } else {
-        args.paths.clone()
+    let target = match &args.target {
+        None => None,
+        Some(path) => match target::file::load(path) {
+            Ok(target) => Some(target),
+            Err(err) => {
+                eprintln!("error: {err}");
+                return EXIT_INVALID;
+            }
+        },
+    };
+    let paths = match (&target, args.paths.is_empty()) {
+        (_, false) => args.paths.clone(),
+        (None, true) => vec![PathBuf::from("scenarios")],
+        (Some(target), true) => vec![target::default_scenarios(target)],
     };
     let files = match scenario_files(&paths) {
         Ok(files) => files,
@@ -79,7 +102,16 @@ pub async fn run(args: CheckArgs) -> u8 {
     };
     let (scenarios, errors): (Vec<_>, Vec<_>) = files
         .iter()
-        .map(|f| scenario::load(f))
+        .map(|f| {
+            let scenario = scenario::load(f)?;
+            match &target {
+                None => scenario::format::check_for_lab(&scenario)?,
+                Some(target) => {
+                    target::scenario_rules::plan(&scenario, target)?;
+                }
+            }
+            Ok(scenario)
+        })
         .partition(Result::is_ok);
     let errors: Vec<ScenarioError> = errors.into_iter().filter_map(Result::err).collect();
     if !errors.is_empty() {
@@ -94,7 +126,10 @@ pub async fn run(args: CheckArgs) -> u8 {
         return EXIT_INVALID;
     }
     let scenarios: Vec<Scenario> = scenarios.into_iter().filter_map(Result::ok).collect();
-    let results = run_all(scenarios, &args).await;
+    let results = match &target {
+        None => run_all(scenarios, &args).await,
+        Some(target) => run_all_against(target, scenarios, &args).await,
+    };
     let elapsed = started.elapsed();
     let failed = results.iter().filter(|r| !r.passed()).count();
     let rendered = match args.format {
@@ -170,15 +205,7 @@ async fn run_all(scenarios: Vec<Scenario>, args: &CheckArgs) -> Vec<ScenarioResu
         database: args.database.clone(),
         ..RunOptions::default()
     };
-    let bar = if std::io::stderr().is_terminal() {
-        indicatif::ProgressBar::new(scenarios.len() as u64)
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
+    let bar = progress(scenarios.len());
     let semaphore = Arc::new(tokio::sync::Semaphore::new(jobs));
     let mut handles = Vec::new();
     for scenario in scenarios {
@@ -210,6 +237,64 @@ async fn run_all(scenarios: Vec<Scenario>, args: &CheckArgs) -> Vec<ScenarioResu
     }
     bar.finish_and_clear();
     results
+}
+
+/// Runs every scenario against the target, `--jobs` at a time (default
+/// one), each run with its own fake services, ports and Redis.
+async fn run_all_against(
+    target: &Target,
+    scenarios: Vec<Scenario>,
+    args: &CheckArgs,
+) -> Vec<ScenarioResult> {
+    let jobs = args.jobs.unwrap_or(1).max(1);
+    let options = TargetOptions {
+        logs: args.logs.clone(),
+    };
+    let bar = progress(scenarios.len());
+    let target = Arc::new(target.clone());
+    let semaphore = Arc::new(tokio::sync::Semaphore::new(jobs));
+    let mut handles = Vec::new();
+    for scenario in scenarios {
+        let (semaphore, options, bar, target) =
+            (semaphore.clone(), options.clone(), bar.clone(), target.clone());
+        handles.push(tokio::spawn(async move {
+            let _permit = semaphore.acquire_owned().await.ok();
+            bar.set_message(scenario.name.clone());
+            let result = match target::scenario_rules::plan(&scenario, &target) {
+                Ok(plan) => Some(target::run::run(&target, &scenario, &plan, &options).await),
+                Err(err) => {
+                    eprintln!("error: {err}");
+                    None
+                }
+            };
+            bar.inc(1);
+            result
+        }));
+    }
+    let mut results = Vec::new();
+    for handle in handles {
+        match handle.await {
+            Ok(Some(result)) => results.push(result),
+            Ok(None) => {}
+            Err(err) => eprintln!("error: a scenario run failed: {err}"),
+        }
+    }
+    bar.finish_and_clear();
+    results
+}
+
+/// A progress bar on a terminal, hidden otherwise.
+fn progress(len: usize) -> indicatif::ProgressBar {
+    let bar = if std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::new(len as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar
 }
 
 fn summary_table(results: &[ScenarioResult]) -> String {

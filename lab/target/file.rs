@@ -782,6 +782,7 @@ fulfillment = "metadata.order_id"
             dir: "/apps/shop",
             n,
             quantity: Some(1),
+            ..Vars::default()
         }
     }
 

@@ -31,3 +31,14 @@ pub mod place;
 pub mod scenario_rules;
 pub mod sidekiq;
 pub mod template;
+
+/// The scenarios of a target file when none are named:
+/// `scenarios/<file's name>/` beside it (`examples/shop/naive.toml` has
+/// `examples/shop/scenarios/naive/`).
+pub fn default_scenarios(target: &file::Target) -> std::path::PathBuf {
+    let stem = target
+        .path
+        .file_stem()
+        .map_or_else(|| "scenarios".into(), |s| s.to_os_string());
+    target.dir.join("scenarios").join(stem)
+}

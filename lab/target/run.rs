@@ -318,24 +318,33 @@ async fn drive(
         .map(|p| (p.name.clone(), free_port()))
         .collect();
     let dir = target.dir.display().to_string();
-    let vars = |own: Option<&str>| Vars {
+    let run_dir = lab.logs_dir.display().to_string();
+    let lab_binary = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "lab".into());
+    let base = Vars {
         fakes: &fakes_url,
         redis: redis_url.as_deref(),
         ports: &ports,
-        own: own.map(str::to_string),
+        own: None,
         dir: &dir,
+        run_dir: &run_dir,
+        lab: &lab_binary,
         n: None,
         quantity: None,
     };
     let common_env: Vec<(String, String)> = target
         .env
         .iter()
-        .map(|(k, t)| (k.clone(), t.fill(&vars(None))))
+        .map(|(k, t)| (k.clone(), t.fill(&base)))
         .collect();
 
     // The app's processes, in file order, each waited for.
     for spec in &target.processes {
-        let own = vars(Some(&spec.name));
+        let own = Vars {
+            own: Some(&spec.name),
+            ..base
+        };
         let mut env = common_env.clone();
         env.extend(spec.env.iter().map(|(k, t)| (k.clone(), t.fill(&own))));
         let config = ProcessConfig {
@@ -358,7 +367,7 @@ async fn drive(
             .push((spec.name.clone(), is_worker, process, ready));
     }
     if let Some(sidekiq) = &target.sidekiq {
-        let url = sidekiq.redis.fill(&vars(None));
+        let url = sidekiq.redis.fill(&base);
         lab.sidekiq = Some(SidekiqView::connect(&url, sidekiq.namespace.as_deref()).await?);
     }
 
@@ -388,7 +397,7 @@ async fn drive(
             let filled = Vars {
                 n: Some(n),
                 quantity: Some(quantity),
-                ..vars(None)
+                ..base
             };
             (n, order_request(target, &filled, &common_env))
         })
@@ -466,18 +475,17 @@ fn order_request(target: &Target, vars: &Vars, env: &[(String, String)]) -> Orde
             env: env.to_vec(),
             cwd: target.dir.clone(),
         },
-        PlaceOrder::Http {
-            method,
-            url,
-            form,
-            json,
-            headers,
-        } => OrderRequest::Http {
-            method: method.clone(),
-            url: url.fill(vars),
-            form: form.iter().map(|(k, t)| (k.clone(), t.fill(vars))).collect(),
-            json: json.as_ref().map(|j| j.fill(vars)),
-            headers: headers
+        PlaceOrder::Http(http) => OrderRequest::Http {
+            method: http.method.as_str().to_string(),
+            url: http.url.fill(vars),
+            form: http
+                .form
+                .iter()
+                .map(|(k, t)| (k.clone(), t.fill(vars)))
+                .collect(),
+            json: http.json.as_ref().map(|j| j.fill(vars)),
+            headers: http
+                .headers
                 .iter()
                 .map(|(k, t)| (k.clone(), t.fill(vars)))
                 .collect(),

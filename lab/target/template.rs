@@ -1,5 +1,6 @@
 //! Templates in a target file: `{fakes}`, `{redis}`, `{port}`,
-//! `{port.NAME}`, `{dir}`, `{n}` and `{quantity}` inside its strings.
+//! `{port.NAME}`, `{dir}`, `{run_dir}`, `{lab}`, `{n}` and `{quantity}`
+//! inside its strings.
 //!
 //! A template is parsed once, when the file is read, so that an unknown
 //! name, an unclosed brace or a variable used where it has no value (`{n}`
@@ -36,6 +37,13 @@ pub enum Var {
     PortOf(String),
     /// `{dir}`: the target file's folder.
     Dir,
+    /// `{run_dir}`: a fresh folder for this run (its logs are there too):
+    /// for an app's SQLite file or anything else that must not outlive
+    /// the run.
+    RunDir,
+    /// `{lab}`: the path of the running `lab` binary, for a target whose
+    /// processes are the lab's own (`lab web`, `lab worker`).
+    Lab,
     /// `{n}`: the order's number (1, 2, …), in `[place_order]` only.
     N,
     /// `{quantity}`: the order's quantity, in `[place_order]` only.
@@ -65,13 +73,15 @@ pub struct Vars<'a> {
     /// The process being started, for `{port}`.
     pub own: Option<&'a str>,
     pub dir: &'a str,
+    pub run_dir: &'a str,
+    pub lab: &'a str,
     pub n: Option<u32>,
     pub quantity: Option<u32>,
 }
 
 /// The names a template may use, for the error that lists them.
 const NAMES: &str =
-    "{fakes}, {redis}, {port}, {port.NAME}, {dir}, {n}, {quantity} (and {{ or }} for a brace)";
+    "{fakes}, {redis}, {port}, {port.NAME}, {dir}, {run_dir}, {lab}, {n}, {quantity} (and {{ or }} for a brace)";
 
 impl Template {
     /// Parses `source` as written in `scope`; the error names the template.
@@ -195,6 +205,8 @@ impl Var {
             "fakes" => Var::Fakes,
             "redis" => Var::Redis,
             "dir" => Var::Dir,
+            "run_dir" => Var::RunDir,
+            "lab" => Var::Lab,
             "port" => Var::Port,
             "n" => Var::N,
             "quantity" => Var::Quantity,
@@ -238,6 +250,8 @@ impl Var {
             Var::Port => vars.own.and_then(port_of),
             Var::PortOf(name) => port_of(name),
             Var::Dir => Some(vars.dir.to_string()),
+            Var::RunDir => Some(vars.run_dir.to_string()),
+            Var::Lab => Some(vars.lab.to_string()),
             Var::N => vars.n.map(|n| n.to_string()),
             Var::Quantity => vars.quantity.map(|q| q.to_string()),
         }
@@ -252,6 +266,8 @@ impl fmt::Display for Var {
             Var::Port => write!(f, "{{port}}"),
             Var::PortOf(name) => write!(f, "{{port.{name}}}"),
             Var::Dir => write!(f, "{{dir}}"),
+            Var::RunDir => write!(f, "{{run_dir}}"),
+            Var::Lab => write!(f, "{{lab}}"),
             Var::N => write!(f, "{{n}}"),
             Var::Quantity => write!(f, "{{quantity}}"),
         }
@@ -289,6 +305,8 @@ mod tests {
             ports,
             own: Some("web"),
             dir: "/apps/shop",
+            run_dir: "/tmp/run-1",
+            lab: "/usr/bin/lab",
             n: Some(7),
             quantity: Some(2),
         }
@@ -316,6 +334,8 @@ mod tests {
         assert!(!t.uses_redis() && !t.uses_port());
         let plain = Template::parse("", in_place_order(&names)).unwrap();
         assert_eq!(plain.fill(&vars(&ports)), "");
+        let t = Template::parse("{lab} web --data-dir {run_dir}", in_process(&names, "web")).unwrap();
+        assert_eq!(t.fill(&vars(&ports)), "/usr/bin/lab web --data-dir /tmp/run-1");
     }
 
     #[test]
