@@ -21,3 +21,5 @@
 //!   its id.
 
 pub mod place;
+pub mod processes;
+pub mod redis_server;
