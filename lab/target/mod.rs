@@ -28,6 +28,9 @@
 pub mod file;
 pub mod kills;
 pub mod place;
+pub mod processes;
+pub mod redis_server;
+pub mod run;
 pub mod scenario_rules;
 pub mod sidekiq;
 pub mod template;

@@ -126,8 +126,8 @@ impl Lab {
             .iter()
             .map(|(name, _, p, _)| (name.clone(), p.log_path().display().to_string()))
             .collect();
-        if self.redis.is_some() {
-            logs.push(("redis".into(), self.logs_dir.display().to_string()));
+        if let Some(redis) = &self.redis {
+            logs.push(("redis".into(), redis.log_path().display().to_string()));
         }
         logs
     }
@@ -150,7 +150,7 @@ impl Lab {
             process.stop().await;
         }
         if let Some(mut redis) = self.redis.take() {
-            redis.stop();
+            redis.stop().await;
         }
         if let Some(server) = self.server.take() {
             let _ = server.shutdown().await;
@@ -309,7 +309,7 @@ async fn drive(
     let fakes_url = server.url();
     lab.server = Some(server);
     if target.uses_redis() {
-        lab.redis = Some(PrivateRedis::start(&lab.logs_dir)?);
+        lab.redis = Some(PrivateRedis::start(&lab.logs_dir).await?);
     }
     let redis_url = lab.redis.as_ref().map(PrivateRedis::url);
     let ports: Vec<(String, u16)> = target
