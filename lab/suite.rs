@@ -14,7 +14,7 @@ use serde_json::json;
 use crate::scenario::engine::{self, RunOptions};
 use crate::scenario::result::{self, ScenarioResult};
 use crate::scenario::{self, Scenario, ScenarioError};
-use crate::target::{self, run::TargetOptions, file::Target};
+use crate::target::{self, file::Target, run::TargetOptions};
 
 /// Exit code: every scenario ended as it expected.
 pub const EXIT_OK: u8 = 0;
@@ -255,8 +255,12 @@ async fn run_all_against(
     let semaphore = Arc::new(tokio::sync::Semaphore::new(jobs));
     let mut handles = Vec::new();
     for scenario in scenarios {
-        let (semaphore, options, bar, target) =
-            (semaphore.clone(), options.clone(), bar.clone(), target.clone());
+        let (semaphore, options, bar, target) = (
+            semaphore.clone(),
+            options.clone(),
+            bar.clone(),
+            target.clone(),
+        );
         handles.push(tokio::spawn(async move {
             let _permit = semaphore.acquire_owned().await.ok();
             bar.set_message(scenario.name.clone());

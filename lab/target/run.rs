@@ -90,7 +90,11 @@ pub fn target_effects(target: &Target) -> Vec<TargetEffect> {
     [
         (Effect::Charge, &CHARGES, &target.matches.charge),
         (Effect::Email, &EMAILS, &target.matches.email),
-        (Effect::Fulfillment, &FULFILLMENTS, &target.matches.fulfillment),
+        (
+            Effect::Fulfillment,
+            &FULFILLMENTS,
+            &target.matches.fulfillment,
+        ),
     ]
     .into_iter()
     .map(|(effect, counted, at)| TargetEffect {
@@ -250,7 +254,12 @@ async fn run_once(
     }
 }
 
-fn failed_run(step: Option<Step>, err: String, timeline: Timeline, logs: Vec<(String, String)>) -> Run {
+fn failed_run(
+    step: Option<Step>,
+    err: String,
+    timeline: Timeline,
+    logs: Vec<(String, String)>,
+) -> Run {
     Run {
         step,
         verdict: Verdict::failed(err.clone()),
@@ -278,7 +287,10 @@ fn logs_folder(
         .path
         .as_deref()
         .and_then(Path::file_stem)
-        .map_or_else(|| "scenario".to_string(), |s| s.to_string_lossy().into_owned());
+        .map_or_else(
+            || "scenario".to_string(),
+            |s| s.to_string_lossy().into_owned(),
+        );
     let prefix = match step {
         Some(step) => format!("{stem}-{}-", step.name()),
         None => format!("{stem}-"),
@@ -360,8 +372,11 @@ async fn drive(
             process.wait_ready(url, READY_WITHIN).await?;
         }
         let at = lab.at_ms();
-        lab.timeline
-            .add(at, None, format!("process {} up (pid {})", spec.name, process.pid()));
+        lab.timeline.add(
+            at,
+            None,
+            format!("process {} up (pid {})", spec.name, process.pid()),
+        );
         let is_worker = spec.role == Some(Role::Worker);
         lab.processes
             .push((spec.name.clone(), is_worker, process, ready));
@@ -431,8 +446,11 @@ async fn drive(
                 .map_err(|e| format!("placing the orders failed: {e}"))??;
             for (n, id, at) in &ids {
                 let at_ms = at.duration_since(lab.started).as_millis() as u64;
-                lab.timeline
-                    .add(at_ms, Some(id.clone()), format!("order {n} placed: the app calls it {id}"));
+                lab.timeline.add(
+                    at_ms,
+                    Some(id.clone()),
+                    format!("order {n} placed: the app calls it {id}"),
+                );
             }
             placed = Some(ids.into_iter().map(|(_, id, _)| id).collect());
             placed_at = Instant::now();
@@ -567,11 +585,18 @@ async fn move_retries(lab: &mut Lab) {
     }
     let at = lab.at_ms();
     for entry in entries {
-        let order = entry.job.args.first().and_then(fake_services::ledger::scalar_to_string);
+        let order = entry
+            .job
+            .args
+            .first()
+            .and_then(fake_services::ledger::scalar_to_string);
         lab.timeline.add(
             at,
             order,
-            format!("Sidekiq retry moved to its queue at once: {}", failed(&entry.job)),
+            format!(
+                "Sidekiq retry moved to its queue at once: {}",
+                failed(&entry.job)
+            ),
         );
     }
 }
@@ -606,7 +631,10 @@ async fn unsettled(lab: &Lab, target: &Target, placed: bool) -> String {
     }
     let activity = lab.fakes.activity();
     if activity.in_flight > 0 {
-        why.push(format!("{} provider call(s) still in flight", activity.in_flight));
+        why.push(format!(
+            "{} provider call(s) still in flight",
+            activity.in_flight
+        ));
     }
     let last = Service::ALL
         .iter()
@@ -667,11 +695,17 @@ fn add_records(lab: &mut Lab, target: &Target, snapshot: &Snapshot) {
             .args
             .first()
             .and_then(fake_services::ledger::scalar_to_string);
-        lab.timeline
-            .add(end, order, format!("in Sidekiq's dead set: {}", failed(&entry.job)));
+        lab.timeline.add(
+            end,
+            order,
+            format!("in Sidekiq's dead set: {}", failed(&entry.job)),
+        );
     }
     for job in &snapshot.pending {
-        let order = job.args.first().and_then(fake_services::ledger::scalar_to_string);
+        let order = job
+            .args
+            .first()
+            .and_then(fake_services::ledger::scalar_to_string);
         lab.timeline
             .add(end, order, format!("still to run: {}", job_name(job)));
     }

@@ -334,8 +334,12 @@ mod tests {
         assert!(!t.uses_redis() && !t.uses_port());
         let plain = Template::parse("", in_place_order(&names)).unwrap();
         assert_eq!(plain.fill(&vars(&ports)), "");
-        let t = Template::parse("{lab} web --data-dir {run_dir}", in_process(&names, "web")).unwrap();
-        assert_eq!(t.fill(&vars(&ports)), "/usr/bin/lab web --data-dir /tmp/run-1");
+        let t =
+            Template::parse("{lab} web --data-dir {run_dir}", in_process(&names, "web")).unwrap();
+        assert_eq!(
+            t.fill(&vars(&ports)),
+            "/usr/bin/lab web --data-dir /tmp/run-1"
+        );
     }
 
     #[test]
