@@ -364,6 +364,8 @@ fn json_report(results: &[ScenarioResult], seconds: f64) -> String {
                     "unfinished": run.unfinished,
                     "virtual_ms": run.virtual_ms,
                     "verdict": crate::checker::render_json(&run.verdict),
+                    "timeline": run.timeline.moments,
+                    "logs": run.logs.iter().map(|(process, path)| json!({"process": process, "path": path})).collect::<Vec<_>>(),
                 })).collect::<Vec<_>>(),
             })
         })
