@@ -198,13 +198,15 @@ async fn run(
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| spawn_failure(program, cwd, &e))?;
-    let pgid = child.id().unwrap_or(0);
+    // Killed with its group even when this future is dropped half-way
+    // (`kill_on_drop` alone would kill only the leader).
+    let group = GroupGuard(child.id().unwrap_or(0));
     let stdout = tokio::spawn(read_all(child.stdout.take()));
     let stderr = tokio::spawn(read_all(child.stderr.take()));
     let ended = tokio::time::timeout(within, child.wait()).await;
     // Whatever it left in its group goes too: nothing placed for one order
     // may outlive it (or hold its output open).
-    signal_group(pgid, GroupSignal::Kill);
+    drop(group);
     let status = match ended {
         Ok(Ok(status)) => Some(status),
         Ok(Err(e)) => return Err(format!("`{shown}`: cannot wait for it: {e}")),
@@ -236,6 +238,15 @@ async fn run(
         ));
     }
     Ok(Answer::Command { stdout })
+}
+
+/// `SIGKILL` to a command's process group when dropped.
+struct GroupGuard(u32);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        signal_group(self.0, GroupSignal::Kill);
+    }
 }
 
 /// Reads the id out of the answer.
@@ -793,10 +804,42 @@ mod tests {
             error.ends_with("did not finish within 0.3 s (killed); the last lines of its stderr:\n    waiting for redis"),
             "{error}"
         );
-        let pid = std::fs::read_to_string(dir.path().join("grandchild.pid")).unwrap();
+        until_gone(&dir.path().join("grandchild.pid")).await;
+    }
+
+    #[tokio::test]
+    async fn a_dropped_placing_kills_the_commands_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let request = OrderRequest::Command {
+            argv: vec![
+                "sh".into(),
+                "-c".into(),
+                "sleep 300 & echo $! > grandchild.pid; wait".into(),
+            ],
+            env: Vec::new(),
+            cwd: dir.path().to_path_buf(),
+        };
+        let pid_file = dir.path().join("grandchild.pid");
+        let written = async {
+            while !std::fs::read_to_string(&pid_file).is_ok_and(|s| s.ends_with('\n')) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        tokio::select! {
+            placed = place(&request, &IdKind::N, 1, Duration::from_secs(60)) => {
+                panic!("the command ended: {placed:?}")
+            }
+            _ = tokio::time::timeout(Duration::from_secs(10), written) => {}
+        }
+        until_gone(&pid_file).await;
+    }
+
+    /// Waits until the process whose pid is in `pid_file` is gone (or a
+    /// zombie waiting for init to reap it), for at most 10 s.
+    async fn until_gone(pid_file: &std::path::Path) {
+        let pid = std::fs::read_to_string(pid_file).unwrap();
         let stat = format!("/proc/{}/stat", pid.trim());
         let deadline = Instant::now() + Duration::from_secs(10);
-        // Gone, or a zombie waiting for init to reap it.
         while std::fs::read_to_string(&stat)
             .is_ok_and(|s| !s.rsplit(") ").next().unwrap_or("").starts_with('Z'))
         {

@@ -173,7 +173,7 @@ impl AppProcess {
             return;
         }
         self.end_group();
-        self.note(&format!("killed {}", self.config.name));
+        self.note(&format!("killed {}", self.config.name), None);
     }
 
     /// Starts it again with the same command, environment and log, as a
@@ -213,15 +213,13 @@ impl AppProcess {
         }
         // Also when the leader ended in time: its children may not have.
         self.end_group();
-        let name = &self.config.name;
-        self.note(&if forced {
-            format!(
-                "stopped {name} (killed: still running {} after SIGTERM)",
-                seconds(grace)
-            )
+        let what = format!("stopped {}", self.config.name);
+        if forced {
+            let why = format!("killed, still running {} after SIGTERM", seconds(grace));
+            self.note(&what, Some(&why));
         } else {
-            format!("stopped {name}")
-        });
+            self.note(&what, None);
+        }
     }
 
     /// The last `n` lines of its log (fewer when it has fewer), for error
@@ -247,11 +245,12 @@ impl AppProcess {
         self.status
     }
 
-    /// A `== …` line in its log (best effort: a log that cannot be written
-    /// to must not stop the run).
-    fn note(&self, what: &str) {
+    /// A `== WHAT (pid N) at TIME[: WHY]` line in its log (best effort: a
+    /// log that cannot be written to must not stop the run).
+    fn note(&self, what: &str, why: Option<&str>) {
         if let Ok(mut log) = OpenOptions::new().append(true).open(&self.config.log) {
-            let _ = writeln!(log, "== {what} (pid {}) at {}", self.pid(), clock());
+            let why = why.map(|why| format!(": {why}")).unwrap_or_default();
+            let _ = writeln!(log, "== {what} (pid {}) at {}{why}", self.pid(), clock());
         }
     }
 
@@ -684,7 +683,7 @@ mod tests {
         let log = log_of(&process);
         assert!(log.contains("got TERM\n"), "{log}");
         assert!(log.contains("== stopped web (pid "), "{log}");
-        assert!(!log.contains("(killed"), "{log}");
+        assert!(!log.contains("killed, still running"), "{log}");
         assert_eq!(process.exited(), None);
     }
 
@@ -700,7 +699,7 @@ mod tests {
         until("the grandchild to die", || !alive(grandchild)).await;
         let log = log_of(&process);
         assert!(
-            log.contains("== stopped family (killed: still running 0.3 s after SIGTERM)"),
+            log.contains(" UTC: killed, still running 0.3 s after SIGTERM\n"),
             "{log}"
         );
     }
