@@ -423,7 +423,7 @@ async fn drive(
         for (n, request) in requests {
             let id = place::place(&request, &id_kind, n, PLACE_WITHIN)
                 .await
-                .map_err(|e| format!("placing order {n} failed: {e}"))?;
+                ?;
             ids.push((n, id, Instant::now()));
         }
         Ok::<_, String>(ids)
