@@ -37,7 +37,9 @@ pub fn render_text(scenario_name: &str, verdict: &Verdict) -> String {
         let _ = writeln!(out, "  expected: {}", v.expected);
         let _ = writeln!(out, "  found:    {}", v.found);
         render_records(&mut out, v);
-        render_attempts(&mut out, &v.attempts);
+        if verdict.job_history {
+            render_attempts(&mut out, &v.attempts);
+        }
     }
     out
 }

@@ -22,6 +22,11 @@ pub struct Verdict {
     pub expected_violation: Option<Invariant>,
     /// Why it passed or failed, in one sentence.
     pub reason: String,
+    /// Whether the violations carry the job history: the lab's own runs
+    /// know every attempt; a run against a target does not (its Sidekiq
+    /// entries are on the run's timeline instead).
+    #[serde(skip)]
+    pub job_history: bool,
 }
 
 impl Verdict {
@@ -32,6 +37,7 @@ impl Verdict {
             violations: Vec::new(),
             expected_violation: None,
             reason: reason.into(),
+            job_history: true,
         }
     }
 }
@@ -100,6 +106,7 @@ pub fn verdict(expect: &Expect, violations: Vec<Violation>) -> Verdict {
         expected_violation: expect.violation,
         violations,
         reason,
+        job_history: true,
     }
 }
 
