@@ -19,7 +19,7 @@ use crate::idempotency::{Begin, IdempotencyStore, StoredResponse};
 use crate::ledger::{Record, Told};
 use crate::providers::{self, Books, Desk, EffectOutcome};
 use crate::service::{Operation, Service};
-use crate::watch::{Activity, Counters, EffectWatcher, InFlight};
+use crate::watch::{Activity, Counters, EffectWatcher, FiredFault, InFlight};
 
 /// The longest `X-Be-Slow` a client can ask for, so a typo cannot hang a
 /// connection for a day.
@@ -306,6 +306,7 @@ impl FakeServices {
             _ => None,
         };
         drop(state);
+        self.tell_fault(&call, operation_name, &decision);
         let reservation = match (&begin, &call.idempotency_key) {
             (Some(Begin::Proceed), Some(key)) => Some(Reservation {
                 fakes: self.clone(),
@@ -390,15 +391,39 @@ impl FakeServices {
         }
     }
 
-    /// Holds the answer back while the watcher acts on a performed effect.
-    async fn tell_watcher(&self, record: &Record) {
-        let watcher = self
-            .inner
+    /// Tells the watcher of a fault the rules decided for a call.
+    fn tell_fault(&self, call: &Call, operation: &'static str, decision: &Decision) {
+        let what = match decision.rule {
+            Some(rule) => format!("{} (rule {rule})", action_name(decision.action)),
+            // Only a slow rule adds latency without deciding the call; the
+            // client's own `X-Be-Slow` is its choice, not a fault.
+            None if decision.latency_ms > 0 && call.client_faults.slow.is_none() => {
+                format!("slow {} ms", decision.latency_ms)
+            }
+            None => return,
+        };
+        let watcher = self.watcher();
+        if let Some(watcher) = watcher {
+            watcher.fault_fired(&FiredFault {
+                service: call.service,
+                operation,
+                what: &what,
+                request: &call.body,
+            });
+        }
+    }
+
+    fn watcher(&self) -> Option<Arc<dyn EffectWatcher>> {
+        self.inner
             .watcher
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone();
-        if let Some(pause) = watcher.and_then(|w| w.performed(record)) {
+            .clone()
+    }
+
+    /// Holds the answer back while the watcher acts on a performed effect.
+    async fn tell_watcher(&self, record: &Record) {
+        if let Some(pause) = self.watcher().and_then(|w| w.performed(record)) {
             pause.await;
         }
     }

@@ -43,7 +43,7 @@ pub use fault_rules::{BehaviorSpec, FaultSpec, Mode};
 pub use ledger::{Record, Told};
 pub use routes::Route;
 pub use service::{Operation, Service};
-pub use watch::{Activity, EffectWatcher, Pause};
+pub use watch::{Activity, EffectWatcher, FiredFault, Pause};
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`).
 pub fn init_tracing() {

@@ -22,11 +22,31 @@ use crate::ledger::Record;
 pub type Pause = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Told of each effect the moment the provider has performed it (its record
-/// is in the ledger), before the client is answered.
+/// is in the ledger), before the client is answered; and of each fault the
+/// service's rules fire, as it is decided.
 pub trait EffectWatcher: Send + Sync {
     /// The record just written; a returned pause is awaited before the
     /// answer goes out.
     fn performed(&self, record: &Record) -> Option<Pause>;
+
+    /// A rule fired on a call (a crash leaves no record, so this is the
+    /// only trace of it).
+    fn fault_fired(&self, fired: &FiredFault<'_>) {
+        let _ = fired;
+    }
+}
+
+/// A fault a rule fired on one call.
+#[derive(Debug, Clone, Copy)]
+pub struct FiredFault<'a> {
+    pub service: crate::Service,
+    /// The call's operation name (`charge`, `send`, `search`, …).
+    pub operation: &'static str,
+    /// The mode and rule, as the rule's error body names them: `crash (rule
+    /// 0)`; or `slow 3000 ms` for the rules' added latency.
+    pub what: &'a str,
+    /// The request body, for the order it names.
+    pub request: &'a serde_json::Value,
 }
 
 /// Whether calls are under way, and when the last one ended.

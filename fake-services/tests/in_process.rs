@@ -142,6 +142,7 @@ async fn an_abandoned_call_frees_its_idempotency_key() {
 /// Records what the watcher saw, and holds each answer until told to go on.
 struct Gate {
     seen: std::sync::Mutex<Vec<(String, usize)>>,
+    faults: std::sync::Mutex<Vec<String>>,
     fakes: std::sync::OnceLock<FakeServices>,
     open: Arc<tokio::sync::Notify>,
 }
@@ -156,6 +157,14 @@ impl fake_services::EffectWatcher for Gate {
         let open = self.open.clone();
         Some(Box::pin(async move { open.notified().await }))
     }
+
+    fn fault_fired(&self, fired: &fake_services::FiredFault<'_>) {
+        let order = &fired.request["metadata"]["order_id"];
+        self.faults.lock().unwrap().push(format!(
+            "{} {} {} order {order}",
+            fired.service, fired.operation, fired.what
+        ));
+    }
 }
 
 #[tokio::test]
@@ -163,6 +172,7 @@ async fn a_watcher_sees_each_effect_after_it_is_recorded_and_before_it_is_answer
     let fakes = FakeServices::new();
     let gate = Arc::new(Gate {
         seen: Default::default(),
+        faults: Default::default(),
         fakes: Default::default(),
         open: Arc::new(tokio::sync::Notify::new()),
     });
@@ -207,4 +217,62 @@ async fn a_watcher_sees_each_effect_after_it_is_recorded_and_before_it_is_answer
     let search = Call::new(Service::Payments, Operation::Search, json!({"order_id": 1}));
     fakes.call(search).await;
     assert_eq!(gate.seen.lock().unwrap().len(), 1);
+    assert!(gate.faults.lock().unwrap().is_empty(), "no rule, no fault");
+
+    // A crash leaves no record, but the watcher hears of it.
+    fakes
+        .set_behavior(
+            Service::Payments,
+            serde_json::from_value(json!({"faults": [
+                {"mode": "slow", "sleep_ms": 1, "calls": 1},
+                {"mode": "crash", "calls": 1}
+            ]}))
+            .unwrap(),
+        )
+        .unwrap();
+    let reply = fakes
+        .call(Call::new(
+            Service::Payments,
+            Operation::Effect,
+            charge_body(2, 500),
+        ))
+        .await;
+    assert_eq!(reply.response().map(|r| r.status), Some(503));
+    assert_eq!(gate.seen.lock().unwrap().len(), 1, "nothing was performed");
+    assert_eq!(
+        *gate.faults.lock().unwrap(),
+        ["payments charge crash (rule 1) order 2"]
+    );
+    fakes
+        .set_behavior(
+            Service::Payments,
+            serde_json::from_value(
+                json!({"faults": [{"mode": "slow", "sleep_ms": 1, "calls": 1}]}),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+    let slow = tokio::spawn({
+        let fakes = fakes.clone();
+        async move {
+            fakes
+                .call(Call::new(
+                    Service::Payments,
+                    Operation::Effect,
+                    charge_body(3, 500),
+                ))
+                .await
+        }
+    });
+    common::wait_until("the slow charge reaches the watcher", || {
+        let seen = gate.seen.lock().unwrap().len() == 2;
+        async move { seen }
+    })
+    .await;
+    gate.open.notify_one();
+    slow.await.unwrap();
+    assert_eq!(
+        gate.faults.lock().unwrap().last().map(String::as_str),
+        Some("payments charge slow 1 ms order 3")
+    );
 }

@@ -24,6 +24,9 @@
 //!   before its answer.
 //! - [`sidekiq`]: a Sidekiq app's Redis: what is left to run, the dead set,
 //!   "Retry now".
+//! - [`watch`]: the run's watcher on the fake services: kills due, faults
+//!   fired.
+//! - [`run`]: one scenario against a target, start to finish.
 
 pub mod file;
 pub mod kills;
@@ -34,6 +37,7 @@ pub mod run;
 pub mod scenario_rules;
 pub mod sidekiq;
 pub mod template;
+pub mod watch;
 
 /// The scenarios of a target file when none are named:
 /// `scenarios/<file's name>/` beside it (`examples/shop/naive.toml` has

@@ -23,8 +23,9 @@ use super::place::{self, OrderRequest};
 use super::processes::{free_port, AppProcess, ProcessConfig};
 use super::redis_server::PrivateRedis;
 use super::scenario_rules::{Death, TargetPlan};
-use super::sidekiq::{failed, job_name, SidekiqView};
+use super::sidekiq::{failed, SidekiqView};
 use super::template::Vars;
+use super::watch::{Fired, RunWatch};
 use crate::checker::effects::{CHARGES, EMAILS, FULFILLMENTS};
 use crate::checker::{self, Snapshot, TargetEffect, TargetRun, Verdict};
 use crate::pipeline::Step;
@@ -203,9 +204,11 @@ async fn run_once(
             })
             .collect(),
     );
-    fakes.watch_effects(Arc::new(killer));
+    let started = Instant::now();
+    let watch = Arc::new(RunWatch::new(killer, started));
+    fakes.watch_effects(watch.clone());
     let mut lab = Lab {
-        started: Instant::now(),
+        started,
         started_epoch_ms: now_epoch_ms(),
         fakes: fakes.clone(),
         server: None,
@@ -221,7 +224,7 @@ async fn run_once(
     };
     let snapshot = capture(&lab).await;
     lab.stop().await;
-    add_records(&mut lab, target, &snapshot);
+    add_records(&mut lab, target, &snapshot, &watch.fired());
     let effects = target_effects(target);
     let mut verdict = match &unfinished {
         Some(why) if placed.is_empty() => Verdict::failed(why.clone()),
@@ -672,18 +675,27 @@ async fn capture(lab: &Lab) -> Snapshot {
     snapshot
 }
 
-/// Every ledger record and dead job on the timeline, with its order.
-fn add_records(lab: &mut Lab, target: &Target, snapshot: &Snapshot) {
+/// Every fault that fired, ledger record and dead job on the timeline, with
+/// its order.
+fn add_records(lab: &mut Lab, target: &Target, snapshot: &Snapshot, fired: &[Fired]) {
     let effects = target_effects(target);
+    let order_in = |service: Service, request: &serde_json::Value| {
+        effects
+            .iter()
+            .find(|e| e.effect.service == service)
+            .and_then(|e| request.pointer(&e.order_at))
+            .and_then(fake_services::ledger::scalar_to_string)
+    };
+    for f in fired {
+        lab.timeline.add(
+            f.at_ms,
+            order_in(f.service, &f.request),
+            format!("{} {}: fault {}", f.service.name(), f.operation, f.what),
+        );
+    }
     for (service, records) in &snapshot.ledgers {
-        let at = effects.iter().find(|e| e.effect.service == *service);
         for record in records {
-            let order = at.and_then(|e| {
-                record
-                    .request
-                    .pointer(&e.order_at)
-                    .and_then(fake_services::ledger::scalar_to_string)
-            });
+            let order = order_in(*service, &record.request);
             let ms = record.created_at_ms.saturating_sub(lab.started_epoch_ms);
             lab.timeline.add(ms, order, describe(record));
         }
@@ -707,7 +719,7 @@ fn add_records(lab: &mut Lab, target: &Target, snapshot: &Snapshot) {
             .first()
             .and_then(fake_services::ledger::scalar_to_string);
         lab.timeline
-            .add(end, order, format!("still to run: {}", job_name(job)));
+            .add(end, order, format!("still to run: {}", failed(job)));
     }
     for service in Service::ALL {
         for (i, rule) in lab.fakes.behavior(service).faults.iter().enumerate() {
