@@ -275,14 +275,34 @@ async fn run_all_against(
             result
         }));
     }
-    let mut results = Vec::new();
-    for handle in handles {
-        match handle.await {
-            Ok(Some(result)) => results.push(result),
-            Ok(None) => {}
-            Err(err) => eprintln!("error: a scenario run failed: {err}"),
+    // Ctrl-C must not leave the app's processes running: they are in
+    // process groups of their own, so the terminal's SIGINT does not reach
+    // them. Aborting the runs drops them, and a dropped run kills its
+    // processes' groups and its Redis.
+    let abort: Vec<_> = handles.iter().map(|h| h.abort_handle()).collect();
+    let collect = async {
+        let mut results = Vec::new();
+        for handle in handles {
+            match handle.await {
+                Ok(Some(result)) => results.push(result),
+                Ok(None) => {}
+                Err(err) if err.is_cancelled() => {}
+                Err(err) => eprintln!("error: a scenario run failed: {err}"),
+            }
         }
-    }
+        results
+    };
+    tokio::pin!(collect);
+    let results = tokio::select! {
+        results = &mut collect => results,
+        _ = tokio::signal::ctrl_c() => {
+            bar.finish_and_clear();
+            eprintln!("interrupted: stopping the target's processes");
+            abort.iter().for_each(|a| a.abort());
+            let _ = collect.await;
+            std::process::exit(130);
+        }
+    };
     bar.finish_and_clear();
     results
 }

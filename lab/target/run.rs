@@ -137,6 +137,20 @@ impl Lab {
         logs
     }
 
+    /// Every process's last log lines, for a failure the app may explain.
+    fn last_lines(&self) -> String {
+        self.processes
+            .iter()
+            .map(|(name, _, process, _)| {
+                format!(
+                    "  the last log lines of {name}:\n{}",
+                    quote(&process.last_log_lines(LOG_LINES))
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     /// A process that exited by itself, with its last log lines.
     fn exited(&mut self) -> Option<String> {
         for (name, _, process, _) in &mut self.processes {
@@ -446,7 +460,8 @@ async fn drive(
         if placed.is_none() && placing.is_finished() {
             let ids = (&mut placing)
                 .await
-                .map_err(|e| format!("placing the orders failed: {e}"))??;
+                .map_err(|e| format!("placing the orders failed: {e}"))?
+                .map_err(|e| format!("{e}\n{}", lab.last_lines()))?;
             for (n, id, at) in &ids {
                 let at_ms = at.duration_since(lab.started).as_millis() as u64;
                 lab.timeline.add(
