@@ -10,7 +10,7 @@
 use fake_services::{Record, Service};
 
 use super::effects::{count, Effect, OrderMatch};
-use super::expect::{effective, Expect, Invariant, OrdersExpectation};
+use super::expect::{effective, Expect, Invariant};
 use super::indexed::Indexed;
 use super::snapshot::Snapshot;
 use super::violation::Violation;
@@ -248,19 +248,6 @@ fn names(args: &[serde_json::Value], order: &str) -> bool {
     })
 }
 
-/// The `[expect]` keys a target run cannot be held to, with why.
-pub fn refused(expect: &Expect) -> Option<&'static str> {
-    if expect.reminders_per_reminder.is_some()
-        || expect.violation == Some(Invariant::RemindersPerReminder)
-    {
-        return Some("`reminders_per_reminder` is for the lab's own reminder sweep, not a target");
-    }
-    if expect.orders == Some(OrdersExpectation::AllSettled) {
-        return Some("`orders = \"all-settled\"` needs the lab's order rows; a target takes `orders = \"all-complete\"`");
-    }
-    None
-}
-
 /// Checks a target run against `[expect]` (a `violation = X` checks X's
 /// safe value). Violations come in invariant order, then by order.
 pub fn check_target(expect: &Expect, run: &TargetRun) -> Vec<Violation> {
@@ -301,6 +288,7 @@ mod tests {
     use super::*;
     use crate::checker::effects::{CHARGES, EMAILS, FULFILLMENTS};
     use crate::checker::fixtures::{charge, email, fulfillment, told_fault, told_ok};
+    use crate::checker::OrdersExpectation;
     use fake_services::Service;
 
     fn effects(required: &[bool; 3]) -> Vec<TargetEffect> {
@@ -448,20 +436,5 @@ mod tests {
             found[0].message,
             "order 1 was never charged, but the payments ledger has 1 record and none names a placed order (they name 41): check the target's `[match]`"
         );
-    }
-
-    #[test]
-    fn reminders_and_all_settled_are_refused() {
-        assert!(refused(&Expect::exactly_once()).is_none());
-        let e = Expect {
-            reminders_per_reminder: Some(1),
-            ..Expect::default()
-        };
-        assert!(refused(&e).unwrap().contains("reminders_per_reminder"));
-        let e = Expect {
-            orders: Some(OrdersExpectation::AllSettled),
-            ..Expect::default()
-        };
-        assert!(refused(&e).unwrap().contains("all-complete"));
     }
 }

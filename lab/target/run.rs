@@ -114,6 +114,8 @@ struct Lab {
     fakes: FakeServices,
     server: Option<RunningServer>,
     redis: Option<PrivateRedis>,
+    /// The Redis's log, kept when the Redis is gone.
+    redis_log: Option<PathBuf>,
     processes: Vec<(String, bool, AppProcess, Option<String>)>,
     sidekiq: Option<SidekiqView>,
     timeline: Timeline,
@@ -131,8 +133,8 @@ impl Lab {
             .iter()
             .map(|(name, _, p, _)| (name.clone(), p.log_path().display().to_string()))
             .collect();
-        if let Some(redis) = &self.redis {
-            logs.push(("redis".into(), redis.log_path().display().to_string()));
+        if let Some(path) = &self.redis_log {
+            logs.push(("redis".into(), path.display().to_string()));
         }
         logs
     }
@@ -227,6 +229,7 @@ async fn run_once(
         fakes: fakes.clone(),
         server: None,
         redis: None,
+        redis_log: None,
         processes: Vec::new(),
         sidekiq: None,
         timeline: Timeline::default(),
@@ -340,7 +343,9 @@ async fn drive(
     let fakes_url = server.url();
     lab.server = Some(server);
     if target.uses_redis() {
-        lab.redis = Some(PrivateRedis::start(&lab.logs_dir).await?);
+        let redis = PrivateRedis::start(&lab.logs_dir).await?;
+        lab.redis_log = Some(redis.log_path().to_path_buf());
+        lab.redis = Some(redis);
     }
     let redis_url = lab.redis.as_ref().map(PrivateRedis::url);
     let ports: Vec<(String, u16)> = target

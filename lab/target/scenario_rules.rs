@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use fake_services::{FaultSpec, Service};
 
-use crate::checker::Invariant;
+use crate::checker::{Invariant, OrdersExpectation};
 use crate::pipeline::Step;
 use crate::scenario::format::At;
 use crate::scenario::{Fault, Scenario, ScenarioError};
@@ -105,6 +105,12 @@ pub fn plan(scenario: &Scenario, target: &Target) -> Result<TargetPlan, Scenario
         return Err(refuse(
             spans.expect,
             "`[expect]` counts reminders, which a target does not send (the lab has no reminder sweep in the app); remove it".into(),
+        ));
+    }
+    if scenario.expect.orders == Some(OrdersExpectation::AllSettled) {
+        return Err(refuse(
+            spans.expect,
+            "`orders = \"all-settled\"` needs the lab's own order rows (declined, or dead with a notice); a target takes `orders = \"all-complete\"`".into(),
         ));
     }
 
@@ -367,6 +373,14 @@ command = ["bin/order", "{n}"]
         let e = refused(&s, &target());
         assert_eq!((e.line, e.column), (Some(3), Some(26)), "{e}");
         assert!(e.message.contains("`decline = true`"), "{e}");
+    }
+
+    #[test]
+    fn all_settled_is_refused() {
+        let text = "name = \"s\"\norders = [{ count = 1 }]\n\n[expect]\norders = \"all-settled\"\n";
+        let e = refused(&parse(text, Path::new("s.toml")).unwrap(), &target());
+        assert_eq!(e.line, Some(4), "{e}");
+        assert!(e.message.contains("all-complete"), "{e}");
     }
 
     #[test]
