@@ -16,11 +16,13 @@
 //! - [`pipeline`]: the order pipeline's jobs, in every naive and safe variant.
 //! - [`scenario`]: scenario files and the engine that runs them; [`suite`]:
 //!   `lab check`, the CI gate.
+//! - [`target`]: the user's own app under the same scenarios (`lab check --target`).
 //! - [`checker`]: invariants from the ledgers and order rows; the verdict and report on a run.
 //! - [`explore`]: `lab explore` and the property tests — fault plans searched
 //!   with proptest, a breaking plan shrunk and written as a scenario file.
 //! - [`app`]: a running lab (store, clients, runner, background loops).
-//! - [`redact`]: URLs with their secrets hidden, for messages and pages.
+//! - [`redact`]: URLs with their secrets hidden, for messages and pages;
+//!   [`progress`]: the progress bar of `lab check` and `lab explore`.
 //! - [`web`]: the web lab's pages (HTML, or JSON when asked): orders, jobs, service status.
 //! - The fake services are their own crate, [`fake_services`], re-exported here.
 
@@ -31,6 +33,7 @@ pub mod clients;
 pub mod explore;
 pub mod options;
 pub mod pipeline;
+pub mod progress;
 pub mod redact;
 pub mod runner;
 pub mod scenario;

@@ -3,7 +3,7 @@
 //! report of every scenario that did not end as it expected, as JSON or as
 //! JUnit XML; it exits 0 (all as expected), 1 (some not) or 2 (bad input).
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -205,7 +205,7 @@ async fn run_all(scenarios: Vec<Scenario>, args: &CheckArgs) -> Vec<ScenarioResu
         database: args.database.clone(),
         ..RunOptions::default()
     };
-    let bar = progress(scenarios.len());
+    let bar = crate::progress::bar(scenarios.len() as u64);
     let semaphore = Arc::new(tokio::sync::Semaphore::new(jobs));
     let mut handles = Vec::new();
     for scenario in scenarios {
@@ -250,7 +250,7 @@ async fn run_all_against(
     let options = TargetOptions {
         logs: args.logs.clone(),
     };
-    let bar = progress(scenarios.len());
+    let bar = crate::progress::bar(scenarios.len() as u64);
     let target = Arc::new(target.clone());
     let semaphore = Arc::new(tokio::sync::Semaphore::new(jobs));
     let mut handles = Vec::new();
@@ -305,20 +305,6 @@ async fn run_all_against(
     };
     bar.finish_and_clear();
     results
-}
-
-/// A progress bar on a terminal, hidden otherwise.
-fn progress(len: usize) -> indicatif::ProgressBar {
-    let bar = if std::io::stderr().is_terminal() {
-        indicatif::ProgressBar::new(len as u64)
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    bar
 }
 
 fn summary_table(results: &[ScenarioResult]) -> String {

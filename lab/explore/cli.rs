@@ -2,7 +2,7 @@
 //! variant and hands back the smallest as a scenario file. Exits 0 when no
 //! plan broke it, 1 with a counterexample, 2 on bad input (like `lab check`).
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -66,7 +66,7 @@ pub fn run(args: ExploreArgs) -> u8 {
         "exploring {} fault plan(s) on {variant} (seed {seed}; repeat with --seed {seed})",
         args.cases
     );
-    let bar = progress_bar(args.cases);
+    let bar = crate::progress::bar(u64::from(args.cases));
     let exploration = explore(knobs, &options, |p| show(&bar, &p));
     bar.finish_and_clear();
     let exploration = match exploration {
@@ -152,19 +152,6 @@ fn check_writable(path: &std::path::Path) -> Result<(), String> {
         return Err(format!("the directory {} does not exist", parent.display()));
     }
     Ok(())
-}
-
-fn progress_bar(cases: u32) -> indicatif::ProgressBar {
-    let bar = if std::io::stderr().is_terminal() {
-        indicatif::ProgressBar::new(u64::from(cases))
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    bar
 }
 
 fn show(bar: &indicatif::ProgressBar, progress: &Progress) {

@@ -608,11 +608,7 @@ async fn move_retries(lab: &mut Lab) {
     }
     let at = lab.at_ms();
     for entry in entries {
-        let order = entry
-            .job
-            .args
-            .first()
-            .and_then(fake_services::ledger::scalar_to_string);
+        let order = job_order(&entry.job);
         lab.timeline.add(
             at,
             order,
@@ -722,11 +718,7 @@ fn add_records(lab: &mut Lab, target: &Target, snapshot: &Snapshot, fired: &[Fir
     }
     let end = lab.at_ms();
     for entry in &snapshot.dead {
-        let order = entry
-            .job
-            .args
-            .first()
-            .and_then(fake_services::ledger::scalar_to_string);
+        let order = job_order(&entry.job);
         lab.timeline.add(
             end,
             order,
@@ -734,10 +726,7 @@ fn add_records(lab: &mut Lab, target: &Target, snapshot: &Snapshot, fired: &[Fir
         );
     }
     for job in &snapshot.pending {
-        let order = job
-            .args
-            .first()
-            .and_then(fake_services::ledger::scalar_to_string);
+        let order = job_order(job);
         lab.timeline
             .add(end, order, format!("still to run: {}", failed(job)));
     }
@@ -758,6 +747,14 @@ fn add_records(lab: &mut Lab, target: &Target, snapshot: &Snapshot, fired: &[Fir
             );
         }
     }
+}
+
+/// The order a Sidekiq job is for: its first argument, as the jobs of the
+/// book's app (and the lab's) are written.
+fn job_order(job: &crate::runner::Job) -> Option<String> {
+    job.args
+        .first()
+        .and_then(fake_services::ledger::scalar_to_string)
 }
 
 /// "payments ch_2a performed (key charge-3), told 503 (send-then-crash)".
