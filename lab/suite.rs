@@ -249,6 +249,7 @@ async fn run_all_against(
     let jobs = args.jobs.unwrap_or(1).max(1);
     let options = TargetOptions {
         logs: args.logs.clone(),
+        seed: args.seed,
     };
     let bar = crate::progress::bar(scenarios.len() as u64);
     let target = Arc::new(target.clone());

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use fake_services::http::HttpOptions;
 use fake_services::serve::RunningServer;
-use fake_services::{BehaviorSpec, FakeServices, Record, Service};
+use fake_services::{BehaviorSpec, FakeServices, Record, Service, SystemClock};
 
 use super::file::{Effect, PlaceOrder, Role, Target};
 use super::kills::{KillOrder, Killer, PlannedKill};
@@ -48,6 +48,9 @@ pub struct TargetOptions {
     /// Where the logs of runs that did not end as expected are kept (each
     /// run in a folder of its own); default: the system's temporary folder.
     pub logs: Option<PathBuf>,
+    /// The fake services' seed (their ids, their random faults) for the
+    /// scenarios that do not set their own.
+    pub seed: u64,
 }
 
 /// Runs a scenario against a target: once, or once per effect for
@@ -209,7 +212,8 @@ async fn run_once(
         Ok(dir) => dir,
         Err(err) => return failed_run(step, err, Timeline::default(), Vec::new()),
     };
-    let fakes = FakeServices::new();
+    let seed = scenario.seed.unwrap_or(options.seed);
+    let fakes = FakeServices::with_clock(Arc::new(SystemClock), seed);
     let (killer, kill_orders) = Killer::new(
         deaths
             .iter()
