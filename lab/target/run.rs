@@ -460,6 +460,10 @@ async fn drive(
     let deadline = Instant::now() + Duration::from_secs(target.settle.timeout_s);
     let mut placed: Option<Vec<String>> = None;
     let mut placed_at = Instant::now();
+    // When the lab last saw work under way (a call in flight, a job
+    // waiting, running or moved): one look can miss a job Sidekiq has just
+    // popped, so settling wants none seen for all of `quiet_ms`.
+    let mut last_busy = Instant::now();
     let mut restarts: Vec<Instant> = Vec::new();
     loop {
         if let Some(why) = lab.exited() {
@@ -486,11 +490,17 @@ async fn drive(
             restarts.remove(0);
             restart_workers(lab).await?;
         }
-        if fast_retries {
-            move_retries(lab).await;
+        let moved = if fast_retries {
+            move_retries(lab).await
+        } else {
+            0
+        };
+        if moved > 0 || busy(lab).await? {
+            last_busy = Instant::now();
         }
         if let Some(ids) = &placed {
-            if restarts.is_empty() && placed_at.elapsed() >= quiet && settled(lab, quiet).await? {
+            let quiet_since = placed_at.max(last_busy);
+            if restarts.is_empty() && quiet_since.elapsed() >= quiet && idle(lab, quiet) {
                 return Ok((ids.clone(), None));
             }
         }
@@ -596,19 +606,19 @@ async fn restart_workers(lab: &mut Lab) -> Result<(), String> {
 
 /// Sidekiq's "Retry now" for every retry that has appeared, each noted on
 /// the timeline with the error that sent it there.
-async fn move_retries(lab: &mut Lab) {
+async fn move_retries(lab: &mut Lab) -> usize {
     let Some(sidekiq) = &lab.sidekiq else {
-        return;
+        return 0;
     };
     let Ok(entries) = sidekiq.retries().await else {
-        return;
+        return 0;
     };
     if entries.is_empty() {
-        return;
+        return 0;
     }
     let moved = sidekiq.retry_now(now_epoch_ms()).await.unwrap_or(0);
     if moved == 0 {
-        return;
+        return 0;
     }
     let at = lab.at_ms();
     for entry in entries {
@@ -622,18 +632,25 @@ async fn move_retries(lab: &mut Lab) {
             ),
         );
     }
+    moved
 }
 
-/// No provider call for `quiet` and, with `[sidekiq]`, nothing left to run.
-async fn settled(lab: &Lab, quiet: Duration) -> Result<bool, String> {
+/// No provider call has started or ended for `quiet`.
+fn idle(lab: &Lab, quiet: Duration) -> bool {
     let activity = lab.fakes.activity();
     let idle_ms = now_epoch_ms().saturating_sub(activity.last_call_ms);
-    if activity.in_flight > 0 || idle_ms < quiet.as_millis() as u64 {
-        return Ok(false);
+    activity.in_flight == 0 && idle_ms >= quiet.as_millis() as u64
+}
+
+/// Work under way now: a provider call in flight or, with `[sidekiq]`, a
+/// job queued, scheduled, waiting to retry or busy in a live process.
+async fn busy(lab: &Lab) -> Result<bool, String> {
+    if lab.fakes.activity().in_flight > 0 {
+        return Ok(true);
     }
     match &lab.sidekiq {
-        None => Ok(true),
-        Some(sidekiq) => Ok(sidekiq.pending().await?.is_empty()),
+        None => Ok(false),
+        Some(sidekiq) => Ok(!sidekiq.pending().await?.is_empty()),
     }
 }
 

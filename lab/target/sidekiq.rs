@@ -151,9 +151,11 @@ impl SidekiqView {
     pub async fn pending(&self) -> Result<Pending, String> {
         let b = &self.backend;
         let err = |e: crate::runner::BackendError| format!("reading Sidekiq's Redis: {e}");
-        let queued = b.waiting_jobs().await.map_err(err)?;
-        let scheduled = b.set_entries(JobSet::Schedule).await.map_err(err)?;
-        let retry = b.set_entries(JobSet::Retry).await.map_err(err)?;
+        // One MULTI for the queues and the sets, so a retry moving to its
+        // queue is not missed between two reads; the busy jobs after it (a
+        // job popped since is busy, or — until Sidekiq's next heartbeat —
+        // seen by nobody, which settling's quiet window covers).
+        let (queued, retry, scheduled) = b.snapshot_waiting().await.map_err(err)?;
         let busy = b.busy().await.map_err(err)?;
         Ok(Pending {
             queued,

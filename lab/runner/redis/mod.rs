@@ -101,6 +101,78 @@ impl RedisBackend {
         Self::open(url, namespace).await
     }
 
+    /// Every job that waits — on a queue, in an in-progress list, in the
+    /// retry and schedule sets — read in one MULTI, so a job moving between
+    /// them (a retry put back on its queue) is seen exactly once, in one
+    /// place or the other. (`waiting_jobs` and `set_entries` are separate
+    /// reads, which is enough for pages but not for deciding that nothing is
+    /// left.) Returns the waiting jobs, the retry set and the schedule.
+    pub async fn snapshot_waiting(
+        &self,
+    ) -> BackendResult<(Vec<Job>, Vec<SetEntry>, Vec<SetEntry>)> {
+        let mut conn = self.conn();
+        let (queues, holders): (Vec<String>, Vec<String>) = ::redis::pipe()
+            .smembers(self.keys.queues())
+            .smembers(self.keys.in_progress_index())
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.error("reading the queue names", e))?;
+        let places: Vec<String> = queues
+            .iter()
+            .map(|q| self.keys.queue(q))
+            .chain(holders.iter().map(|id| self.keys.in_progress(id)))
+            .collect();
+        let mut pipe = ::redis::pipe();
+        pipe.atomic();
+        for key in &places {
+            pipe.lrange(key, 0, -1);
+        }
+        pipe.zrange_withscores(self.keys.set(JobSet::Retry), 0, -1)
+            .zrange_withscores(self.keys.set(JobSet::Schedule), 0, -1);
+        let (lists, sets): (Vec<Vec<String>>, Vec<Vec<(String, f64)>>) = {
+            let mut all: Vec<::redis::Value> = pipe
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| self.error("reading what waits", e))?;
+            let sets = all.split_off(places.len());
+            let lists = all
+                .into_iter()
+                .map(::redis::from_redis_value::<Vec<String>>)
+                .collect::<Result<_, _>>()
+                .map_err(|e| self.error("reading queues", e.into()))?;
+            let sets = sets
+                .into_iter()
+                .map(::redis::from_redis_value::<Vec<(String, f64)>>)
+                .collect::<Result<_, _>>()
+                .map_err(|e| self.error("reading the retry and schedule sets", e.into()))?;
+            (lists, sets)
+        };
+        let mut jobs = Vec::new();
+        for (place, list) in places.iter().zip(lists) {
+            for payload in list {
+                jobs.push(parse_job(&payload, place)?);
+            }
+        }
+        let mut sets =
+            sets.into_iter()
+                .zip([JobSet::Retry, JobSet::Schedule])
+                .map(|(members, set)| {
+                    let place = format!("the {} set", set.key());
+                    members
+                        .into_iter()
+                        .map(|(member, score)| {
+                            Ok(SetEntry {
+                                at_ms: score_to_ms(score),
+                                job: parse_job(&member, &place)?,
+                            })
+                        })
+                        .collect::<BackendResult<Vec<SetEntry>>>()
+                });
+        let retry = sets.next().transpose()?.unwrap_or_default();
+        let schedule = sets.next().transpose()?.unwrap_or_default();
+        Ok((jobs, retry, schedule))
+    }
+
     async fn open(url: &str, namespace: &str) -> BackendResult<Self> {
         let shown = redact_url(url);
         let client = Client::open(url)
