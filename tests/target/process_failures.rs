@@ -1,0 +1,39 @@
+//! A process of the app that dies by itself during a run: the run stops at
+//! once and says which process, how it ended and what it last wrote, instead
+//! of waiting for a settle that a dead app may never reach.
+
+use std::time::Duration;
+
+use crate::harness::*;
+
+#[test]
+fn a_process_that_dies_during_the_run_fails_it_with_its_status_and_log() {
+    let target = Target::toy("dies");
+    let scenario = target.scenario(
+        "dies.toml",
+        "name = \"the mailer dies\"\norders = [{ count = 1 }]\n[expect]\ncharges_per_order = 1\n",
+    );
+    let outcome = check(&target, &[&scenario], &[]);
+    outcome.assert_failed();
+    // quiet_ms is 5 s: a run that ended sooner did not wait to settle.
+    assert!(
+        outcome.took < Duration::from_secs(5),
+        "took {:?}",
+        outcome.took
+    );
+    let run = outcome.only_run();
+    let why = run.unfinished().expect("unfinished");
+    assert!(
+        why.starts_with("process mailer exited with status 7 by itself during the run"),
+        "{why}"
+    );
+    assert!(why.contains("toy: booting"), "{why}");
+    assert!(
+        why.contains("toy: fatal: cannot open config/database.yml"),
+        "{why}"
+    );
+    // Its log is kept, with the lab's own lines around the process's.
+    let log = run.log("mailer");
+    assert!(log.contains("== started mailer (pid "), "{log}");
+    assert!(log.contains("toy: fatal"), "{log}");
+}
