@@ -98,8 +98,7 @@ impl Target {
     /// web` and `lab worker` on a private Redis), or `None`, said, when
     /// there is no `redis-server`.
     pub fn lab_pipeline(example: &str) -> Option<Target> {
-        need_redis()
-            .then(|| Target::copy(format!("examples/lab-pipeline/{example}.toml").as_ref()))
+        need_redis().then(|| Target::copy(format!("examples/lab-pipeline/{example}.toml").as_ref()))
     }
 
     /// A copy of the target file at `path` (relative to the repository).

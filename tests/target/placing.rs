@@ -52,27 +52,35 @@ fn a_command_read_by_its_last_line() {
 }
 
 #[test]
-fn a_command_read_by_a_json_field() {
-    assert_ids(&inline("J{n}", "json", "json:order.id"), ["J1", "J2"]);
+fn a_command_is_not_read_by_a_json_field() {
+    // `json:PATH` reads an HTTP answer; a command's output is read by
+    // `stdout`. The file says so before anything starts.
+    let target = inline("J{n}", "json", "json:order.id");
+    let scenario = target.scenario("double.toml", DOUBLE_CHARGE);
+    let outcome = check(&target, &[&scenario], &[]);
+    assert_eq!(outcome.code, Some(2), "{}", outcome.explain());
+    let text = std::fs::read_to_string(&target.path).unwrap();
+    let line = text.lines().position(|l| l.starts_with("id = ")).unwrap() + 1;
+    assert!(
+        outcome.stderr.starts_with(&format!(
+            "error: {}:{line}:6: `id = \"location\"` and `id = \"json:…\"` read an HTTP answer",
+            target.path.display()
+        )),
+        "{}",
+        outcome.stderr
+    );
 }
 
 #[test]
-fn a_command_whose_id_is_the_number() {
-    // The app prints "toy app booted" and its id, but `n` reads neither.
-    assert_ids(&inline("{n}", "plain", "n"), ["1", "2"]);
-}
-
-#[test]
-fn a_wrong_id_reading_is_a_clear_failure() {
-    // The toy app prints plain text; `json:order.id` cannot read it.
-    let target = inline("ord-{n}", "plain", "json:order.id");
+fn a_command_that_prints_no_id_is_a_clear_failure() {
+    let target = inline("ord-{n}", "none", "stdout");
     let scenario = target.scenario("double.toml", DOUBLE_CHARGE);
     let outcome = check(&target, &[&scenario], &[]);
     outcome.assert_failed();
     let run = outcome.only_run();
     let why = run.unfinished().expect("unfinished");
     assert!(
-        why.contains("placing order 1: ") && why.contains("not JSON"),
+        why.starts_with("placing order 1: ") && why.contains("the command printed nothing"),
         "{why}"
     );
 }

@@ -50,7 +50,10 @@ fn a_process_that_exits_before_it_is_ready_fails_the_run_fast() {
     );
     let run = outcome.only_run();
     let why = run.unfinished().expect("unfinished");
-    assert!(why.starts_with("web exited with status 3 before http://127.0.0.1:"), "{why}");
+    assert!(
+        why.starts_with("web exited with status 3 before http://127.0.0.1:"),
+        "{why}"
+    );
     assert!(
         why.contains("fatal: cannot open config/database.yml"),
         "quotes the last log line: {why}"

@@ -14,7 +14,10 @@ fn assert_refused(target: &Target, scenario: &std::path::Path, at: &str, says: &
         .lines()
         .find(|l| l.starts_with("error: "))
         .unwrap_or_else(|| panic!("no error line:\n{}", outcome.stderr));
-    assert!(line.starts_with(&format!("error: {at}")), "want {at}: {line}");
+    assert!(
+        line.starts_with(&format!("error: {at}")),
+        "want {at}: {line}"
+    );
     assert!(line.contains(says), "want {says:?}: {line}");
     assert!(
         outcome.stdout.is_empty(),
@@ -23,7 +26,8 @@ fn assert_refused(target: &Target, scenario: &std::path::Path, at: &str, says: &
     );
 }
 
-const ANY_SCENARIO: &str = "name = \"s\"\norders = [{ count = 1 }]\n[expect]\ncharges_per_order = 1\n";
+const ANY_SCENARIO: &str =
+    "name = \"s\"\norders = [{ count = 1 }]\n[expect]\ncharges_per_order = 1\n";
 
 #[test]
 fn an_unknown_key_in_the_target_file_names_its_line_and_column() {
@@ -86,14 +90,26 @@ const REFUSED: &[(&str, &str, &str)] = &[
         "`reminders` does not apply",
     ),
     ("backend", "backend = \"redis\"", "`backend` does not apply"),
-    ("concurrency", "concurrency = 2", "`concurrency` does not apply"),
-    ("max_retries", "max_retries = 3", "`max_retries` does not apply"),
+    (
+        "concurrency",
+        "concurrency = 2",
+        "`concurrency` does not apply",
+    ),
+    (
+        "max_retries",
+        "max_retries = 3",
+        "`max_retries` does not apply",
+    ),
     (
         "stale",
         "[[faults]]\nworker = \"stale\"\ncode_version = \"v1\"",
         "`worker = \"stale\"`",
     ),
-    ("duplicate", "[[faults]]\nqueue = \"duplicate\"", "`queue = …`"),
+    (
+        "duplicate",
+        "[[faults]]\nqueue = \"duplicate\"",
+        "`queue = …`",
+    ),
     (
         "queue-down",
         "[[faults]]\nqueue = \"down\"\nfor_ms = 100",

@@ -39,7 +39,12 @@ fn send_then_crash_charges_then_answers_503_and_the_retry_charges_again() {
         run.story()
     );
     assert!(charges[1].what.ends_with("told 201"), "{}", run.story());
-    assert_eq!(run.moments("Sidekiq retry moved").len(), 1, "{}", run.story());
+    assert_eq!(
+        run.moments("Sidekiq retry moved").len(),
+        1,
+        "{}",
+        run.story()
+    );
 }
 
 #[test]
@@ -90,7 +95,12 @@ fn drop_before_closes_the_connection_unanswered_and_the_retry_charges_once() {
         return;
     };
     assert_eq!(run.performed("payments", "1").len(), 1, "{}", run.story());
-    assert_eq!(run.moments("Sidekiq retry moved").len(), 1, "{}", run.story());
+    assert_eq!(
+        run.moments("Sidekiq retry moved").len(),
+        1,
+        "{}",
+        run.story()
+    );
     run.moment("payments fault rule 1 (DropBefore) applied to 1 call(s)");
 }
 

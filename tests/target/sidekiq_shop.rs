@@ -22,7 +22,11 @@ fn payments_crashing_three_times_is_retried_at_once_and_charges_once() {
     );
     let outcome = check(&target, &[&scenario], &[]);
     outcome.assert_passed();
-    assert!(outcome.took < Duration::from_secs(30), "took {:?}", outcome.took);
+    assert!(
+        outcome.took < Duration::from_secs(30),
+        "took {:?}",
+        outcome.took
+    );
     let run = outcome.only_run();
     // The shop's ids, read from its redirect to /orders/ID.
     let placed = run.placed();

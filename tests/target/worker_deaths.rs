@@ -79,7 +79,11 @@ fn killed_after_the_charge_basic_fetch_loses_the_job() {
     let run = outcome.only_run();
     assert_killed_after(&run, "payments");
     assert!(run.performed("email", "1").is_empty(), "{}", run.story());
-    assert!(run.performed("fulfillment", "1").is_empty(), "{}", run.story());
+    assert!(
+        run.performed("fulfillment", "1").is_empty(),
+        "{}",
+        run.story()
+    );
     assert_eq!(
         run.violations(),
         [("lost_jobs".to_string(), Some("1".to_string()))]
@@ -101,7 +105,11 @@ fn killed_after_the_email_the_order_is_charged_and_emailed_only() {
     let charges = run.performed("payments", "1");
     assert_eq!(charges.len(), 1, "never charged again:\n{}", run.story());
     assert!(charges[0].at_ms <= kill.at_ms);
-    assert!(run.performed("fulfillment", "1").is_empty(), "{}", run.story());
+    assert!(
+        run.performed("fulfillment", "1").is_empty(),
+        "{}",
+        run.story()
+    );
 }
 
 #[test]
@@ -144,7 +152,12 @@ fn every_step_is_one_run_per_effect_each_killed_after_it() {
         let order = ["payments", "email", "fulfillment"];
         for (j, other) in order.iter().enumerate() {
             let n = run.performed(other, "1").len();
-            assert_eq!(n, usize::from(j <= i), "{other} in run {i}:\n{}", run.story());
+            assert_eq!(
+                n,
+                usize::from(j <= i),
+                "{other} in run {i}:\n{}",
+                run.story()
+            );
         }
     }
 }
@@ -162,7 +175,11 @@ fn calls_two_kills_after_the_second_charge() {
     let run = outcome.only_run();
     let kills = kills(&run);
     assert_eq!(kills.len(), 1, "{}", run.story());
-    assert!(kills[0].what.contains("(the second time)"), "{}", kills[0].what);
+    assert!(
+        kills[0].what.contains("(the second time)"),
+        "{}",
+        kills[0].what
+    );
     let charges: Vec<Moment> = run
         .timeline()
         .into_iter()
