@@ -433,3 +433,22 @@ pub fn files_starting(dir: &Path, prefix: &str) -> Vec<PathBuf> {
     found.sort();
     found
 }
+
+/// Whether process `pid` is gone (or a zombie waiting to be reaped), waited
+/// for up to 5 s: the lab kills its processes' groups as it ends, and init
+/// may take a moment to reap what was reparented to it.
+pub fn gone(pid: &str) -> bool {
+    let stat = format!("/proc/{pid}/stat");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let alive = std::fs::read_to_string(&stat)
+            .is_ok_and(|s| !s.rsplit(") ").next().unwrap_or("").starts_with('Z'));
+        if !alive {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

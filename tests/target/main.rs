@@ -15,6 +15,7 @@
 //! - [`process_failures`]: a process that dies by itself during a run.
 //! - [`refusals`]: target file errors, and the scenario keys a target
 //!   refuses, each with its file and line.
+//! - [`defaults`]: the scenarios folder run when none is named.
 //! - [`parallel`]: `--jobs 2`, each run with its own ports and Redis.
 //! - [`sidekiq_shop`]: a few scenarios of the Ruby example.
 //!
@@ -25,6 +26,7 @@
 
 mod harness;
 
+mod defaults;
 mod parallel;
 mod placing;
 mod process_failures;

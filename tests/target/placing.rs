@@ -85,6 +85,35 @@ fn a_command_that_prints_no_id_is_a_clear_failure() {
     );
 }
 
+#[test]
+fn an_http_json_answer_read_by_a_field_that_is_not_the_number() {
+    // The "app" is a `lab fakes` of its own: the order's id is its charge's.
+    let target = Target::toy("http");
+    let scenario = target.scenario(
+        "charge.toml",
+        "name = \"ids from JSON\"\norders = [{ count = 2 }]\n[expect]\ncharges_per_order = 1\n",
+    );
+    let outcome = check(&target, &[&scenario], &[]);
+    // The lab's own fakes saw no charge: both orders were never charged.
+    outcome.assert_failed();
+    let run = outcome.only_run();
+    let placed = run.placed();
+    assert_eq!(placed.len(), 2, "{}", run.story());
+    for (_, id) in &placed {
+        assert!(id.starts_with("ch_"), "{}", run.story());
+    }
+    assert_ne!(placed[0].1, placed[1].1);
+    assert_eq!(
+        run.violations(),
+        placed
+            .iter()
+            .map(|(_, id)| ("charges_per_order".to_string(), Some(id.clone())))
+            .collect::<Vec<_>>(),
+        "{}",
+        outcome.explain()
+    );
+}
+
 /// The email provider sends, then answers 503: the naive lab pipeline's
 /// retried job charges again.
 const EMAIL_SEND_THEN_CRASH: &str = r#"

@@ -37,3 +37,26 @@ fn a_process_that_dies_during_the_run_fails_it_with_its_status_and_log() {
     assert!(log.contains("== started mailer (pid "), "{log}");
     assert!(log.contains("toy: fatal"), "{log}");
 }
+
+#[test]
+fn a_process_whose_program_is_missing_fails_the_run_naming_it() {
+    let target = Target::toy("dies").edit(
+        r#"command = ["sh", "{dir}/toy.sh", "die", "7"]"#,
+        r#"command = ["idemlab-no-such-mailer", "--queue", "mail"]"#,
+    );
+    let scenario = target.scenario(
+        "missing.toml",
+        "name = \"no mailer\"\norders = [{ count = 1 }]\n[expect]\ncharges_per_order = 1\n",
+    );
+    let outcome = check(&target, &[&scenario], &[]);
+    outcome.assert_failed();
+    let run = outcome.only_run();
+    let why = run.unfinished().expect("unfinished");
+    assert_eq!(
+        why,
+        "cannot start mailer: `idemlab-no-such-mailer` not found on PATH",
+        "{}",
+        outcome.explain()
+    );
+    assert!(run.placed().is_empty(), "{}", run.story());
+}

@@ -77,6 +77,14 @@ fn every_template_is_filled_with_what_it_names() {
 
     // {lab}: the lab binary that runs the check.
     assert_eq!(value(&seen, "lab"), lab_binary().display().to_string());
+
+    // Nothing the run started outlives it: the recorder, nor its child.
+    for pid in ["pid", "child_pid"] {
+        assert!(
+            gone(value(&seen, pid)),
+            "the recorder's {pid} outlived the run"
+        );
+    }
 }
 
 #[test]

@@ -221,3 +221,40 @@ fn the_killed_worker_restarts_after_restart_after_ms_and_finishes_exactly_once()
         assert!(records[0].at_ms >= restarted.at_ms, "{}", run.story());
     }
 }
+
+#[test]
+fn a_toy_worker_is_killed_after_the_charge_restarted_and_leaves_nothing_behind() {
+    // The toy worker removes a job from its queue when it takes it, as
+    // basic fetch does: killed after the charge, the order is lost.
+    let target = Target::toy("queued");
+    let scenario = target.scenario(
+        "toy.toml",
+        &die_after(
+            "charge",
+            "restart_after_ms = 200",
+            1,
+            "violation = \"lost_jobs\"",
+        ),
+    );
+    let outcome = check(&target, &[&scenario], &[]);
+    outcome.assert_passed();
+    let run = outcome.only_run();
+    let kill = run.moment("worker killed (SIGKILL) after charge ch_");
+    let charges = run.performed("payments", "ord-1");
+    assert_eq!(charges.len(), 1, "{}", run.story());
+    assert!(charges[0].at_ms <= kill.at_ms, "{}", run.story());
+    assert!(
+        run.performed("email", "ord-1").is_empty(),
+        "{}",
+        run.story()
+    );
+    let restarted = run.moment("worker restarted");
+    assert!(restarted.at_ms >= kill.at_ms + 200, "{}", run.story());
+    // Two lives of the worker, both gone once the check is over.
+    let pids = std::fs::read_to_string(target.folder().join("out/worker.pids")).unwrap();
+    let pids: Vec<&str> = pids.lines().collect();
+    assert_eq!(pids.len(), 2, "{pids:?}");
+    for pid in pids {
+        assert!(gone(pid), "worker {pid} outlived the run");
+    }
+}

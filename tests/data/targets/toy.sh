@@ -11,8 +11,11 @@
 #   toy.sh worker             take each job from $TOY_QUEUE (gone once taken,
 #                             as basic fetch) and complete its order
 #   toy.sh chatter            charge order "chatter" every 100 ms, for ever
-#   toy.sh record NAME ARG…   write its arguments, cwd, some env and its start
-#                             time to $TOY_OUT/NAME-PID.txt, then wait
+#   toy.sh record NAME ARG…   write its arguments, cwd, some env, its pid, its
+#                             child's and its start time to
+#                             $TOY_OUT/NAME-PID.txt, then wait
+#                             (the worker, given $TOY_OUT, notes each life's
+#                             pid in $TOY_OUT/worker.pids)
 #   toy.sh die STATUS         print two lines, exit with STATUS soon after
 #   toy.sh late LAB PORT      after 1 s, serve `lab fakes` on PORT
 #
@@ -90,6 +93,10 @@ enqueue)
     ;;
 worker)
     mkdir -p "$TOY_QUEUE"
+    if [ -n "${TOY_OUT:-}" ]; then
+        mkdir -p "$TOY_OUT"
+        echo "$$" >>"$TOY_OUT/worker.pids"
+    fi
     echo "toy worker: waiting for jobs in $TOY_QUEUE"
     while :; do
         for job in "$TOY_QUEUE"/*.job; do
@@ -113,7 +120,10 @@ record)
     shift
     mkdir -p "$TOY_OUT"
     out="$TOY_OUT/$name-$$.txt"
+    sleep 600 &
+    child=$!
     {
+        printf 'pid=%s\nchild_pid=%s\n' "$$" "$child"
         for arg in "$@"; do
             printf '%s\n' "$arg"
         done
@@ -130,7 +140,6 @@ record)
     } >"$out.tmp"
     mv "$out.tmp" "$out"
     trap 'printf "stopped_ms=%s\n" "$(now_ms)" >>"$out"; exit 0' TERM
-    sleep 600 &
     wait
     ;;
 die)
