@@ -60,3 +60,31 @@ fn a_process_whose_program_is_missing_fails_the_run_naming_it() {
     );
     assert!(run.placed().is_empty(), "{}", run.story());
 }
+
+#[test]
+fn a_process_that_ignores_sigterm_is_killed_after_the_grace() {
+    let target = Target::toy("dies")
+        .edit(
+            r#"["sh", "{dir}/toy.sh", "die", "7"]"#,
+            r#"["sh", "{dir}/toy.sh", "stubborn"]"#,
+        )
+        .edit("quiet_ms = 5000", "quiet_ms = 300");
+    // Two charges expected of one: the run fails, so its logs are kept.
+    let scenario = target.scenario(
+        "stubborn.toml",
+        "name = \"stubborn\"\norders = [{ count = 1 }]\n[expect]\ncharges_per_order = 2\n",
+    );
+    let outcome = check(&target, &[&scenario], &[]);
+    outcome.assert_failed();
+    // 5 s of grace after SIGTERM, then SIGKILL: the check still ends.
+    assert!(
+        outcome.took >= Duration::from_secs(5) && outcome.took < Duration::from_secs(15),
+        "took {:?}",
+        outcome.took
+    );
+    let log = outcome.only_run().log("mailer");
+    assert!(
+        log.contains("killed, still running 5 s after SIGTERM"),
+        "{log}"
+    );
+}

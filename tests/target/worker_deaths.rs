@@ -258,3 +258,38 @@ fn a_toy_worker_is_killed_after_the_charge_restarted_and_leaves_nothing_behind()
         assert!(gone(pid), "worker {pid} outlived the run");
     }
 }
+
+#[test]
+fn every_worker_process_is_killed_and_restarted_and_no_other() {
+    let target = Target::toy("queued");
+    let mut text = std::fs::read_to_string(&target.path).unwrap();
+    text.push_str(
+        "\n[[process]]\nname = \"sidecar\"\ncommand = [\"sh\", \"{dir}/toy.sh\", \"record\", \"sidecar\"]\nrole = \"worker\"\n\n[[process]]\nname = \"web\"\ncommand = [\"sh\", \"{dir}/toy.sh\", \"record\", \"web\"]\n",
+    );
+    std::fs::write(&target.path, text).unwrap();
+    let scenario = target.scenario(
+        "two.toml",
+        &die_after(
+            "charge",
+            "restart_after_ms = 100",
+            1,
+            "violation = \"lost_jobs\"",
+        ),
+    );
+    let outcome = check(&target, &[&scenario], &[]);
+    outcome.assert_passed();
+    let run = outcome.only_run();
+    run.moment("worker, sidecar killed (SIGKILL) after charge ch_");
+    run.moment("worker, sidecar restarted");
+    let out = target.folder().join("out");
+    let sidecar = files_starting(&out, "sidecar-");
+    assert_eq!(sidecar.len(), 2, "two lives of the sidecar: {sidecar:?}");
+    let web = files_starting(&out, "web-");
+    assert_eq!(web.len(), 1, "the web process is no worker: {web:?}");
+    for file in sidecar.iter().chain(&web) {
+        let seen = recorded(file);
+        for pid in ["pid", "child_pid"] {
+            assert!(gone(value(&seen, pid)), "{pid} of {}", file.display());
+        }
+    }
+}

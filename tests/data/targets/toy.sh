@@ -16,6 +16,7 @@
 #                             $TOY_OUT/NAME-PID.txt, then wait
 #                             (the worker, given $TOY_OUT, notes each life's
 #                             pid in $TOY_OUT/worker.pids)
+#   toy.sh stubborn           ignore SIGTERM and wait (only SIGKILL ends it)
 #   toy.sh die STATUS         print two lines, exit with STATUS soon after
 #   toy.sh late LAB PORT      after 1 s, serve `lab fakes` on PORT
 #
@@ -140,6 +141,12 @@ record)
     } >"$out.tmp"
     mv "$out.tmp" "$out"
     trap 'printf "stopped_ms=%s\n" "$(now_ms)" >>"$out"; exit 0' TERM
+    wait
+    ;;
+stubborn)
+    echo "toy: ignoring SIGTERM"
+    trap '' TERM
+    sleep 600 &
     wait
     ;;
 die)
