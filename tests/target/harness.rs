@@ -79,6 +79,10 @@ pub struct Target {
 impl Target {
     /// `tests/data/targets/NAME.toml`, with the toy app beside it.
     pub fn toy(name: &str) -> Target {
+        assert!(
+            have("curl"),
+            "the toy app (tests/data/targets/toy.sh) calls the fake services with curl: install curl"
+        );
         let data = repo().join("tests/data/targets");
         let target = Target::copy(&data.join(format!("{name}.toml")));
         std::fs::copy(data.join("toy.sh"), target.dir.path().join("toy.sh")).unwrap();

@@ -92,6 +92,30 @@ fn with_sidekiq_a_retry_due_later_than_the_quiet_is_waited_for() {
 }
 
 #[test]
+fn without_sidekiq_the_same_app_is_taken_as_settled_before_its_retry() {
+    // The control for the test above: with `[sidekiq]` gone, 100 ms of
+    // quiet after the crash is the end, and the retry's charge is missed.
+    let Some(target) = safe_slow_retries() else {
+        return;
+    };
+    let text = std::fs::read_to_string(&target.path).unwrap();
+    let cut = text.find("[sidekiq]").unwrap();
+    std::fs::write(&target.path, &text[..cut]).unwrap();
+    let crash = "[[faults]]\nservice = \"payments\"\nmode = \"crash\"\ncalls = 1\n";
+    let scenario = target.scenario("retry.toml", &one_order(crash, ALL_ONCE));
+    let outcome = check(&target, &[&scenario], &[]);
+    outcome.assert_failed();
+    let run = outcome.only_run();
+    assert!(run.performed("payments", "1").is_empty(), "{}", run.story());
+    assert!(
+        run.violations()
+            .contains(&("charges_per_order".to_string(), Some("1".to_string()))),
+        "{}",
+        outcome.explain()
+    );
+}
+
+#[test]
 fn fast_retries_settle_many_failures_in_seconds() {
     let Some(target) = Target::lab_pipeline("safe") else {
         return;
