@@ -114,6 +114,31 @@ fn an_http_json_answer_read_by_a_field_that_is_not_the_number() {
     );
 }
 
+#[test]
+fn a_match_path_that_names_no_placed_order_is_pointed_out() {
+    let target = Target::toy("inline").edit(
+        "[settle]",
+        "[match]\ncharge = \"metadata.order_ref\"\n\n[settle]",
+    );
+    let scenario = target.scenario(
+        "match.toml",
+        "name = \"wrong match\"\norders = [{ count = 1 }]\n[expect]\ncharges_per_order = 1\n",
+    );
+    let outcome = check(&target, &[&scenario], &[]);
+    outcome.assert_failed();
+    let json = outcome.json();
+    let message = json["scenarios"][0]["runs"][0]["verdict"]["violations"][0]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        message,
+        "order ord-1 was never charged, but the payments ledger has 1 record and none names a placed order (no record has a value at /metadata/order_ref): check the target's `[match]`",
+        "{}",
+        outcome.explain()
+    );
+}
+
 /// The email provider sends, then answers 503: the naive lab pipeline's
 /// retried job charges again.
 const EMAIL_SEND_THEN_CRASH: &str = r#"

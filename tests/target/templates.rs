@@ -78,6 +78,10 @@ fn every_template_is_filled_with_what_it_names() {
     // {lab}: the lab binary that runs the check.
     assert_eq!(value(&seen, "lab"), lab_binary().display().to_string());
 
+    // `{{` and `}}` are braces; a process's own `env` wins over `[env]`.
+    assert_eq!(value(&seen, "braces"), "{not a template}");
+    assert_eq!(value(&seen, "env_whose"), "the recorder's own");
+
     // Nothing the run started outlives it: the recorder, nor its child.
     for pid in ["pid", "child_pid"] {
         assert!(

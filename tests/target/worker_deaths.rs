@@ -293,3 +293,39 @@ fn every_worker_process_is_killed_and_restarted_and_no_other() {
         }
     }
 }
+
+#[test]
+fn a_killed_workers_log_tells_each_life() {
+    // The lost order fails `all-complete`, so the run keeps its logs.
+    let target = Target::toy("queued");
+    let scenario = target.scenario(
+        "lives.toml",
+        &die_after(
+            "charge",
+            "restart_after_ms = 100",
+            1,
+            "orders = \"all-complete\"",
+        ),
+    );
+    let outcome = check(&target, &[&scenario], &[]);
+    outcome.assert_failed();
+    let log = outcome.only_run().log("worker");
+    let lines = [
+        "== started worker (pid ",
+        "toy worker: took order ord-1",
+        "== killed worker (pid ",
+        "== restarted worker (pid ",
+        "== stopped worker (pid ",
+    ];
+    let mut from = 0;
+    for line in lines {
+        let at = log[from..]
+            .find(line)
+            .unwrap_or_else(|| panic!("no {line:?} after byte {from} of:\n{log}"));
+        from += at + line.len();
+    }
+    assert!(
+        !log.contains("toy: order ord-1 complete"),
+        "the job died with the worker:\n{log}"
+    );
+}

@@ -131,6 +131,7 @@ record)
         printf 'cwd=%s\n' "$(pwd)"
         printf 'env_fakes=%s\n' "${FAKE_API_URL:-}"
         printf 'env_run_dir=%s\n' "${TOY_RUN_DIR:-}"
+        printf 'env_whose=%s\n' "${TOY_WHOSE:-}"
         if [ -n "${TOY_WEB:-}" ]; then
             printf 'web_answers=%s\n' "$(curl -s -o /dev/null -w '%{http_code}' "$TOY_WEB")"
         fi
