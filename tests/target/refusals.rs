@@ -204,3 +204,46 @@ fn die_after_without_a_worker_process_is_refused() {
         "has none",
     );
 }
+
+#[test]
+fn a_missing_target_file_is_an_error() {
+    let target = Target::toy("inline");
+    let scenario = target.scenario("s.toml", ANY_SCENARIO);
+    let missing = Target {
+        path: target.folder().join("nope.toml"),
+        dir: tempfile::tempdir().unwrap(),
+    };
+    assert_refused(
+        &missing,
+        &scenario,
+        &format!("{}: cannot read it:", missing.path.display()),
+        "No such file",
+    );
+}
+
+#[test]
+fn one_invalid_scenario_stops_them_all_before_anything_runs() {
+    let target = Target::toy("inline");
+    let good = target.scenario("good.toml", ANY_SCENARIO);
+    let bad = target.scenario(
+        "bad.toml",
+        "name = \"b\"\norders = [{ count = 1 }]\nconcurrency = 2\n[expect]\ncharges_per_order = 1\n",
+    );
+    let outcome = check(&target, &[&good, &bad], &[]);
+    assert_eq!(outcome.code, Some(2), "{}", outcome.explain());
+    assert!(
+        outcome
+            .stderr
+            .contains(&format!("error: {}:3:", bad.display())),
+        "{}",
+        outcome.stderr
+    );
+    assert!(
+        outcome
+            .stderr
+            .contains("1 of 2 scenario file(s) are invalid; nothing was run"),
+        "{}",
+        outcome.stderr
+    );
+    assert!(outcome.stdout.is_empty(), "{}", outcome.stdout);
+}

@@ -63,6 +63,7 @@ complete() {
     i=0
     while [ "$i" -lt "${TOY_CHARGES:-1}" ]; do
         until_ok "charge $1" charge "$1" || return 1
+        echo "toy: charged $1"
         i=$((i + 1))
     done
     sleep "${TOY_GAP_S:-0}"
