@@ -16,6 +16,9 @@
 #                             $TOY_OUT/NAME-PID.txt, then wait
 #                             (the worker, given $TOY_OUT, notes each life's
 #                             pid in $TOY_OUT/worker.pids)
+#   toy.sh push ID            push a Sidekiq job for ID on $TOY_REDIS, print ID
+#   toy.sh shuffle            move each job on $TOY_REDIS between its queue and
+#                             the retry set, atomically, every millisecond
 #   toy.sh stubborn           ignore SIGTERM and wait (only SIGKILL ends it)
 #   toy.sh die STATUS         print two lines, exit with STATUS soon after
 #   toy.sh late LAB PORT      after 1 s, serve `lab fakes` on PORT
@@ -144,6 +147,32 @@ record)
     mv "$out.tmp" "$out"
     trap 'printf "stopped_ms=%s\n" "$(now_ms)" >>"$out"; exit 0' TERM
     wait
+    ;;
+push)
+    # A Sidekiq job for order $1 on queue:default, as Sidekiq.push writes it.
+    at=$(date +%s.%N)
+    job="{\"class\":\"ToyJob\",\"args\":[\"$1\"],\"jid\":\"jid$1\",\"queue\":\"default\",\"retry\":true,\"created_at\":$at,\"enqueued_at\":$at,\"retry_count\":0,\"error_class\":\"Toy::Error\",\"error_message\":\"toy\",\"failed_at\":$at}"
+    redis-cli -u "$TOY_REDIS" sadd queues default >/dev/null
+    redis-cli -u "$TOY_REDIS" lpush queue:default "$job" >/dev/null
+    printf '%s\n' "$1"
+    ;;
+shuffle)
+    # Moves every job between queue:default and the retry set, one atomic
+    # script call every millisecond: a job always somewhere, never run.
+    echo "toy: shuffling jobs between queue:default and retry"
+    exec redis-cli -u "$TOY_REDIS" -r -1 -i 0.001 eval "
+        local job = redis.call('RPOP', 'queue:default')
+        if job then
+            redis.call('ZADD', 'retry', 0, job)
+            return 'to retry'
+        end
+        local due = redis.call('ZRANGE', 'retry', 0, 0)
+        if due[1] then
+            redis.call('ZREM', 'retry', due[1])
+            redis.call('LPUSH', 'queue:default', due[1])
+            return 'to queue'
+        end
+        return 'none'" 0 >/dev/null
     ;;
 stubborn)
     echo "toy: ignoring SIGTERM"
