@@ -330,3 +330,58 @@ fn a_killed_workers_log_tells_each_life() {
         "the worker heard the answer:\n{log}"
     );
 }
+
+#[test]
+fn a_restarted_worker_with_a_ready_url_is_waited_for_again() {
+    // The worker answers its `ready` URL a second after it starts; the
+    // placing command charges, which kills it.
+    let target = Target::write(
+        "ready.toml",
+        r#"
+name = "a worker that is slow to start"
+effects = ["charge"]
+
+[env]
+FAKE_API_URL = "{fakes}"
+
+[[process]]
+name = "worker"
+command = ["sh", "{dir}/toy.sh", "late", "{lab}", "{port}"]
+ready = "http://127.0.0.1:{port}/"
+role = "worker"
+
+[place_order]
+command = ["sh", "{dir}/toy.sh", "place", "ord-{n}", "plain"]
+id = "stdout"
+
+[settle]
+quiet_ms = 200
+timeout_s = 20
+"#,
+    );
+    std::fs::copy(
+        repo().join("tests/data/targets/toy.sh"),
+        target.folder().join("toy.sh"),
+    )
+    .unwrap();
+    let scenario = target.scenario(
+        "ready.toml",
+        &die_after(
+            "charge",
+            "restart_after_ms = 100",
+            1,
+            "charges_per_order = 1",
+        ),
+    );
+    let outcome = check(&target, &[&scenario], &[]);
+    outcome.assert_passed();
+    let run = outcome.only_run();
+    let kill = run.moment("worker killed (SIGKILL) after charge ch_");
+    let restarted = run.moment("worker restarted");
+    assert!(
+        restarted.at_ms >= kill.at_ms + 100 + 1000,
+        "restarted {} ms after the kill, before it could answer:\n{}",
+        restarted.at_ms - kill.at_ms,
+        run.story()
+    );
+}
