@@ -19,6 +19,8 @@
 #   toy.sh push ID            push a Sidekiq job for ID on $TOY_REDIS, print ID
 #   toy.sh shuffle            move each job on $TOY_REDIS between its queue and
 #                             the retry set, atomically, every millisecond
+#   toy.sh retries COUNT      add COUNT failed jobs to the retry set on
+#                             $TOY_REDIS, one every 5 ms, then wait
 #   toy.sh stubborn           ignore SIGTERM and wait (only SIGKILL ends it)
 #   toy.sh die STATUS         print two lines, exit with STATUS soon after
 #   toy.sh late LAB PORT      after 1 s, serve `lab fakes` on PORT
@@ -173,6 +175,20 @@ shuffle)
             return 'to queue'
         end
         return 'none'" 0 >/dev/null
+    ;;
+retries)
+    # Adds $1 failed jobs to the retry set, one every 5 ms, each its own.
+    echo "toy: adding $1 retries"
+    redis-cli -u "$TOY_REDIS" -r "$1" -i 0.005 eval "
+        local n = redis.call('INCR', 'toy:retries')
+        local job = '{\"class\":\"ToyJob\",\"args\":[\"ord-1\"],\"jid\":\"retry' .. n ..
+            '\",\"queue\":\"default\",\"retry\":true,\"created_at\":1700000000.0,' ..
+            '\"retry_count\":0,\"error_class\":\"Toy::Error\",\"error_message\":\"toy failure ' ..
+            n .. '\",\"failed_at\":1700000000.0}'
+        redis.call('ZADD', 'retry', 0, job)
+        return n" 0 >/dev/null
+    echo "toy: added $1 retries"
+    exec sleep 600
     ;;
 stubborn)
     echo "toy: ignoring SIGTERM"
