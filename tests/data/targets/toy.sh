@@ -64,7 +64,7 @@ fulfill() {
     call PUT /fulfillment/request "{\"customer_id\":\"cus_toy\",\"address\":\"1 Main Street\",\"product_id\":1,\"quantity\":1,\"metadata\":{\"order_id\":\"$1\"}}"
 }
 
-complete() {
+complete_order() {
     i=0
     while [ "$i" -lt "${TOY_CHARGES:-1}" ]; do
         until_ok "charge $1" charge "$1" || return 1
@@ -86,7 +86,7 @@ cmd=$1
 shift
 case $cmd in
 place)
-    complete "$1" >&2 || exit 1
+    complete_order "$1" >&2 || exit 1
     case $2 in
     plain) printf 'toy app booted\n%s\n' "$1" ;;
     json) printf 'toy app booted\n{"order": {"id": "%s"}}\n' "$1" ;;
@@ -111,7 +111,7 @@ worker)
             id=$(cat "$job")
             rm -f "$job"
             echo "toy worker: took order $id"
-            complete "$id"
+            complete_order "$id"
         done
         sleep 0.05
     done
