@@ -182,17 +182,21 @@ impl SidekiqView {
     }
 
     /// "Retry now" for every job in the retry set: each goes back onto its
-    /// queue at once. Returns how many moved.
-    pub async fn retry_now(&self, now_ms: u64) -> Result<usize, String> {
+    /// queue at once, its payload unchanged (Sidekiq's own "Retry now"
+    /// lowers `retry_count`, so a job moved that way would never die).
+    /// Returns the entries moved, for the timeline.
+    pub async fn retry_now(&self, now_ms: u64) -> Result<Vec<SetEntry>, String> {
         let entries = self.retries().await?;
-        let mut moved = 0;
+        let mut moved = Vec::new();
         for entry in entries {
             let requeued = self
                 .backend
                 .requeue_from_set(JobSet::Retry, &entry.job.jid, now_ms)
                 .await
                 .map_err(|e| format!("moving a retry to its queue: {e}"))?;
-            moved += usize::from(requeued);
+            if requeued {
+                moved.push(entry);
+            }
         }
         Ok(moved)
     }

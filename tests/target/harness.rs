@@ -324,15 +324,16 @@ impl Run {
             .collect()
     }
 
-    /// The app's ids of the placed orders, from the "order N placed: the
-    /// app calls it X" moments, in N order.
+    /// The app's ids of the placed orders, from the "placed (order number
+    /// N; the app's id is X)" moments, in N order.
     pub fn placed(&self) -> Vec<(u32, String)> {
         let mut placed: Vec<(u32, String)> = self
-            .moments(" placed: the app calls it ")
+            .moments("placed (order number ")
             .iter()
             .map(|m| {
-                let rest = m.what.strip_prefix("order ").unwrap();
-                let (n, id) = rest.split_once(" placed: the app calls it ").unwrap();
+                let rest = m.what.strip_prefix("placed (order number ").unwrap();
+                let rest = rest.strip_suffix(')').unwrap();
+                let (n, id) = rest.split_once("; the app's id is ").unwrap();
                 assert_eq!(m.order.as_deref(), Some(id), "{m:?}");
                 (n.parse().unwrap(), id.to_string())
             })

@@ -1,6 +1,6 @@
 //! Both ways of placing an order (a command, an HTTP request) and every way
 //! of reading the app's id (`n`, `stdout`, `location`, `json:PATH`): the id
-//! shows in the timeline's "order N placed: the app calls it X" moment, and
+//! shows in the timeline's "placed (order number N; the app's id is X)" moment, and
 //! a violation names the order by it.
 
 use crate::harness::*;

@@ -24,7 +24,7 @@ fn orders_are_placed_once_a_slow_process_answers() {
     outcome.assert_passed();
     let run = outcome.only_run();
     let up = run.moment("process web up");
-    let placed = run.moment("order 1 placed");
+    let placed = run.moment("placed (order number 1;");
     assert!(
         up.at_ms >= 1000,
         "web answers after 1 s, yet was up at {} ms:\n{}",

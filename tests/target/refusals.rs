@@ -175,7 +175,6 @@ fn reminder_expectations_are_refused() {
 }
 
 #[test]
-#[ignore = "bug: `orders = \"all-settled\"` is accepted against a target and checked as \"all-complete\"; checker::target::refused() says it needs order rows but nothing calls it"]
 fn all_settled_is_refused() {
     let target = Target::copy("examples/lab-pipeline/naive.toml".as_ref());
     let scenario = target.scenario(

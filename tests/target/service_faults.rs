@@ -70,7 +70,7 @@ fn crash_never_reaches_the_provider_so_the_retries_charge_once() {
     let retries = run.moments("Sidekiq retry moved");
     assert_eq!(retries.len(), 2, "{}", run.story());
     assert!(retries[0].what.contains("503"), "{}", run.story());
-    run.moment("payments fault rule 1 (Crash) applied to 2 call(s)");
+    run.moment("payments rule 0 (crash) fired on 2 calls");
 }
 
 #[test]
@@ -86,7 +86,7 @@ fn throttle_answers_429_and_the_retries_charge_once() {
     let retries = run.moments("Sidekiq retry moved");
     assert_eq!(retries.len(), 2, "{}", run.story());
     assert!(retries[0].what.contains("429"), "{}", run.story());
-    run.moment("payments fault rule 1 (Throttle) applied to 2 call(s)");
+    run.moment("payments rule 0 (throttle) fired on 2 calls");
 }
 
 #[test]
@@ -101,7 +101,7 @@ fn drop_before_closes_the_connection_unanswered_and_the_retry_charges_once() {
         "{}",
         run.story()
     );
-    run.moment("payments fault rule 1 (DropBefore) applied to 1 call(s)");
+    run.moment("payments rule 0 (drop-before) fired on 1 call");
 }
 
 #[test]
@@ -118,7 +118,7 @@ fn slow_past_the_clients_timeout_charges_and_the_clients_retry_charges_again() {
     let run = outcome.only_run();
     let charges = run.performed("payments", "ord-1");
     assert_eq!(charges.len(), 2, "{}", run.story());
-    let placed = run.moment("order 1 placed");
+    let placed = run.moment("placed (order number 1;");
     assert!(
         charges.iter().any(|c| c.at_ms >= placed.at_ms + 1400),
         "the slow charge lands after its sleep:\n{}",

@@ -126,7 +126,6 @@ fn a_failing_run_keeps_its_run_dir_with_the_logs_in_it() {
 }
 
 #[test]
-#[ignore = "bug: a failed run's `logs` never lists the private Redis's log: run_once calls lab.log_files() after lab.stop(), which has taken lab.redis"]
 fn a_failing_runs_report_lists_the_redis_log() {
     if !need_redis() {
         return;
