@@ -155,12 +155,12 @@ impl SidekiqView {
         // queue is not missed between two reads; the busy jobs after it (a
         // job popped since is busy, or — until Sidekiq's next heartbeat —
         // seen by nobody, which settling's quiet window covers).
-        let (queued, retry, scheduled) = b.snapshot_waiting().await.map_err(err)?;
+        let waiting = b.snapshot_waiting().await.map_err(err)?;
         let busy = b.busy().await.map_err(err)?;
         Ok(Pending {
-            queued,
-            scheduled,
-            retry,
+            queued: waiting.queued,
+            scheduled: waiting.schedule,
+            retry: waiting.retry,
             busy,
         })
     }

@@ -88,6 +88,18 @@ pub struct RedisBackend {
     pushed: Notify,
 }
 
+/// A sorted set's members with their scores.
+type Members = Vec<(String, f64)>;
+
+/// Every job that waits, read at one instant ([`RedisBackend::snapshot_waiting`]).
+#[derive(Debug, Clone, Default)]
+pub struct Waiting {
+    /// On a queue or in an in-progress list.
+    pub queued: Vec<Job>,
+    pub retry: Vec<SetEntry>,
+    pub schedule: Vec<SetEntry>,
+}
+
 impl RedisBackend {
     /// Connects to `url` (`redis://host:port/db`), keys without a prefix:
     /// where Sidekiq's tools look.
@@ -106,10 +118,8 @@ impl RedisBackend {
     /// them (a retry put back on its queue) is seen exactly once, in one
     /// place or the other. (`waiting_jobs` and `set_entries` are separate
     /// reads, which is enough for pages but not for deciding that nothing is
-    /// left.) Returns the waiting jobs, the retry set and the schedule.
-    pub async fn snapshot_waiting(
-        &self,
-    ) -> BackendResult<(Vec<Job>, Vec<SetEntry>, Vec<SetEntry>)> {
+    /// left.)
+    pub async fn snapshot_waiting(&self) -> BackendResult<Waiting> {
         let mut conn = self.conn();
         let (queues, holders): (Vec<String>, Vec<String>) = ::redis::pipe()
             .smembers(self.keys.queues())
@@ -129,7 +139,7 @@ impl RedisBackend {
         }
         pipe.zrange_withscores(self.keys.set(JobSet::Retry), 0, -1)
             .zrange_withscores(self.keys.set(JobSet::Schedule), 0, -1);
-        let (lists, sets): (Vec<Vec<String>>, Vec<Vec<(String, f64)>>) = {
+        let (lists, sets): (Vec<Vec<String>>, Vec<Members>) = {
             let mut all: Vec<::redis::Value> = pipe
                 .query_async(&mut conn)
                 .await
@@ -142,7 +152,7 @@ impl RedisBackend {
                 .map_err(|e| self.error("reading queues", e.into()))?;
             let sets = sets
                 .into_iter()
-                .map(::redis::from_redis_value::<Vec<(String, f64)>>)
+                .map(::redis::from_redis_value::<Members>)
                 .collect::<Result<_, _>>()
                 .map_err(|e| self.error("reading the retry and schedule sets", e.into()))?;
             (lists, sets)
@@ -168,9 +178,11 @@ impl RedisBackend {
                         })
                         .collect::<BackendResult<Vec<SetEntry>>>()
                 });
-        let retry = sets.next().transpose()?.unwrap_or_default();
-        let schedule = sets.next().transpose()?.unwrap_or_default();
-        Ok((jobs, retry, schedule))
+        Ok(Waiting {
+            queued: jobs,
+            retry: sets.next().transpose()?.unwrap_or_default(),
+            schedule: sets.next().transpose()?.unwrap_or_default(),
+        })
     }
 
     async fn open(url: &str, namespace: &str) -> BackendResult<Self> {
