@@ -26,7 +26,9 @@
 //!   "Retry now".
 //! - [`watch`]: the run's watcher on the fake services: kills due, faults
 //!   fired.
-//! - [`run`]: one scenario against a target, start to finish.
+//! - [`settle`]: when a run has settled, and why not.
+//! - [`run`]: one scenario against a target, start to finish; [`story`]:
+//!   what the fakes and Sidekiq saw, on the run's timeline.
 
 pub mod file;
 pub mod kills;
@@ -35,7 +37,9 @@ pub mod processes;
 pub mod redis_server;
 pub mod run;
 pub mod scenario_rules;
+pub mod settle;
 pub mod sidekiq;
+pub mod story;
 pub mod template;
 pub mod watch;
 

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use fake_services::http::HttpOptions;
 use fake_services::serve::RunningServer;
-use fake_services::{BehaviorSpec, FakeServices, Record, Service, SystemClock};
+use fake_services::{BehaviorSpec, FakeServices, Service, SystemClock};
 
 use super::file::{Effect, PlaceOrder, Role, Target};
 use super::kills::{KillOrder, Killer, PlannedKill};
@@ -23,9 +23,11 @@ use super::place::{self, OrderRequest};
 use super::processes::{free_port, AppProcess, ProcessConfig};
 use super::redis_server::PrivateRedis;
 use super::scenario_rules::{Death, TargetPlan};
+use super::settle;
 use super::sidekiq::{failed, SidekiqView};
+use super::story;
 use super::template::Vars;
-use super::watch::{Fired, RunWatch};
+use super::watch::RunWatch;
 use crate::checker::effects::{CHARGES, EMAILS, FULFILLMENTS};
 use crate::checker::{self, Snapshot, TargetEffect, TargetRun, Verdict};
 use crate::pipeline::Step;
@@ -109,6 +111,16 @@ pub fn target_effects(target: &Target) -> Vec<TargetEffect> {
     .collect()
 }
 
+/// One of the app's processes, as the run keeps it.
+struct Running {
+    name: String,
+    /// `role = "worker"`: killed by worker faults, and restarted.
+    worker: bool,
+    process: AppProcess,
+    /// Its `ready` URL, filled in, waited for again after a restart.
+    ready: Option<String>,
+}
+
 /// Everything a run started, so it can all be stopped.
 struct Lab {
     started: Instant,
@@ -119,7 +131,7 @@ struct Lab {
     redis: Option<PrivateRedis>,
     /// The Redis's log, kept when the Redis is gone.
     redis_log: Option<PathBuf>,
-    processes: Vec<(String, bool, AppProcess, Option<String>)>,
+    processes: Vec<Running>,
     sidekiq: Option<SidekiqView>,
     timeline: Timeline,
     logs_dir: PathBuf,
@@ -134,7 +146,7 @@ impl Lab {
         let mut logs: Vec<(String, String)> = self
             .processes
             .iter()
-            .map(|(name, _, p, _)| (name.clone(), p.log_path().display().to_string()))
+            .map(|r| (r.name.clone(), r.process.log_path().display().to_string()))
             .collect();
         if let Some(path) = &self.redis_log {
             logs.push(("redis".into(), path.display().to_string()));
@@ -146,10 +158,11 @@ impl Lab {
     fn last_lines(&self) -> String {
         self.processes
             .iter()
-            .map(|(name, _, process, _)| {
+            .map(|r| {
                 format!(
-                    "  the last log lines of {name}:\n{}",
-                    quote(&process.last_log_lines(LOG_LINES))
+                    "  the last log lines of {}:\n{}",
+                    r.name,
+                    quote(&r.process.last_log_lines(LOG_LINES))
                 )
             })
             .collect::<Vec<_>>()
@@ -158,11 +171,12 @@ impl Lab {
 
     /// A process that exited by itself, with its last log lines.
     fn exited(&mut self) -> Option<String> {
-        for (name, _, process, _) in &mut self.processes {
-            if let Some(status) = process.exited() {
+        for r in &mut self.processes {
+            if let Some(status) = r.process.exited() {
                 return Some(format!(
-                    "process {name} {status} by itself during the run; its last log lines:\n{}",
-                    quote(&process.last_log_lines(LOG_LINES))
+                    "process {} {status} by itself during the run; its last log lines:\n{}",
+                    r.name,
+                    quote(&r.process.last_log_lines(LOG_LINES))
                 ));
             }
         }
@@ -173,7 +187,7 @@ impl Lab {
     /// Redis and the fakes: a Sidekiq that is idle takes its fetch's 2 s to
     /// go, and nothing is gained by waiting for one process after another.
     async fn stop(&mut self) {
-        futures::future::join_all(self.processes.iter_mut().map(|(_, _, p, _)| p.stop())).await;
+        futures::future::join_all(self.processes.iter_mut().map(|r| r.process.stop())).await;
         if let Some(mut redis) = self.redis.take() {
             redis.stop().await;
         }
@@ -194,12 +208,6 @@ fn quote(lines: &[String]) -> String {
         .join("\n")
 }
 
-fn now_epoch_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 async fn run_once(
     target: &Target,
     scenario: &Scenario,
@@ -210,7 +218,7 @@ async fn run_once(
 ) -> Run {
     let logs_dir = match logs_folder(options, scenario, step) {
         Ok(dir) => dir,
-        Err(err) => return failed_run(step, err, Timeline::default(), Vec::new()),
+        Err(err) => return failed_run(step, err),
     };
     let seed = scenario.seed.unwrap_or(options.seed);
     let fakes = FakeServices::with_clock(Arc::new(SystemClock), seed);
@@ -229,7 +237,7 @@ async fn run_once(
     fakes.watch_effects(watch.clone());
     let mut lab = Lab {
         started,
-        started_epoch_ms: now_epoch_ms(),
+        started_epoch_ms: settle::now_epoch_ms(),
         fakes: fakes.clone(),
         server: None,
         redis: None,
@@ -245,7 +253,18 @@ async fn run_once(
     };
     let snapshot = capture(&lab).await;
     lab.stop().await;
-    add_records(&mut lab, target, &snapshot, &watch.fired());
+    let end_ms = lab.at_ms();
+    story::add_what_happened(
+        &mut lab.timeline,
+        &story::Axis {
+            started_epoch_ms: lab.started_epoch_ms,
+            end_ms,
+        },
+        &target_effects(target),
+        &snapshot,
+        &watch.fired(),
+        &lab.fakes,
+    );
     let effects = target_effects(target);
     let mut verdict = match &unfinished {
         Some(why) if placed.is_empty() => Verdict::failed(why.clone()),
@@ -280,20 +299,16 @@ async fn run_once(
     }
 }
 
-fn failed_run(
-    step: Option<Step>,
-    err: String,
-    timeline: Timeline,
-    logs: Vec<(String, String)>,
-) -> Run {
+/// A run that could not even begin (no folder for its logs).
+fn failed_run(step: Option<Step>, err: String) -> Run {
     Run {
         step,
         verdict: Verdict::failed(err.clone()),
         unfinished: Some(err),
         virtual_ms: 0,
         snapshot: Snapshot::default(),
-        timeline,
-        logs,
+        timeline: Timeline::default(),
+        logs: Vec::new(),
     }
 }
 
@@ -405,9 +420,12 @@ async fn drive(
             None,
             format!("process {} up (pid {})", spec.name, process.pid()),
         );
-        let is_worker = spec.role == Some(Role::Worker);
-        lab.processes
-            .push((spec.name.clone(), is_worker, process, ready));
+        lab.processes.push(Running {
+            name: spec.name.clone(),
+            worker: spec.role == Some(Role::Worker),
+            process,
+            ready,
+        });
     }
     if let Some(sidekiq) = &target.sidekiq {
         let url = sidekiq.redis.fill(&base);
@@ -495,18 +513,28 @@ async fn drive(
         } else {
             0
         };
-        if moved > 0 || busy(lab).await? {
+        if moved > 0 || settle::busy(&lab.fakes, lab.sidekiq.as_ref()).await? {
             last_busy = Instant::now();
         }
         if let Some(ids) = &placed {
             let quiet_since = placed_at.max(last_busy);
-            if restarts.is_empty() && quiet_since.elapsed() >= quiet && idle(lab, quiet) {
+            if restarts.is_empty()
+                && quiet_since.elapsed() >= quiet
+                && settle::idle(&lab.fakes, quiet)
+            {
                 return Ok((ids.clone(), None));
             }
         }
         if Instant::now() >= deadline {
             placing.abort();
-            let why = unsettled(lab, target, placed.is_some()).await;
+            let why = settle::unsettled(
+                &lab.fakes,
+                lab.sidekiq.as_ref(),
+                target.settle.timeout_s,
+                placed.is_some(),
+                lab.started_epoch_ms,
+            )
+            .await;
             return Ok((placed.unwrap_or_default(), Some(why)));
         }
         tokio::select! {
@@ -551,11 +579,9 @@ fn order_request(target: &Target, vars: &Vars, env: &[(String, String)]) -> Orde
 /// SIGKILL to every worker process's group, then the fakes may answer.
 async fn kill_workers(lab: &mut Lab, order: KillOrder) {
     let mut names = Vec::new();
-    for (name, is_worker, process, _) in &mut lab.processes {
-        if *is_worker {
-            process.kill();
-            names.push(name.clone());
-        }
+    for r in lab.processes.iter_mut().filter(|r| r.worker) {
+        r.process.kill();
+        names.push(r.name.clone());
     }
     if let Some(sidekiq) = &lab.sidekiq {
         if let Err(err) = sidekiq.forget_killed_processes().await {
@@ -577,26 +603,29 @@ async fn kill_workers(lab: &mut Lab, order: KillOrder) {
     );
 }
 
+/// "first", "second", "third", then "4th", "11th", "21st", "22nd", …
 fn ordinal(n: u64) -> String {
-    match n {
-        1 => "first".into(),
-        2 => "second".into(),
-        3 => "third".into(),
-        n => format!("{n}th"),
+    match (n, n % 10, n % 100) {
+        (1, _, _) => "first".into(),
+        (2, _, _) => "second".into(),
+        (3, _, _) => "third".into(),
+        (_, _, 11..=13) => format!("{n}th"),
+        (_, 1, _) => format!("{n}st"),
+        (_, 2, _) => format!("{n}nd"),
+        (_, 3, _) => format!("{n}rd"),
+        _ => format!("{n}th"),
     }
 }
 
 /// Starts the killed workers again, as a supervisor would.
 async fn restart_workers(lab: &mut Lab) -> Result<(), String> {
     let mut names = Vec::new();
-    for (name, is_worker, process, ready) in &mut lab.processes {
-        if *is_worker {
-            process.restart()?;
-            if let Some(url) = ready.as_deref() {
-                process.wait_ready(url, READY_WITHIN).await?;
-            }
-            names.push(name.clone());
+    for r in lab.processes.iter_mut().filter(|r| r.worker) {
+        r.process.restart()?;
+        if let Some(url) = r.ready.as_deref() {
+            r.process.wait_ready(url, READY_WITHIN).await?;
         }
+        names.push(r.name.clone());
     }
     let at = lab.at_ms();
     lab.timeline
@@ -610,11 +639,14 @@ async fn move_retries(lab: &mut Lab) -> usize {
     let Some(sidekiq) = &lab.sidekiq else {
         return 0;
     };
-    let entries = sidekiq.retry_now(now_epoch_ms()).await.unwrap_or_default();
+    let entries = sidekiq
+        .retry_now(settle::now_epoch_ms())
+        .await
+        .unwrap_or_default();
     let moved = entries.len();
     let at = lab.at_ms();
     for entry in entries {
-        let order = job_order(&entry.job);
+        let order = story::job_order(&entry.job);
         lab.timeline.add(
             at,
             order,
@@ -625,63 +657,6 @@ async fn move_retries(lab: &mut Lab) -> usize {
         );
     }
     moved
-}
-
-/// No provider call has started or ended for `quiet`.
-fn idle(lab: &Lab, quiet: Duration) -> bool {
-    let activity = lab.fakes.activity();
-    let idle_ms = now_epoch_ms().saturating_sub(activity.last_call_ms);
-    activity.in_flight == 0 && idle_ms >= quiet.as_millis() as u64
-}
-
-/// Work under way now: a provider call in flight or, with `[sidekiq]`, a
-/// job queued, scheduled, waiting to retry or busy in a live process.
-async fn busy(lab: &Lab) -> Result<bool, String> {
-    if lab.fakes.activity().in_flight > 0 {
-        return Ok(true);
-    }
-    match &lab.sidekiq {
-        None => Ok(false),
-        Some(sidekiq) => Ok(!sidekiq.pending().await?.is_empty()),
-    }
-}
-
-/// Why the run did not settle by `timeout_s`.
-async fn unsettled(lab: &Lab, target: &Target, placed: bool) -> String {
-    let mut why = vec![format!(
-        "did not settle within {} s",
-        target.settle.timeout_s
-    )];
-    if !placed {
-        why.push("the orders were still being placed".into());
-    }
-    if let Some(sidekiq) = &lab.sidekiq {
-        match sidekiq.pending().await {
-            Ok(pending) => why.push(pending.describe()),
-            Err(err) => why.push(err),
-        }
-    }
-    let activity = lab.fakes.activity();
-    if activity.in_flight > 0 {
-        why.push(format!(
-            "{} provider call(s) still in flight",
-            activity.in_flight
-        ));
-    }
-    let last = Service::ALL
-        .iter()
-        .flat_map(|s| lab.fakes.ledger(*s))
-        .max_by_key(|r| r.created_at_ms);
-    match last {
-        Some(r) => why.push(format!(
-            "the last provider effect was {} {} at +{:.3} s",
-            r.service.name(),
-            r.id,
-            r.created_at_ms.saturating_sub(lab.started_epoch_ms) as f64 / 1000.0
-        )),
-        None => why.push("no provider effect at all".into()),
-    }
-    why.join("; ")
 }
 
 /// The ledgers, and Sidekiq's dead set and jobs still to run.
@@ -702,89 +677,4 @@ async fn capture(lab: &Lab) -> Snapshot {
             .unwrap_or_default();
     }
     snapshot
-}
-
-/// Every fault that fired, ledger record and dead job on the timeline, with
-/// its order.
-fn add_records(lab: &mut Lab, target: &Target, snapshot: &Snapshot, fired: &[Fired]) {
-    let effects = target_effects(target);
-    let order_in = |service: Service, request: &serde_json::Value| {
-        effects
-            .iter()
-            .find(|e| e.effect.service == service)
-            .and_then(|e| request.pointer(&e.order_at))
-            .and_then(fake_services::ledger::scalar_to_string)
-    };
-    for f in fired {
-        lab.timeline.add(
-            f.at_ms,
-            order_in(f.service, &f.request),
-            format!("{} {}: fault {}", f.service.name(), f.operation, f.what),
-        );
-    }
-    for (service, records) in &snapshot.ledgers {
-        for record in records {
-            let order = order_in(*service, &record.request);
-            let ms = record.created_at_ms.saturating_sub(lab.started_epoch_ms);
-            lab.timeline.add(ms, order, describe(record));
-        }
-    }
-    let end = lab.at_ms();
-    for entry in &snapshot.dead {
-        let order = job_order(&entry.job);
-        lab.timeline.add(
-            end,
-            order,
-            format!("in Sidekiq's dead set: {}", failed(&entry.job)),
-        );
-    }
-    for job in &snapshot.pending {
-        let order = job_order(job);
-        lab.timeline
-            .add(end, order, format!("still to run: {}", failed(job)));
-    }
-    for service in Service::ALL {
-        for (i, rule) in lab.fakes.behavior(service).faults.iter().enumerate() {
-            lab.timeline.add(
-                end,
-                None,
-                format!(
-                    "{} rule {i} ({}) fired on {}",
-                    service.name(),
-                    rule.spec.mode.name(),
-                    match rule.state.hits {
-                        1 => "1 call".to_string(),
-                        n => format!("{n} calls"),
-                    }
-                ),
-            );
-        }
-    }
-}
-
-/// The order a Sidekiq job is for: its first argument, as the jobs of the
-/// book's app (and the lab's) are written.
-fn job_order(job: &crate::runner::Job) -> Option<String> {
-    job.args
-        .first()
-        .and_then(fake_services::ledger::scalar_to_string)
-}
-
-/// "payments ch_2a performed (key charge-3), told 503 (send-then-crash)".
-fn describe(record: &Record) -> String {
-    let key = record
-        .idempotency_key
-        .as_deref()
-        .map_or_else(String::new, |k| format!(" (key {k})"));
-    let what = if record.is_success() {
-        "performed"
-    } else {
-        "refused by the provider"
-    };
-    format!(
-        "{} {} {what}{key}, told {}",
-        record.service.name(),
-        record.id,
-        record.told.describe()
-    )
 }
