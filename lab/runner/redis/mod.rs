@@ -113,6 +113,21 @@ impl RedisBackend {
         Self::open(url, namespace).await
     }
 
+    /// The lists jobs wait in: every queue, and every in-progress list.
+    async fn waiting_places(&self, conn: &mut ConnectionManager) -> BackendResult<Vec<String>> {
+        let (queues, holders): (Vec<String>, Vec<String>) = ::redis::pipe()
+            .smembers(self.keys.queues())
+            .smembers(self.keys.in_progress_index())
+            .query_async(conn)
+            .await
+            .map_err(|e| self.error("reading the queue names", e))?;
+        Ok(queues
+            .iter()
+            .map(|q| self.keys.queue(q))
+            .chain(holders.iter().map(|id| self.keys.in_progress(id)))
+            .collect())
+    }
+
     /// Every job that waits — on a queue, in an in-progress list, in the
     /// retry and schedule sets — read in one MULTI, so a job moving between
     /// them (a retry put back on its queue) is seen exactly once, in one
@@ -121,17 +136,7 @@ impl RedisBackend {
     /// left.)
     pub async fn snapshot_waiting(&self) -> BackendResult<Waiting> {
         let mut conn = self.conn();
-        let (queues, holders): (Vec<String>, Vec<String>) = ::redis::pipe()
-            .smembers(self.keys.queues())
-            .smembers(self.keys.in_progress_index())
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| self.error("reading the queue names", e))?;
-        let places: Vec<String> = queues
-            .iter()
-            .map(|q| self.keys.queue(q))
-            .chain(holders.iter().map(|id| self.keys.in_progress(id)))
-            .collect();
+        let places = self.waiting_places(&mut conn).await?;
         let mut pipe = ::redis::pipe();
         pipe.atomic();
         for key in &places {
@@ -671,17 +676,7 @@ impl Backend for RedisBackend {
 
     async fn waiting_jobs(&self) -> BackendResult<Vec<Job>> {
         let mut conn = self.conn();
-        let (queues, holders): (Vec<String>, Vec<String>) = ::redis::pipe()
-            .smembers(self.keys.queues())
-            .smembers(self.keys.in_progress_index())
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| self.error("reading the queue names", e))?;
-        let places: Vec<String> = queues
-            .iter()
-            .map(|q| self.keys.queue(q))
-            .chain(holders.iter().map(|id| self.keys.in_progress(id)))
-            .collect();
+        let places = self.waiting_places(&mut conn).await?;
         if places.is_empty() {
             return Ok(Vec::new());
         }
