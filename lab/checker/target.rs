@@ -7,7 +7,7 @@
 //! target's `[match]`. `dead_jobs` and `notified` are the lab's own checks
 //! over a [`Snapshot`] whose dead set and pending jobs are Sidekiq's.
 
-use fake_services::{Record, Service};
+use fake_services::Record;
 
 use super::effects::{count, Effect, OrderMatch};
 use super::expect::{effective, Expect, Invariant};
@@ -276,11 +276,6 @@ pub fn check_target(expect: &Expect, run: &TargetRun) -> Vec<Violation> {
         found.extend(run.lost_jobs(n));
     }
     found
-}
-
-/// The error catcher's ledger, for a report that lists what was notified.
-pub fn notifications(snapshot: &Snapshot) -> &[Record] {
-    snapshot.ledger(Service::ErrorCatcher)
 }
 
 #[cfg(test)]

@@ -372,7 +372,7 @@ async fn drive(
         .iter()
         .map(|p| (p.name.clone(), free_port()))
         .collect();
-    let dir = target.dir.display().to_string();
+    let dir = target.dir_text();
     let run_dir = lab.logs_dir.display().to_string();
     let lab_binary = std::env::current_exe()
         .map(|p| p.display().to_string())
