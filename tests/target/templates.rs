@@ -92,7 +92,7 @@ fn every_template_is_filled_with_what_it_names() {
 }
 
 #[test]
-fn a_failing_run_keeps_its_run_dir_with_the_logs_in_it() {
+fn a_failing_run_keeps_its_run_dir_and_lists_every_log_in_it() {
     if !need_redis() {
         return;
     }
@@ -123,21 +123,8 @@ fn a_failing_run_keeps_its_run_dir_with_the_logs_in_it() {
     let recorder = run.log("recorder");
     assert!(recorder.contains("== started recorder (pid "), "{recorder}");
     assert!(recorder.contains("== stopped recorder"), "{recorder}");
-}
-
-#[test]
-fn a_failing_runs_report_lists_the_redis_log() {
-    if !need_redis() {
-        return;
-    }
-    let target = Target::toy("templates");
-    let scenario = target.scenario(
-        "kept.toml",
-        &SCENARIO.replace("charges_per_order = 1", "charges_per_order = 2"),
-    );
-    let outcome = check(&target, &[&scenario], &[]);
-    outcome.assert_failed();
-    let run = outcome.only_run();
+    // The report lists the private Redis's log too, though the Redis is
+    // gone by the time the report is written.
     let redis = run.log("redis");
     assert!(redis.contains("Ready to accept connections"), "{redis}");
 }
