@@ -12,9 +12,10 @@ use fake_services::ManualClock;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use super::backend::{BusyJob, ProcessInfo};
+use super::backend::{BusyJob, Finished, ProcessInfo};
 use super::fetch::{Fetch, FetchMode};
-use super::processor::{JobOutcome, Runner};
+use super::processor::{JobOutcome, Runner, Settle};
+use super::{Job, JobSet};
 
 type Busy = Arc<Mutex<HashMap<String, BusyJob>>>;
 
@@ -269,16 +270,37 @@ async fn fetch_loop(
 ) {
     let config = runner.config().clone();
     let fetch = Fetch::new(&config.queues, config.fetch, &identity).waiting(config.fetch_wait);
-    // The last job run, settled by the next fetch in the same round trip.
-    let mut finished = None;
+    // The last job run, settled by the next fetch in the same round trip;
+    // kept until a round trip succeeds, so a job finished while the backend
+    // was unreachable is acknowledged once it is back, not held for good.
+    let mut finished: Option<Finished> = None;
+    // A failed job whose retry (or death) could not be stored yet.
+    let mut unstored: Option<(JobSet, Job, u64, Finished)> = None;
     while !*stopped.borrow() {
+        if let Some((set, job, at_ms, done)) = unstored.take() {
+            match runner.backend().add_to_set(set, job.clone(), at_ms).await {
+                Ok(()) => finished = Some(done),
+                Err(err) => {
+                    tracing::warn!(jid = %done.job.jid, %err, "still cannot store the failed job");
+                    unstored = Some((set, job, at_ms, done));
+                    tokio::time::sleep(config.fetch_wait).await;
+                    continue;
+                }
+            }
+        }
         let fetched = runner
             .backend()
-            .settle_and_fetch(finished.take(), &fetch)
+            .settle_and_fetch(finished.clone(), &fetch)
             .await;
         let job = match fetched {
-            Ok(Some(job)) => job,
-            Ok(None) => continue,
+            Ok(Some(job)) => {
+                finished = None;
+                job
+            }
+            Ok(None) => {
+                finished = None;
+                continue;
+            }
             Err(err) => {
                 tracing::warn!(%err, "fetch failed");
                 tokio::time::sleep(config.fetch_wait).await;
@@ -296,11 +318,20 @@ async fn fetch_loop(
         );
         let (outcome, settle) = runner.perform_unsettled(job, &identity).await;
         busy.lock().unwrap_or_else(|p| p.into_inner()).remove(&jid);
+        match settle {
+            Settle::Finished(done) => finished = Some(done),
+            Settle::Store {
+                set,
+                job,
+                at_ms,
+                finished: done,
+            } => unstored = Some((set, job, at_ms, done)),
+            Settle::Nothing => {}
+        }
         if outcome == JobOutcome::Died {
             let _ = died.send(()).await;
             return;
         }
-        finished = settle;
     }
     if let Some(finished) = finished {
         runner.settle(&identity, &finished).await;

@@ -214,22 +214,28 @@ impl Runner {
     /// Runs one fetched job to the end: middleware and worker, then
     /// acknowledge, count, retry or bury, and tell the handlers.
     pub async fn perform(&self, job: Job, process: &str) -> JobOutcome {
-        let (outcome, finished) = self.perform_unsettled(job, process).await;
-        if let Some(finished) = finished {
-            self.settle(process, &finished).await;
+        let (outcome, settle) = self.perform_unsettled(job, process).await;
+        match settle {
+            Settle::Finished(finished) => self.settle(process, &finished).await,
+            Settle::Store { set, job, at_ms, finished } => {
+                // One more try; if the backend is still unreachable the job
+                // stays held, as in [`Settle::Store`].
+                match self.inner.backend.add_to_set(set, job, at_ms).await {
+                    Ok(()) => self.settle(process, &finished).await,
+                    Err(err) => {
+                        tracing::error!(jid = %finished.job.jid, %err, "could not store the failed job");
+                    }
+                }
+            }
+            Settle::Nothing => {}
         }
         outcome
     }
 
     /// [`Runner::perform`] up to the acknowledgement, which is left to the
     /// caller: a fetch loop hands the finished job to its next fetch, so that
-    /// both take one round trip. `None` when there is nothing to settle (the
-    /// process died, or the failed job could not be stored and must stay held).
-    pub(super) async fn perform_unsettled(
-        &self,
-        job: Job,
-        process: &str,
-    ) -> (JobOutcome, Option<Finished>) {
+    /// both take one round trip.
+    pub(super) async fn perform_unsettled(&self, job: Job, process: &str) -> (JobOutcome, Settle) {
         let inner = &self.inner;
         let started_ms = inner.clock.now_ms();
         let attempt = job.retry_count.map_or(1, |c| c + 2);
@@ -271,14 +277,14 @@ impl Runner {
                     processed: 1,
                     failed: 0,
                 };
-                return (JobOutcome::Done, Some(finished));
+                return (JobOutcome::Done, Settle::Finished(finished));
             }
             Err(error) if error.kind == ErrorKind::WorkerDied => {
                 tracing::warn!(jid = %job.jid, class = %job.class, process, "{}", error.message);
                 record(AttemptOutcome::Died {
                     error_message: error.message,
                 });
-                return (JobOutcome::Died, None);
+                return (JobOutcome::Died, Settle::Nothing);
             }
             Err(error) => error,
         };
@@ -316,42 +322,47 @@ impl Runner {
         } else {
             failed.failed_at = Some(now_s);
         }
-        let stored = match after {
+        let store = match after {
             AfterFailure::Retry {
                 retry_count,
                 delay_ms,
             } => {
                 failed.retry_count = Some(retry_count);
-                inner
-                    .backend
-                    .add_to_set(JobSet::Retry, failed, finished_ms + delay_ms)
-                    .await
+                Some((JobSet::Retry, failed, finished_ms + delay_ms))
             }
             AfterFailure::Dead => {
                 failed.retry_count = Some(job.retry_count.map_or(0, |c| c + 1));
-                let stored = inner
-                    .backend
-                    .add_to_set(JobSet::Dead, failed.clone(), finished_ms)
-                    .await;
                 for handler in &inner.death_handlers {
                     handler.on_death(&failed, &error).await;
                 }
-                stored
+                Some((JobSet::Dead, failed, finished_ms))
             }
-            AfterFailure::Discard => Ok(()),
+            AfterFailure::Discard => None,
         };
-        if let Err(err) = stored {
-            // The job stays in the in-progress list (reliable fetch) and comes
-            // back; with basic fetch it is lost, as in Sidekiq.
-            tracing::error!(jid = %job.jid, %err, "could not store the failed job");
-            return (JobOutcome::Failed(after), None);
-        }
         let finished = Finished {
             job,
             processed: 1,
             failed: 1,
         };
-        (JobOutcome::Failed(after), Some(finished))
+        let Some((set, failed, at_ms)) = store else {
+            return (JobOutcome::Failed(after), Settle::Finished(finished));
+        };
+        if let Err(err) = inner.backend.add_to_set(set, failed.clone(), at_ms).await {
+            // Not acknowledged: with a reliable fetch the job stays in the
+            // in-progress list, and the fetch loop stores it once the
+            // backend is back; with basic fetch it is lost, as in Sidekiq.
+            tracing::error!(jid = %finished.job.jid, %err, "could not store the failed job");
+            return (
+                JobOutcome::Failed(after),
+                Settle::Store {
+                    set,
+                    job: failed,
+                    at_ms,
+                    finished,
+                },
+            );
+        }
+        (JobOutcome::Failed(after), Settle::Finished(finished))
     }
 
     /// Acknowledges and counts a finished job.
@@ -403,6 +414,24 @@ impl Runner {
             Err(panic) => Err(JobError::permanent("Panic", panic_message(panic))),
         }
     }
+}
+
+/// What is left to do for a job a worker is finished with.
+#[derive(Debug)]
+pub(super) enum Settle {
+    /// Acknowledge and count it.
+    Finished(Finished),
+    /// Its failure could not be stored (the backend was unreachable): add
+    /// `job` (the failed copy) to `set` at `at_ms`, then acknowledge and
+    /// count `finished`. Until then it stays held, so nothing is lost.
+    Store {
+        set: JobSet,
+        job: Job,
+        at_ms: u64,
+        finished: Finished,
+    },
+    /// Nothing: the process died with it.
+    Nothing,
 }
 
 fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
