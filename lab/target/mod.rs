@@ -34,6 +34,7 @@ pub mod file;
 pub mod kills;
 pub mod place;
 pub mod processes;
+pub mod redis_proxy;
 pub mod redis_server;
 pub mod run;
 pub mod scenario_rules;

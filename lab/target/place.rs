@@ -82,38 +82,71 @@ enum Answer {
     },
 }
 
+/// What the app made of an order the lab placed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placement {
+    /// It took the order: the app's id for it, read as `id` says.
+    Accepted(String),
+    /// It refused the order: it answered an error status (4xx, 5xx), or the
+    /// command exited with a failure. `why` quotes the answer, starting
+    /// `placing order N:`. `id` is set when the refusal names the order
+    /// anyway — a `Location` header, or the `json:PATH` field in an error
+    /// body — for an app that saved the order before it failed (the
+    /// dual-write of an enqueue after the commit, with the queue down).
+    Refused { why: String, id: Option<String> },
+}
+
 /// How much of an answer's body or output an error quotes.
 const QUOTED_CHARS: usize = 300;
 
 /// How many lines of a failed command's output an error quotes.
 const QUOTED_LINES: usize = 5;
 
-/// Places order number `n` and returns the app's id for it, read as `id`
-/// says. Takes at most `within` (a command still running then is killed
-/// with its whole process group). Errors start with `placing order N:`.
+/// Places order number `n` and tells what the app made of it: accepted
+/// (with its id, read as `id` says) or refused. Takes at most `within` (a
+/// command still running then is killed with its whole process group). An
+/// error — nothing answered, the answer has no id — starts with
+/// `placing order N:`.
 pub async fn place(
     request: &OrderRequest,
     id: &IdKind,
     n: u32,
     within: Duration,
-) -> Result<String, String> {
-    let placed = async {
-        let answer = match request {
-            OrderRequest::Command { argv, env, cwd } => run(argv, env, cwd, within).await?,
-            OrderRequest::Http {
-                method,
-                url,
-                form,
-                json,
-                headers,
-            } => send(method, url, form, json.as_ref(), headers, within).await?,
-        };
-        read_id(&answer, id, n)
+) -> Result<Placement, String> {
+    let answer = match request {
+        OrderRequest::Command { argv, env, cwd } => run(argv, env, cwd, within).await,
+        OrderRequest::Http {
+            method,
+            url,
+            form,
+            json,
+            headers,
+        } => send(method, url, form, json.as_ref(), headers, within).await,
     };
-    placed.await.map_err(|e| format!("placing order {n}: {e}"))
+    let label = |e: String| format!("placing order {n}: {e}");
+    match answer.map_err(label)? {
+        (answer, None) => read_id(&answer, id, n)
+            .map(Placement::Accepted)
+            .map_err(label),
+        (answer, Some(why)) => Ok(Placement::Refused {
+            why: label(why),
+            id: named_in_refusal(&answer, id),
+        }),
+    }
 }
 
-/// Sends the request; 2xx and 3xx are answers, anything else an error.
+/// The order's id in a refusal, when the answer names one: the `Location`
+/// header or the `json:PATH` field (`n` and `stdout` name nothing the app
+/// said about the order).
+fn named_in_refusal(answer: &Answer, id: &IdKind) -> Option<String> {
+    match (id, answer) {
+        (IdKind::Location | IdKind::Json(_), _) => read_id(answer, id, 0).ok(),
+        (IdKind::N | IdKind::Stdout, _) => None,
+    }
+}
+
+/// Sends the request; the answer, and why it is a refusal when its status
+/// is not 2xx or 3xx.
 async fn send(
     method: &str,
     url: &str,
@@ -121,7 +154,7 @@ async fn send(
     json: Option<&Value>,
     headers: &[(String, String)],
     within: Duration,
-) -> Result<Answer, String> {
+) -> Result<(Answer, Option<String>), String> {
     let verb = reqwest::Method::from_bytes(method.to_ascii_uppercase().as_bytes())
         .map_err(|_| format!("{method:?} is not an HTTP method"))?;
     if json.is_some() && !form.is_empty() {
@@ -164,24 +197,26 @@ async fn send(
         .get(reqwest::header::LOCATION)
         .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
     let body = response.text().await.map_err(failed)?;
-    if !(status.is_success() || status.is_redirection()) {
-        return Err(format!("{what} answered {status}: {}", start_of(&body)));
-    }
-    Ok(Answer::Http {
-        status,
-        location,
-        body,
-    })
+    let refused = (!(status.is_success() || status.is_redirection()))
+        .then(|| format!("{what} answered {status}: {}", start_of(&body)));
+    Ok((
+        Answer::Http {
+            status,
+            location,
+            body,
+        },
+        refused,
+    ))
 }
 
-/// Runs the command to its end; a non-zero exit is an error quoting the
+/// Runs the command to its end; a failed exit is a refusal quoting the
 /// end of its stderr.
 async fn run(
     argv: &[String],
     env: &[(String, String)],
     cwd: &std::path::Path,
     within: Duration,
-) -> Result<Answer, String> {
+) -> Result<(Answer, Option<String>), String> {
     let Some((program, args)) = argv.split_first() else {
         return Err("its command is empty".to_string());
     };
@@ -230,14 +265,14 @@ async fn run(
             quoted_output(&stdout, &stderr)
         ));
     };
-    if !status.success() {
-        return Err(format!(
+    let refused = (!status.success()).then(|| {
+        format!(
             "`{shown}` {}{}",
             describe(status),
             quoted_output(&stdout, &stderr)
-        ));
-    }
-    Ok(Answer::Command { stdout })
+        )
+    });
+    Ok((Answer::Command { stdout }, refused))
 }
 
 /// `SIGKILL` to a command's process group when dropped.
@@ -488,6 +523,11 @@ mod tests {
                 "quantity must be positive\n\nand more",
             )
                 .into_response(),
+            "/saved-not-enqueued" => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                r#"{"error": "saved, not enqueued", "id": 9}"#,
+            )
+                .into_response(),
             "/slow" => std::future::pending().await,
             _ => "ok".into_response(),
         }
@@ -522,6 +562,54 @@ mod tests {
 
     const SECOND: Duration = Duration::from_secs(5);
 
+    /// [`place`], with a refusal as an error (most tests want an id).
+    async fn placed(
+        request: &OrderRequest,
+        id: &IdKind,
+        n: u32,
+        within: Duration,
+    ) -> Result<String, String> {
+        match place(request, id, n, within).await? {
+            Placement::Accepted(id) => Ok(id),
+            Placement::Refused { why, .. } => Err(why),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refusal_is_told_apart_and_keeps_an_id_the_app_named() {
+        let (base, _) = app().await;
+        let json_id = IdKind::parse("json:id").unwrap();
+        let saved = place(&post(format!("{base}/saved-not-enqueued")), &json_id, 3, SECOND)
+            .await
+            .unwrap();
+        assert_eq!(
+            saved,
+            Placement::Refused {
+                why: format!(
+                    "placing order 3: POST {base}/saved-not-enqueued answered 500 Internal Server Error: {{\"error\": \"saved, not enqueued\", \"id\": 9}}"
+                ),
+                id: Some("9".into()),
+            }
+        );
+        // A refusal that names no order has no id, whatever `id` says.
+        for kind in [IdKind::N, IdKind::Location, json_id] {
+            let refused = place(&post(format!("{base}/invalid")), &kind, 5, SECOND)
+                .await
+                .unwrap();
+            assert!(
+                matches!(&refused, Placement::Refused { id: None, why } if why.contains("answered 422")),
+                "{kind:?}: {refused:?}"
+            );
+        }
+        let failed = place(&sh("echo 12; exit 3"), &IdKind::Stdout, 4, SECOND)
+            .await
+            .unwrap();
+        assert!(
+            matches!(&failed, Placement::Refused { id: None, why } if why.starts_with("placing order 4: `sh -c")),
+            "{failed:?}"
+        );
+    }
+
     #[tokio::test]
     async fn a_form_post_is_read_by_its_location() {
         let (base, log) = app().await;
@@ -535,7 +623,7 @@ mod tests {
             json: None,
             headers: vec![("X-Idemlab".into(), "order-1".into())],
         };
-        let id = place(&request, &IdKind::Location, 1, SECOND).await.unwrap();
+        let id = placed(&request, &IdKind::Location, 1, SECOND).await.unwrap();
         assert_eq!(id, "42");
         let seen = log.lock().unwrap()[0].clone();
         assert_eq!(seen.method, "POST");
@@ -551,7 +639,7 @@ mod tests {
     #[tokio::test]
     async fn an_absolute_location_gives_its_last_segment() {
         let (base, _) = app().await;
-        let id = place(
+        let id = placed(
             &post(format!("{base}/absolute")),
             &IdKind::Location,
             1,
@@ -559,7 +647,7 @@ mod tests {
         )
         .await;
         assert_eq!(id.unwrap(), "abc-7");
-        let error = place(
+        let error = placed(
             &post(format!("{base}/bare-host")),
             &IdKind::Location,
             2,
@@ -585,17 +673,17 @@ mod tests {
         };
         let read = |path: &str| IdKind::parse(&format!("json:{path}")).unwrap();
         assert_eq!(
-            place(&request, &read("order.id"), 3, SECOND).await.unwrap(),
+            placed(&request, &read("order.id"), 3, SECOND).await.unwrap(),
             "77"
         );
         assert_eq!(
-            place(&request, &read("order.ref"), 3, SECOND)
+            placed(&request, &read("order.ref"), 3, SECOND)
                 .await
                 .unwrap(),
             "A-1"
         );
         assert_eq!(
-            place(&request, &read("items.0.sku"), 3, SECOND)
+            placed(&request, &read("items.0.sku"), 3, SECOND)
                 .await
                 .unwrap(),
             "b"
@@ -605,7 +693,7 @@ mod tests {
         let body: Value = serde_json::from_str(&seen.body).unwrap();
         assert_eq!(body["email"], "buyer3@example.com");
 
-        let missing = place(&request, &read("order.number"), 3, SECOND)
+        let missing = placed(&request, &read("order.number"), 3, SECOND)
             .await
             .unwrap_err();
         assert!(
@@ -614,7 +702,7 @@ mod tests {
             ),
             "{missing}"
         );
-        let null = place(&request, &read("order.none"), 3, SECOND)
+        let null = placed(&request, &read("order.none"), 3, SECOND)
             .await
             .unwrap_err();
         assert!(
@@ -623,7 +711,7 @@ mod tests {
             ),
             "{null}"
         );
-        let html = place(&post(format!("{base}/not-json")), &read("id"), 4, SECOND)
+        let html = placed(&post(format!("{base}/not-json")), &read("id"), 4, SECOND)
             .await
             .unwrap_err();
         assert!(
@@ -646,9 +734,9 @@ mod tests {
             json: None,
             headers: Vec::new(),
         };
-        assert_eq!(place(&request, &IdKind::N, 12, SECOND).await.unwrap(), "12");
+        assert_eq!(placed(&request, &IdKind::N, 12, SECOND).await.unwrap(), "12");
         assert_eq!(log.lock().unwrap()[0].method, "GET");
-        let error = place(&post(format!("{base}/invalid")), &IdKind::N, 5, SECOND)
+        let error = placed(&post(format!("{base}/invalid")), &IdKind::N, 5, SECOND)
             .await
             .unwrap_err();
         assert_eq!(
@@ -660,14 +748,14 @@ mod tests {
     #[tokio::test]
     async fn http_errors_say_what_happened() {
         let (base, _) = app().await;
-        let no_location = place(&post(format!("{base}/plain")), &IdKind::Location, 1, SECOND)
+        let no_location = placed(&post(format!("{base}/plain")), &IdKind::Location, 1, SECOND)
             .await
             .unwrap_err();
         assert_eq!(
             no_location,
             "placing order 1: the answer (200 OK) has no Location header, which id = \"location\" reads"
         );
-        let stdout = place(&post(format!("{base}/plain")), &IdKind::Stdout, 1, SECOND)
+        let stdout = placed(&post(format!("{base}/plain")), &IdKind::Stdout, 1, SECOND)
             .await
             .unwrap_err();
         assert!(
@@ -679,7 +767,7 @@ mod tests {
             "http://127.0.0.1:{}/orders",
             super::super::processes::free_port()
         );
-        let refused = place(&post(nobody.clone()), &IdKind::N, 1, SECOND)
+        let refused = placed(&post(nobody.clone()), &IdKind::N, 1, SECOND)
             .await
             .unwrap_err();
         assert!(
@@ -690,7 +778,7 @@ mod tests {
         );
 
         let began = Instant::now();
-        let slow = place(
+        let slow = placed(
             &post(format!("{base}/slow")),
             &IdKind::N,
             1,
@@ -708,7 +796,7 @@ mod tests {
         if let OrderRequest::Http { method, .. } = &mut bad {
             *method = "PO ST".into();
         }
-        let method = place(&bad, &IdKind::N, 1, SECOND).await.unwrap_err();
+        let method = placed(&bad, &IdKind::N, 1, SECOND).await.unwrap_err();
         assert_eq!(method, "placing order 1: \"PO ST\" is not an HTTP method");
 
         let both = OrderRequest::Http {
@@ -718,7 +806,7 @@ mod tests {
             json: Some(serde_json::json!({})),
             headers: Vec::new(),
         };
-        let both = place(&both, &IdKind::N, 1, SECOND).await.unwrap_err();
+        let both = placed(&both, &IdKind::N, 1, SECOND).await.unwrap_err();
         assert!(both.contains("both `form` and `json`"), "{both}");
     }
 
@@ -736,13 +824,13 @@ mod tests {
         };
         let folder = dir.path().file_name().unwrap().to_string_lossy();
         assert_eq!(
-            place(&request, &IdKind::Stdout, 1, SECOND).await.unwrap(),
+            placed(&request, &IdKind::Stdout, 1, SECOND).await.unwrap(),
             format!("order-{folder}")
         );
-        assert_eq!(place(&request, &IdKind::N, 9, SECOND).await.unwrap(), "9");
+        assert_eq!(placed(&request, &IdKind::N, 9, SECOND).await.unwrap(), "9");
         let json = sh("echo 'warming up'; echo '{\"id\": \"ord_5\"}'");
         let id = IdKind::parse("json:id").unwrap();
-        assert_eq!(place(&json, &id, 1, SECOND).await.unwrap(), "ord_5");
+        assert_eq!(placed(&json, &id, 1, SECOND).await.unwrap(), "ord_5");
     }
 
     #[tokio::test]
@@ -750,7 +838,7 @@ mod tests {
         let failed = sh(
             "echo starting; echo 'NameError: uninitialized constant CompleteOrderJob' >&2; exit 1",
         );
-        let error = place(&failed, &IdKind::N, 2, SECOND).await.unwrap_err();
+        let error = placed(&failed, &IdKind::N, 2, SECOND).await.unwrap_err();
         assert!(
             error.starts_with("placing order 2: `sh -c \"echo starting;"),
             "{error}"
@@ -760,11 +848,11 @@ mod tests {
             "{error}"
         );
 
-        let silent = place(&sh("true"), &IdKind::Stdout, 1, SECOND)
+        let silent = placed(&sh("true"), &IdKind::Stdout, 1, SECOND)
             .await
             .unwrap_err();
         assert!(silent.contains("the command printed nothing"), "{silent}");
-        let location = place(&sh("echo 1"), &IdKind::Location, 1, SECOND)
+        let location = placed(&sh("echo 1"), &IdKind::Location, 1, SECOND)
             .await
             .unwrap_err();
         assert!(
@@ -778,7 +866,7 @@ mod tests {
             cwd: std::env::temp_dir(),
         };
         assert_eq!(
-            place(&missing, &IdKind::N, 1, SECOND).await.unwrap_err(),
+            placed(&missing, &IdKind::N, 1, SECOND).await.unwrap_err(),
             "placing order 1: `idemlab-no-such-program` not found on PATH"
         );
     }
@@ -796,7 +884,7 @@ mod tests {
             cwd: dir.path().to_path_buf(),
         };
         let began = Instant::now();
-        let error = place(&request, &IdKind::Stdout, 1, Duration::from_millis(300))
+        let error = placed(&request, &IdKind::Stdout, 1, Duration::from_millis(300))
             .await
             .unwrap_err();
         assert!(began.elapsed() < Duration::from_secs(3), "{error}");
@@ -826,7 +914,7 @@ mod tests {
             }
         };
         tokio::select! {
-            placed = place(&request, &IdKind::N, 1, Duration::from_secs(60)) => {
+            placed = placed(&request, &IdKind::N, 1, Duration::from_secs(60)) => {
                 panic!("the command ended: {placed:?}")
             }
             _ = tokio::time::timeout(Duration::from_secs(10), written) => {}

@@ -19,8 +19,9 @@ use fake_services::{BehaviorSpec, FakeServices, Service, SystemClock};
 
 use super::file::{Effect, PlaceOrder, Role, Target};
 use super::kills::{KillOrder, Killer, PlannedKill};
-use super::place::{self, OrderRequest};
+use super::place::{self, OrderRequest, Placement};
 use super::processes::{free_port, AppProcess, ProcessConfig};
+use super::redis_proxy::{ProxyEvent, ProxyOptions, RedisProxy};
 use super::redis_server::PrivateRedis;
 use super::scenario_rules::{Death, TargetPlan};
 use super::settle;
@@ -129,6 +130,9 @@ struct Lab {
     fakes: FakeServices,
     server: Option<RunningServer>,
     redis: Option<PrivateRedis>,
+    /// Between the app and `redis`: the queue faults happen in it.
+    proxy: Option<RedisProxy>,
+    proxy_events: Option<tokio::sync::mpsc::UnboundedReceiver<ProxyEvent>>,
     /// The Redis's log, kept when the Redis is gone.
     redis_log: Option<PathBuf>,
     processes: Vec<Running>,
@@ -188,6 +192,9 @@ impl Lab {
     /// go, and nothing is gained by waiting for one process after another.
     async fn stop(&mut self) {
         futures::future::join_all(self.processes.iter_mut().map(|r| r.process.stop())).await;
+        if let Some(proxy) = self.proxy.take() {
+            proxy.stop().await;
+        }
         if let Some(mut redis) = self.redis.take() {
             redis.stop().await;
         }
@@ -241,6 +248,8 @@ async fn run_once(
         fakes: fakes.clone(),
         server: None,
         redis: None,
+        proxy: None,
+        proxy_events: None,
         redis_log: None,
         processes: Vec::new(),
         sidekiq: None,
@@ -364,9 +373,24 @@ async fn drive(
     if target.uses_redis() {
         let redis = PrivateRedis::start(&lab.logs_dir).await?;
         lab.redis_log = Some(redis.log_path().to_path_buf());
+        let upstream = ([127, 0, 0, 1], redis.port()).into();
         lab.redis = Some(redis);
+        let queue_prefix = match target.sidekiq.as_ref().and_then(|s| s.namespace.as_deref()) {
+            Some(namespace) => format!("{namespace}:queue:"),
+            None => "queue:".to_string(),
+        };
+        let proxy = RedisProxy::start(upstream, ProxyOptions { queue_prefix })
+            .await
+            .map_err(|e| format!("cannot start the lab's Redis proxy: {e}"))?;
+        proxy.set_duplicate(plan.queue.duplicate);
+        lab.proxy_events = Some(proxy.events());
+        lab.proxy = Some(proxy);
     }
-    let redis_url = lab.redis.as_ref().map(PrivateRedis::url);
+    // The app reaches its Redis through the proxy; the lab's own reads
+    // (settling, fast retries) go to the Redis itself, so a queue fault
+    // never blinds the lab.
+    let redis_url = lab.proxy.as_ref().map(RedisProxy::url);
+    let direct_redis_url = lab.redis.as_ref().map(PrivateRedis::url);
     let ports: Vec<(String, u16)> = target
         .processes
         .iter()
@@ -428,7 +452,10 @@ async fn drive(
         });
     }
     if let Some(sidekiq) = &target.sidekiq {
-        let url = sidekiq.redis.fill(&base);
+        let url = sidekiq.redis.fill(&Vars {
+            redis: direct_redis_url.as_deref(),
+            ..base
+        });
         lab.sidekiq = Some(SidekiqView::connect(&url, sidekiq.namespace.as_deref()).await?);
     }
 
@@ -464,14 +491,20 @@ async fn drive(
         })
         .collect();
     let id_kind = target.id.clone();
+    if let (Some(for_ms), Some(proxy)) = (plan.queue.down_for_ms, &lab.proxy) {
+        proxy.down_for(Duration::from_millis(for_ms)).await;
+    }
     let mut placing = tokio::spawn(async move {
-        let mut ids = Vec::new();
+        let mut placements = Vec::new();
         for (n, request) in requests {
-            let id = place::place(&request, &id_kind, n, PLACE_WITHIN).await?;
-            ids.push((n, id, Instant::now()));
+            let placement = place::place(&request, &id_kind, n, PLACE_WITHIN).await?;
+            placements.push((n, placement, Instant::now()));
         }
-        Ok::<_, String>(ids)
+        Ok::<_, String>(placements)
     });
+    // With the queue down, the app may refuse an order (its web request
+    // fails): that is what the scenario shows, not a broken run.
+    let refusals_expected = plan.queue.down_for_ms.is_some();
 
     let fast_retries = target.sidekiq.as_ref().is_some_and(|s| s.fast_retries);
     let quiet = Duration::from_millis(target.settle.quiet_ms);
@@ -488,20 +521,13 @@ async fn drive(
             placing.abort();
             return Err(why);
         }
+        note_proxy_events(lab);
         if placed.is_none() && placing.is_finished() {
-            let ids = (&mut placing)
+            let placements = (&mut placing)
                 .await
                 .map_err(|e| format!("placing the orders failed: {e}"))?
                 .map_err(|e| format!("{e}\n{}", lab.last_lines()))?;
-            for (n, id, at) in &ids {
-                let at_ms = at.duration_since(lab.started).as_millis() as u64;
-                lab.timeline.add(
-                    at_ms,
-                    Some(id.clone()),
-                    format!("placed (order number {n}; the app's id is {id})"),
-                );
-            }
-            placed = Some(ids.into_iter().map(|(_, id, _)| id).collect());
+            placed = Some(note_placements(lab, placements, refusals_expected)?);
             placed_at = Instant::now();
         }
         if restarts.first().is_some_and(|at| *at <= Instant::now()) {
@@ -509,11 +535,12 @@ async fn drive(
             restart_workers(lab).await?;
         }
         let moved = if fast_retries {
-            move_retries(lab).await
+            move_retries(lab, plan.queue.duplicate).await
         } else {
             0
         };
-        if moved > 0 || settle::busy(&lab.fakes, lab.sidekiq.as_ref()).await? {
+        let outage = lab.proxy.as_ref().is_some_and(RedisProxy::is_down);
+        if moved > 0 || outage || settle::busy(&lab.fakes, lab.sidekiq.as_ref()).await? {
             last_busy = Instant::now();
         }
         if let Some(ids) = &placed {
@@ -546,6 +573,99 @@ async fn drive(
                 }
             }
             () = tokio::time::sleep(TICK) => {}
+        }
+    }
+}
+
+/// The placements on the timeline; returns the ids of the orders the
+/// checker holds to the invariants: those the app accepted, and those it
+/// refused but named (it saved them before failing). A refusal is an error
+/// unless the scenario expects them (`refusals_expected`).
+fn note_placements(
+    lab: &mut Lab,
+    placements: Vec<(u32, Placement, Instant)>,
+    refusals_expected: bool,
+) -> Result<Vec<String>, String> {
+    let mut ids = Vec::new();
+    for (n, placement, at) in placements {
+        let at_ms = at.duration_since(lab.started).as_millis() as u64;
+        match placement {
+            Placement::Accepted(id) => {
+                lab.timeline.add(
+                    at_ms,
+                    Some(id.clone()),
+                    format!("placed (order number {n}; the app's id is {id})"),
+                );
+                ids.push(id);
+            }
+            Placement::Refused { why, .. } if !refusals_expected => {
+                return Err(format!("{why}\n{}", lab.last_lines()));
+            }
+            Placement::Refused { why, id: Some(id) } => {
+                lab.timeline.add(
+                    at_ms,
+                    Some(id.clone()),
+                    format!(
+                        "refused by the app, which named it as its order {id} all the same (saved before failing?), so it must still complete: {why}"
+                    ),
+                );
+                ids.push(id);
+            }
+            Placement::Refused { why, id: None } => {
+                lab.timeline.add(
+                    at_ms,
+                    None,
+                    format!(
+                        "order number {n} refused by the app, naming no order: not held to the invariants (the lab cannot see whether the app saved it): {why}"
+                    ),
+                );
+            }
+        }
+    }
+    Ok(ids)
+}
+
+/// What the Redis proxy did since the last look, on the timeline.
+fn note_proxy_events(lab: &mut Lab) {
+    let Some(events) = lab.proxy_events.as_mut() else {
+        return;
+    };
+    let mut seen = Vec::new();
+    while let Ok(event) = events.try_recv() {
+        seen.push(event);
+    }
+    let at = lab.at_ms();
+    for event in seen {
+        match event {
+            ProxyEvent::Duplicated { key, jobs } => {
+                for (jid, class) in jobs {
+                    lab.timeline.add(
+                        at,
+                        None,
+                        format!(
+                            "{} (jid {}) pushed twice onto {key} (queue = \"duplicate\")",
+                            class.as_deref().unwrap_or("a job"),
+                            jid.as_deref().unwrap_or("unknown"),
+                        ),
+                    );
+                }
+            }
+            ProxyEvent::DownStarted { closed_connections } => lab.timeline.add(
+                at,
+                None,
+                format!(
+                    "the app's Redis is down (queue = \"down\"): {closed_connections} open connection(s) closed, new ones refused"
+                ),
+            ),
+            ProxyEvent::DownEnded => {
+                lab.timeline
+                    .add(at, None, "the app's Redis is back".to_string());
+            }
+            ProxyEvent::Malformed { peer, reason } => lab.timeline.add(
+                at,
+                None,
+                format!("the lab's Redis proxy closed a connection from {peer}: {reason}"),
+            ),
         }
     }
 }
@@ -635,12 +755,12 @@ async fn restart_workers(lab: &mut Lab) -> Result<(), String> {
 
 /// Sidekiq's "Retry now" for every retry that has appeared, each noted on
 /// the timeline with the error that sent it there.
-async fn move_retries(lab: &mut Lab) -> usize {
+async fn move_retries(lab: &mut Lab, duplicate: bool) -> usize {
     let Some(sidekiq) = &lab.sidekiq else {
         return 0;
     };
     let entries = sidekiq
-        .retry_now(settle::now_epoch_ms())
+        .retry_now(settle::now_epoch_ms(), duplicate)
         .await
         .unwrap_or_default();
     let moved = entries.len();

@@ -31,6 +31,21 @@ pub struct TargetPlan {
     /// makes one run per effect of the target; without die-after faults,
     /// one run with none).
     pub runs: Vec<Vec<Death>>,
+    /// What the lab's Redis proxy does to the app's queue.
+    pub queue: QueueFaults,
+}
+
+/// The queue faults of a run against a target, done by the Redis proxy the
+/// lab puts between the app and its private Redis.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueFaults {
+    /// `queue = "duplicate"`: every job the app pushes onto a Sidekiq queue
+    /// is pushed twice (same payload, same jid).
+    pub duplicate: bool,
+    /// `queue = "down"`: for this long, from the moment the lab starts
+    /// placing the orders, the app's Redis closes its connections and
+    /// refuses new ones (the longest window, when there are several).
+    pub down_for_ms: Option<u64>,
 }
 
 /// The target's `role = "worker"` processes are killed (SIGKILL to each
@@ -134,6 +149,7 @@ pub fn plan(scenario: &Scenario, target: &Target) -> Result<TargetPlan, Scenario
     let mut service_faults = Vec::new();
     let mut fixed: Vec<Death> = Vec::new();
     let mut every: Option<(u64, u64)> = None;
+    let mut queue = QueueFaults::default();
     for (index, fault) in scenario.faults.iter().enumerate() {
         let at = spans.fault(index);
         match fault {
@@ -199,11 +215,18 @@ pub fn plan(scenario: &Scenario, target: &Target) -> Result<TargetPlan, Scenario
                     "a target's code is its own: `worker = \"stale\"` runs the lab's own pipeline code beside it, which a target does not have; remove it".into(),
                 ))
             }
-            Fault::DuplicateDelivery | Fault::QueueDown { .. } => {
+            Fault::DuplicateDelivery | Fault::QueueDown { .. } if !target.uses_redis() => {
                 return Err(refuse(
                     at,
-                    "a target's code is its own: `queue = …` faults act on the lab's own queue, not the app's; remove it".into(),
+                    format!(
+                        "`queue = …` faults act on the app's Redis, which the lab starts for `{{redis}}` behind a proxy, and {} uses no `{{redis}}`; remove the fault or give the app its Redis as `{{redis}}`",
+                        target.path.display()
+                    ),
                 ))
+            }
+            Fault::DuplicateDelivery => queue.duplicate = true,
+            Fault::QueueDown { for_ms } => {
+                queue.down_for_ms = Some(queue.down_for_ms.unwrap_or(0).max(*for_ms));
             }
             Fault::SchedulerLate => {
                 return Err(refuse(
@@ -234,6 +257,7 @@ pub fn plan(scenario: &Scenario, target: &Target) -> Result<TargetPlan, Scenario
         orders,
         service_faults,
         runs,
+        queue,
     })
 }
 
@@ -300,6 +324,33 @@ command = ["bin/order", "{n}"]
         assert_eq!(*lag, None);
         assert_eq!(p.service_faults[1], (Service::Payments, None, Some(50)));
         assert_eq!(p.runs, [Vec::<Death>::new()], "one run, no deaths");
+        assert_eq!(p.queue, QueueFaults::default());
+    }
+
+    #[test]
+    fn queue_faults_need_the_app_on_the_labs_redis() {
+        let faults = "[[faults]]\nqueue = \"duplicate\"\n[[faults]]\nqueue = \"down\"\nfor_ms = 300\n[[faults]]\nqueue = \"down\"\nfor_ms = 200\n";
+        let s = scenario("", faults);
+        let e = refused(&s, &target());
+        assert_eq!(e.line, Some(4), "{e}");
+        assert!(
+            e.message.contains("/apps/shop/target.toml uses no `{redis}`"),
+            "{e}"
+        );
+        let with_redis = file::parse(
+            &format!("{TARGET}[env]\nREDIS_URL = \"{{redis}}\"\n"),
+            Path::new("/apps/shop/target.toml"),
+        )
+        .unwrap();
+        let p = plan(&s, &with_redis).unwrap();
+        assert_eq!(
+            p.queue,
+            QueueFaults {
+                duplicate: true,
+                down_for_ms: Some(300),
+            },
+            "the longest outage"
+        );
     }
 
     #[test]
@@ -400,8 +451,6 @@ command = ["bin/order", "{n}"]
                 "worker = \"stale\"\ncode_version = \"v1\"",
                 "`worker = \"stale\"`",
             ),
-            ("queue = \"duplicate\"", "`queue = …` faults"),
-            ("queue = \"down\"\nfor_ms = 100", "`queue = …` faults"),
             ("scheduler = \"late\"", "`scheduler = \"late\"`"),
             (
                 "worker = \"die-after\"\nstep = \"charge-recorded\"",

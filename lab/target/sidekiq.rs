@@ -184,8 +184,11 @@ impl SidekiqView {
     /// "Retry now" for every job in the retry set: each goes back onto its
     /// queue at once, its payload unchanged (Sidekiq's own "Retry now"
     /// lowers `retry_count`, so a job moved that way would never die).
-    /// Returns the entries moved, for the timeline.
-    pub async fn retry_now(&self, now_ms: u64) -> Result<Vec<SetEntry>, String> {
+    /// Returns the entries moved, for the timeline. With `twice` (the
+    /// scenario's `queue = "duplicate"`), each is pushed a second time, as
+    /// the proxy doubles the pushes of Sidekiq's own scheduler, which this
+    /// move stands in for.
+    pub async fn retry_now(&self, now_ms: u64, twice: bool) -> Result<Vec<SetEntry>, String> {
         let entries = self.retries().await?;
         let mut moved = Vec::new();
         for entry in entries {
@@ -195,6 +198,12 @@ impl SidekiqView {
                 .await
                 .map_err(|e| format!("moving a retry to its queue: {e}"))?;
             if requeued {
+                if twice {
+                    self.backend
+                        .push(entry.job.clone(), now_ms)
+                        .await
+                        .map_err(|e| format!("pushing a retry's second copy: {e}"))?;
+                }
                 moved.push(entry);
             }
         }

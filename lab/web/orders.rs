@@ -146,7 +146,9 @@ pub(super) async fn create(
                 "Order {order_id} was saved but its job could not be enqueued ({source}): \
                  nothing will complete it."
             ),
-            json!({"order_id": order_id}),
+            // `id`, as in the answer for a placed order: the order exists
+            // (a client reading the id finds it either way).
+            json!({"id": order_id, "order_id": order_id}),
             &format!("<a href=\"/orders/{order_id}\">Order {order_id}</a> ·"),
         ),
     }

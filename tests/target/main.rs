@@ -18,6 +18,8 @@
 //! - [`defaults`]: the scenarios folder run when none is named.
 //! - [`parallel`]: `--jobs 2`, each run with its own ports and Redis.
 //! - [`sidekiq_shop`]: a few scenarios of the Ruby example.
+//! - [`queue_faults`]: `queue = "duplicate"` and `queue = "down"` through
+//!   the lab's Redis proxy, on both example targets.
 //!
 //! The toy apps are `tests/data/targets/` (a shell script, `toy.sh`, that
 //! calls the fakes with curl); the lab's own pipeline is
@@ -33,6 +35,7 @@ mod defaults;
 mod parallel;
 mod placing;
 mod process_failures;
+mod queue_faults;
 mod readiness;
 mod refusals;
 mod service_faults;

@@ -106,16 +106,6 @@ const REFUSED: &[(&str, &str, &str)] = &[
         "`worker = \"stale\"`",
     ),
     (
-        "duplicate",
-        "[[faults]]\nqueue = \"duplicate\"",
-        "`queue = …`",
-    ),
-    (
-        "queue-down",
-        "[[faults]]\nqueue = \"down\"\nfor_ms = 100",
-        "`queue = …`",
-    ),
-    (
         "scheduler",
         "[[faults]]\nscheduler = \"late\"",
         "`scheduler = \"late\"`",
@@ -140,6 +130,28 @@ fn each_key_a_target_refuses_names_the_scenarios_line() {
             &scenario,
             &format!("{}:3:", scenario.display()),
             says,
+        );
+    }
+}
+
+/// Queue faults act on the app's Redis through the lab's proxy: a target
+/// that is given no `{redis}` cannot have them.
+#[test]
+fn queue_faults_are_refused_for_a_target_without_redis() {
+    let target = Target::toy("queued");
+    for (name, fault) in [
+        ("duplicate", "queue = \"duplicate\""),
+        ("queue-down", "queue = \"down\"\nfor_ms = 100"),
+    ] {
+        let scenario = target.scenario(
+            &format!("{name}.toml"),
+            &format!("name = \"{name}\"\norders = [{{ count = 1 }}]\n[[faults]]\n{fault}\n\n[expect]\ncharges_per_order = 1\n"),
+        );
+        assert_refused(
+            &target,
+            &scenario,
+            &format!("{}:3:", scenario.display()),
+            "uses no `{redis}`",
         );
     }
 }
