@@ -101,6 +101,12 @@ async fn forward_commands(
                 Err(why) => break Some(why),
             }
         };
+        // Counted before the write, so that whoever has a reply sees the
+        // command counted.
+        shared
+            .counters
+            .commands_forwarded
+            .fetch_add(forwarded, Ordering::Relaxed);
         if !out.is_empty() {
             if to.write_all(&out).await.is_err() {
                 return Ended::Broken;
@@ -110,10 +116,6 @@ async fn forward_commands(
                 out.shrink_to(READ_CHUNK);
             }
         }
-        shared
-            .counters
-            .commands_forwarded
-            .fetch_add(forwarded, Ordering::Relaxed);
         if let Some(why) = malformed {
             return Ended::Malformed(why.0);
         }

@@ -246,7 +246,7 @@ impl Shared {
             match TcpListener::bind(self.addr).await {
                 Ok(listener) => return listener,
                 Err(err) => {
-                    if failures % REBIND_WARN_EVERY == 0 {
+                    if failures.is_multiple_of(REBIND_WARN_EVERY) {
                         tracing::warn!(addr = %self.addr, %err, failures, "the Redis proxy cannot listen again after its outage; retrying");
                     }
                     failures = failures.saturating_add(1);
