@@ -17,7 +17,9 @@
 //! - [`scenario_rules`]: which scenario keys and faults a target takes.
 //! - [`processes`]: the app's processes, each in its own process group with
 //!   its log file: started, waited for, killed, stopped.
-//! - [`redis_server`]: a private `redis-server` on a free port.
+//! - [`redis_server`]: a private `redis-server` on a free port;
+//!   [`redis_proxy`]: a proxy in front of it that injects the queue faults
+//!   (`duplicate`, `down`) into the app's own Redis traffic.
 //! - [`place`]: placing an order (a command or an HTTP request) and reading
 //!   its id.
 //! - [`kills`]: worker deaths, timed by the fake services: after the effect,
