@@ -18,6 +18,8 @@
 //! - [`defaults`]: the scenarios folder run when none is named.
 //! - [`parallel`]: `--jobs 2`, each run with its own ports and Redis.
 //! - [`sidekiq_shop`]: a few scenarios of the Ruby example.
+//! - [`explore`]: `lab explore --target` on the Ruby example: the naive
+//!   double charge found and shrunk, the safe variant holding.
 //!
 //! The toy apps are `tests/data/targets/` (a shell script, `toy.sh`, that
 //! calls the fakes with curl); the lab's own pipeline is
@@ -30,6 +32,7 @@
 mod harness;
 
 mod defaults;
+mod explore;
 mod parallel;
 mod placing;
 mod process_failures;
