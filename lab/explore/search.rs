@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use super::one_core::OneCore;
 use super::plan;
-pub use super::search_loop::Progress;
 use super::search_loop::{self, per_second, Budget, LoopSettings, RunOutcome};
+pub use super::search_loop::{ExploreError, Progress};
 use crate::checker::{Expect, Invariant, Verdict, Violation};
 use crate::pipeline::Knobs;
 use crate::scenario::engine::{self, RunOptions};
@@ -260,18 +260,6 @@ fn headline(violations: &[Violation]) -> Option<Invariant> {
 fn leading_number(text: &str) -> u64 {
     let digits: String = text.chars().take_while(char::is_ascii_digit).collect();
     digits.parse().unwrap_or(0)
-}
-
-/// Why an exploration could not run.
-#[derive(Debug, thiserror::Error)]
-pub enum ExploreError {
-    #[error("could not start a runtime for the scenario engine: {0}")]
-    Runtime(#[from] std::io::Error),
-    #[error("the exploration stopped: {0}")]
-    Aborted(String),
-    /// Ctrl-C: the runs under way were stopped, their processes with them.
-    #[error("interrupted")]
-    Interrupted,
 }
 
 /// Tries `options.cases` fault plans on the pipeline `knobs`; on the first

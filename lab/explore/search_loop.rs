@@ -19,7 +19,17 @@ use proptest::test_runner::{
     basic_result_cache, Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner,
 };
 
-use super::search::ExploreError;
+/// Why an exploration could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ExploreError {
+    #[error("could not start a runtime for the scenario engine: {0}")]
+    Runtime(#[from] std::io::Error),
+    #[error("the exploration stopped: {0}")]
+    Aborted(String),
+    /// Ctrl-C: the runs under way were stopped, their processes with them.
+    #[error("interrupted")]
+    Interrupted,
+}
 
 /// How the loop runs, whoever calls it.
 #[derive(Debug, Clone)]

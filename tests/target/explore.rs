@@ -140,3 +140,93 @@ fn the_safe_shop_holds_over_a_small_search() {
         explored.explain()
     );
 }
+
+/// The naive shop's target file with `{dir}` filled in (so that a copy
+/// runs the example where it is) and `[env]` marking its processes with
+/// `mark`.
+fn marked_naive_target(mark: &str) -> Target {
+    let dir = repo().join("examples/sidekiq-shop");
+    let text = std::fs::read_to_string(dir.join("naive.toml")).unwrap();
+    assert!(text.contains("[env]\n") && text.contains("{dir}"));
+    let text = text.replace("{dir}", path_str(&dir)).replace(
+        "[env]\n",
+        &format!("[env]\nIDEMLAB_TEST_MARK = \"{mark}\"\n"),
+    );
+    Target::write("naive.toml", &text)
+}
+
+/// The pids of the processes whose environment holds `mark`.
+fn marked_processes(mark: &str) -> Vec<u32> {
+    let needle = format!("IDEMLAB_TEST_MARK={mark}");
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|&b| b == 0).any(|var| var == needle.as_bytes()))
+        })
+        .collect()
+}
+
+/// Waits for `what` to hold, up to `within`.
+fn wait_until(within: Duration, mut what: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if what() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    what()
+}
+
+#[test]
+fn ctrl_c_stops_the_apps_processes_and_exits_130() {
+    if !need_sidekiq_shop() || !std::path::Path::new("/proc/self/environ").exists() {
+        return;
+    }
+    let mark = format!("explore-ctrl-c-{}", std::process::id());
+    let target = marked_naive_target(&mark);
+    let mut child = Command::new(lab_binary())
+        .args(["explore", "--target"])
+        .arg(&target.path)
+        .args(["--seed", "1"])
+        .current_dir(target.folder())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running the lab binary");
+    let up = wait_until(Duration::from_secs(120), || {
+        marked_processes(&mark).len() >= 2
+    });
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let exited = wait_until(Duration::from_secs(60), || {
+        child.try_wait().ok().flatten().is_some()
+    });
+    if !exited {
+        let _ = child.kill();
+    }
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+    }
+    assert!(up, "the app's processes never came up: {stderr}");
+    assert!(exited, "lab explore did not end after Ctrl-C: {stderr}");
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    let gone = wait_until(Duration::from_secs(30), || {
+        marked_processes(&mark).is_empty()
+    });
+    assert!(
+        gone,
+        "left running: {:?}\n{stderr}",
+        marked_processes(&mark)
+    );
+}
