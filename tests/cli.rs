@@ -356,3 +356,70 @@ fn a_worker_runs_on_one_thread_unless_told_otherwise() {
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.contains("--threads"), "{stderr}");
 }
+
+/// `lab explore --target`'s flags: each mistake exits 2 with a message that
+/// names it, before anything runs.
+#[test]
+fn explore_target_refuses_bad_flags() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let target = format!("{root}/examples/sidekiq-shop/naive.toml");
+    let scratch = Scratch::new("explore-target-flags");
+    let broken = scratch.write(
+        "broken.toml",
+        "name = \"x\"\neffects = [\"charge\"]\n[[process]]\nname = \"web\"\ncommand = [\"web\"]\nrole = \"boss\"\n[place_order]\ncommand = [\"o\"]\n",
+    );
+    let broken = broken.to_str().unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["--target", &target, "--charge", "none"],
+            "cannot be used with",
+        ),
+        (
+            vec!["--target", &target, "--fetch", "basic"],
+            "cannot be used with",
+        ),
+        (vec!["--tries", "3"], "--target"),
+        (vec!["--confirm", "2"], "--target"),
+        (vec!["--target", &target, "--max-time", "600"], "no unit"),
+        (
+            vec!["--target", &target, "--max-time", "10 parsecs"],
+            "unknown unit",
+        ),
+        (vec!["--target", &target, "--tries", "0"], "--tries"),
+        (
+            vec!["--target", &target, "--out", "/nonexistent/dir/found.toml"],
+            "does not exist",
+        ),
+        (
+            vec!["--target", "/nonexistent/target.toml"],
+            "/nonexistent/target.toml",
+        ),
+        (vec!["--target", broken], "broken.toml:6:"),
+    ];
+    for (args, needle) in cases {
+        let output = lab().arg("explore").args(&args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    }
+}
+
+/// `--max-time` is a duration with its unit, for the pipeline too.
+#[test]
+fn explore_takes_max_time_with_a_unit() {
+    let output = lab()
+        .args([
+            "explore",
+            "--cases",
+            "5",
+            "--seed",
+            "5",
+            "--max-time",
+            "10m",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("no violation in 5 cases"), "{stdout}");
+}

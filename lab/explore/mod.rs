@@ -5,7 +5,15 @@
 //!
 //! - [`plan`]: the fault plans (proptest strategies) and the safe
 //!   expectations they are held to.
-//! - [`search`]: [`explore`], the search and the shrinking.
+//! - [`search_loop`]: the one search-and-shrink loop over proptest's
+//!   runner, with its shrinking and time budgets; both explorations below
+//!   call it.
+//! - [`search`]: [`explore`], the lab's own pipeline explored (each smaller
+//!   plan tried under several interleavings), and the counterexample
+//!   written as a scenario file.
+//! - [`target_plan`]: the fault plans a target takes, in real time.
+//! - [`target`]: [`explore_target`], a user's app explored (`lab explore
+//!   --target`): each smaller plan tried a few times, the last confirmed.
 //! - [`cli`]: `lab explore`.
 //! - [`one_core`]: an exploration holds itself to one core, where the
 //!   simulator runs fastest.
@@ -14,6 +22,10 @@ pub mod cli;
 pub mod one_core;
 pub mod plan;
 pub mod search;
+pub mod search_loop;
+pub mod target;
+pub mod target_plan;
 
 pub use plan::{plans, safe_expect, scenarios, Plan};
 pub use search::{explore, Counterexample, Exploration, ExploreError, ExploreOptions, Progress};
+pub use target::{explore_target, TargetExploration, TargetExploreOptions};

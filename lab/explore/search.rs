@@ -2,16 +2,13 @@
 //! the scenario engine, shrinking a failure to the smallest plan that still
 //! breaks the pipeline.
 
-use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use proptest::test_runner::{
-    basic_result_cache, Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner,
-};
-
 use super::one_core::OneCore;
 use super::plan;
+use super::search_loop::{self, per_second, Budget, LoopSettings, RunOutcome};
+pub use super::search_loop::{ExploreError, Progress};
 use crate::checker::{Expect, Invariant, Verdict, Violation};
 use crate::pipeline::Knobs;
 use crate::scenario::engine::{self, RunOptions};
@@ -37,6 +34,9 @@ pub struct ExploreOptions {
     pub seed: u64,
     /// Runs spent shrinking at most (0: the first failing plan as found).
     pub max_shrink_iters: u32,
+    /// Bounds the whole exploration's wall time, if set (see
+    /// [`search_loop::Budget`]).
+    pub max_time: Option<Duration>,
     /// How each plan runs. Its seed goes unused: each plan carries its own
     /// (the interleaving), and a written counterexample keeps the one it
     /// broke under, so that `lab check` fails there the same way.
@@ -49,28 +49,9 @@ impl Default for ExploreOptions {
             cases: 1_000,
             seed: 0,
             max_shrink_iters: DEFAULT_SHRINK_ITERS,
+            max_time: None,
             run: RunOptions::default(),
         }
-    }
-}
-
-/// Where an exploration is, for a progress bar.
-#[derive(Debug, Clone, Copy)]
-pub struct Progress {
-    /// Plans tried so far.
-    pub cases: u32,
-    /// Plans to try.
-    pub total: u32,
-    /// Runs of the engine, shrinking included.
-    pub runs: u64,
-    /// Set once a plan has failed: the runs since are shrinking it.
-    pub shrinking: bool,
-    pub elapsed: Duration,
-}
-
-impl Progress {
-    pub fn runs_per_second(&self) -> f64 {
-        per_second(self.runs, self.elapsed)
     }
 }
 
@@ -84,6 +65,9 @@ pub struct Exploration {
     /// Runs of the engine, shrinking included.
     pub runs: u64,
     pub elapsed: Duration,
+    /// `max_time` ran out before every plan was tried or the shrinking
+    /// ended.
+    pub out_of_time: bool,
     /// The smallest failing plan, if a plan failed.
     pub counterexample: Option<Counterexample>,
 }
@@ -92,10 +76,6 @@ impl Exploration {
     pub fn runs_per_second(&self) -> f64 {
         per_second(self.runs, self.elapsed)
     }
-}
-
-fn per_second(runs: u64, elapsed: Duration) -> f64 {
-    runs as f64 / elapsed.as_secs_f64().max(1e-9)
 }
 
 /// The smallest plan that breaks the pipeline, held to the safe
@@ -126,45 +106,87 @@ impl Counterexample {
     /// regression test that fails until the pipeline is fixed.
     pub fn scenario_file(&self, exploration: &Exploration, expect_safe: bool) -> Scenario {
         let knobs = exploration.knobs;
-        let command = explore_command(knobs, exploration.seed);
-        let headline = self.headline();
-        let found: Vec<&str> = self
-            .verdict
-            .violations
-            .iter()
-            .filter(|v| Some(v.invariant) == headline)
-            .map(|v| v.message.as_str())
-            .collect();
-        let found = if found.is_empty() {
-            self.unfinished.clone().unwrap_or_default()
-        } else {
-            found.join("; ")
-        };
-        let (name, expect, why) = match headline {
-            Some(invariant) if !expect_safe => (
-                format!("{knobs}: {}", describe(invariant)),
-                Expect {
-                    violation: Some(invariant),
-                    ..Expect::default()
-                },
-                "It passes while the bug is there.",
-            ),
-            _ => (
-                format!("{knobs}: must hold every invariant under this fault plan"),
-                self.scenario.expect.clone(),
-                "A regression test: it fails until the pipeline is fixed.",
-            ),
-        };
-        let description = format!(
-            "The smallest fault plan `{command}` found ({} plan(s) tried, {} run(s) to shrink it). {why}\nFound: {found}.",
-            exploration.cases, self.shrink_runs
-        );
-        Scenario {
-            name,
-            description: Some(wrap(&description, 76)),
-            expect,
-            ..self.scenario.clone()
-        }
+        write_up(
+            &WriteUp {
+                found: &self.scenario,
+                verdict: &self.verdict,
+                unfinished: self.unfinished.as_deref(),
+                subject: knobs.to_string(),
+                command: explore_command(knobs, exploration.seed),
+                tally: format!(
+                    "{} plan(s) tried, {} run(s) to shrink it",
+                    exploration.cases, self.shrink_runs
+                ),
+                fixed: "the pipeline",
+            },
+            expect_safe,
+        )
+    }
+}
+
+/// What a counterexample's file says about it, whoever found it.
+pub(crate) struct WriteUp<'a> {
+    /// The smallest plan, held to the safe expectations.
+    pub found: &'a Scenario,
+    /// What its run broke.
+    pub verdict: &'a Verdict,
+    /// Why its run did not settle, if it did not.
+    pub unfinished: Option<&'a str>,
+    /// What broke: the variant, or the target's name (the file's name
+    /// starts with it).
+    pub subject: String,
+    /// The command that found it, to repeat the search.
+    pub command: String,
+    /// How it was found: plans tried, runs to shrink it, ….
+    pub tally: String,
+    /// What a fix goes into: "the pipeline", "the app".
+    pub fixed: &'a str,
+}
+
+/// The counterexample as a scenario file's contents. By default its
+/// `[expect]` names the violation, so `lab check` passes on it while the
+/// bug is there; with `expect_safe` it holds the safe invariants, as a
+/// regression test that fails until the bug is fixed. A run that broke no
+/// invariant but did not settle is written the second way.
+pub(crate) fn write_up(w: &WriteUp<'_>, expect_safe: bool) -> Scenario {
+    let headline = headline(&w.verdict.violations);
+    let found: Vec<&str> = w
+        .verdict
+        .violations
+        .iter()
+        .filter(|v| Some(v.invariant) == headline)
+        .map(|v| v.message.as_str())
+        .collect();
+    let found = if found.is_empty() {
+        w.unfinished.unwrap_or_default().to_string()
+    } else {
+        found.join("; ")
+    };
+    let subject = &w.subject;
+    let (name, expect, why) = match headline {
+        Some(invariant) if !expect_safe => (
+            format!("{subject}: {}", describe(invariant)),
+            Expect {
+                violation: Some(invariant),
+                ..Expect::default()
+            },
+            "It passes while the bug is there.".to_string(),
+        ),
+        _ => (
+            format!("{subject}: must hold every invariant under this fault plan"),
+            w.found.expect.clone(),
+            format!("A regression test: it fails until {} is fixed.", w.fixed),
+        ),
+    };
+    let description = format!(
+        "The smallest fault plan `{}` found ({}). {why}\nFound: {found}.",
+        w.command, w.tally
+    );
+    Scenario {
+        name,
+        description: Some(wrap(&description, 76)),
+        expect,
+        ..w.found.clone()
     }
 }
 
@@ -240,15 +262,6 @@ fn leading_number(text: &str) -> u64 {
     digits.parse().unwrap_or(0)
 }
 
-/// Why an exploration could not run.
-#[derive(Debug, thiserror::Error)]
-pub enum ExploreError {
-    #[error("could not start a runtime for the scenario engine: {0}")]
-    Runtime(#[from] std::io::Error),
-    #[error("the exploration stopped: {0}")]
-    Aborted(String),
-}
-
 /// Tries `options.cases` fault plans on the pipeline `knobs`; on the first
 /// that breaks a safe invariant, shrinks it to the smallest plan that still
 /// does. `progress` hears of every run.
@@ -267,71 +280,49 @@ pub fn explore(
         .enable_all()
         .build()?;
     let started = Instant::now();
-    let config = Config {
+    let settings = LoopSettings {
         cases: options.cases,
-        // The limit is kept in the test below instead: proptest's own
-        // prints a muddled message on stderr when it is reached, and its
-        // `u32::MAX` means "four times `cases`".
-        max_shrink_iters: u32::MAX - 1,
-        failure_persistence: None,
-        // Shrinking revisits plans; a run costs more than a lookup.
-        result_cache: basic_result_cache,
-        ..Config::default()
+        seed: options.seed,
+        max_shrink_iters: options.max_shrink_iters,
+        shrink_tries: SHRINK_INTERLEAVINGS,
+        // The one run after the loop: the counterexample's report.
+        budget: options.max_time.map(|max_time| Budget {
+            max_time,
+            reserve_runs: 1,
+        }),
     };
-    let mut runner = TestRunner::new_with_rng(config, rng(options.seed));
-    let cases = Cell::new(0u32);
-    let runs = Cell::new(0u64);
-    let shrink_runs = Cell::new(0u64);
-    let failed = Cell::new(false);
-    let progress = RefCell::new(progress);
     // The seed each failing plan failed under, by its file's text.
-    let failed_under: RefCell<HashMap<String, u64>> = RefCell::default();
+    let mut failed_under: HashMap<String, u64> = HashMap::new();
     let strategy = plan::scenarios(knobs);
-    let outcome = runner.run(&strategy, |mut scenario| {
-        let shrinking = failed.get();
-        let own_seed = scenario.seed.unwrap_or(options.run.seed);
-        let tries = if shrinking { SHRINK_INTERLEAVINGS } else { 1 };
-        for seed in (0..tries).map(|i| own_seed.wrapping_add(i)) {
-            if shrinking {
-                if shrink_runs.get() >= u64::from(options.max_shrink_iters) {
-                    // Enough shrinking: every smaller plan "passes", so the
-                    // smallest failing one so far is the answer.
-                    return Ok(());
-                }
-                shrink_runs.set(shrink_runs.get() + 1);
+    let searched = search_loop::search(
+        &strategy,
+        &settings,
+        started,
+        |scenario, attempt| {
+            // Each try of a plan is another interleaving: its own seed,
+            // then the next ones.
+            let own_seed = scenario.seed.unwrap_or(options.run.seed);
+            let seed = own_seed.wrapping_add(attempt.try_index);
+            let mut run = scenario.clone();
+            run.seed = Some(seed);
+            let result = runtime.block_on(engine::run(&run, &options.run));
+            if result.passed() {
+                RunOutcome::Passed
             } else {
-                cases.set(cases.get() + 1);
+                failed_under.insert(to_toml(scenario), seed);
+                RunOutcome::Failed(result.failure_reason())
             }
-            runs.set(runs.get() + 1);
-            scenario.seed = Some(seed);
-            let result = runtime.block_on(engine::run(&scenario, &options.run));
-            let passed = result.passed();
-            if !passed {
-                failed.set(true);
-            }
-            (progress.borrow_mut())(Progress {
-                cases: cases.get(),
-                total: options.cases,
-                runs: runs.get(),
-                shrinking: failed.get(),
-                elapsed: started.elapsed(),
-            });
-            if !passed {
-                scenario.seed = Some(own_seed);
-                failed_under.borrow_mut().insert(to_toml(&scenario), seed);
-                return Err(TestCaseError::fail(result.failure_reason()));
-            }
-        }
-        Ok(())
-    });
-    let counterexample = match outcome {
-        Ok(()) => None,
-        Err(TestError::Abort(why)) => return Err(ExploreError::Aborted(why.to_string())),
-        Err(TestError::Fail(_, mut scenario)) => {
-            let seed = failed_under.borrow().get(&to_toml(&scenario)).copied();
+        },
+        progress,
+    )?;
+    let mut runs = searched.runs;
+    let counterexample = match searched.failing {
+        None => None,
+        Some(mut scenario) => {
+            let seed = failed_under.get(&to_toml(&scenario)).copied();
             scenario.seed = seed.or(scenario.seed);
             // Once more, for its report (the runner keeps only the plan).
-            runs.set(runs.get() + 1);
+            runs += 1;
             let result = runtime.block_on(engine::run(&scenario, &options.run));
             let run = result.runs.into_iter().next();
             Some(Counterexample {
@@ -340,33 +331,19 @@ pub fn explore(
                     .map_or_else(|| Verdict::failed("no run"), |r| r.verdict.clone()),
                 unfinished: run.and_then(|r| r.unfinished),
                 scenario,
-                shrink_runs: shrink_runs.get(),
+                shrink_runs: searched.shrink_runs,
             })
         }
     };
     Ok(Exploration {
         knobs,
         seed: options.seed,
-        cases: cases.get(),
-        runs: runs.get(),
+        cases: searched.cases,
+        runs,
         elapsed: started.elapsed(),
+        out_of_time: searched.out_of_time,
         counterexample,
     })
-}
-
-/// proptest's ChaCha RNG from a 64-bit seed: the seed, then splitmix64 of it
-/// for the other 24 bytes.
-fn rng(seed: u64) -> TestRng {
-    let mut bytes = [0u8; 32];
-    let mut state = seed;
-    for chunk in bytes.chunks_mut(8) {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        chunk.copy_from_slice(&(z ^ (z >> 31)).to_le_bytes());
-    }
-    TestRng::from_seed(RngAlgorithm::ChaCha, &bytes)
 }
 
 #[cfg(test)]

@@ -20,6 +20,8 @@
 //! - [`sidekiq_shop`]: a few scenarios of the Ruby example.
 //! - [`queue_faults`]: `queue = "duplicate"` and `queue = "down"` through
 //!   the lab's Redis proxy, on both example targets.
+//! - [`explore`]: `lab explore --target` on the Ruby example: the naive
+//!   double charge found and shrunk, the safe variant holding.
 //!
 //! The toy apps are `tests/data/targets/` (a shell script, `toy.sh`, that
 //! calls the fakes with curl); the lab's own pipeline is
@@ -32,6 +34,7 @@
 mod harness;
 
 mod defaults;
+mod explore;
 mod parallel;
 mod placing;
 mod process_failures;
