@@ -491,8 +491,13 @@ async fn drive(
         })
         .collect();
     let id_kind = target.id.clone();
-    if let (Some(for_ms), Some(proxy)) = (plan.queue.down_for_ms, &lab.proxy) {
-        proxy.down_for(Duration::from_millis(for_ms)).await;
+    if let Some(for_ms) = plan.queue.down_for_ms {
+        // The outage is for the orders and the jobs, not the app's boot: a
+        // worker that cannot reach Redis as it starts may just exit.
+        workers_connected(lab, target).await;
+        if let Some(proxy) = &lab.proxy {
+            proxy.down_for(Duration::from_millis(for_ms)).await;
+        }
     }
     let mut placing = tokio::spawn(async move {
         let mut placements = Vec::new();
@@ -575,6 +580,32 @@ async fn drive(
             () = tokio::time::sleep(TICK) => {}
         }
     }
+}
+
+/// Waits (at most [`READY_WITHIN`]) until every `role = "worker"` process
+/// is in Sidekiq's process set, i.e. up and connected to its Redis; without
+/// `[sidekiq]` there is nothing to wait on.
+async fn workers_connected(lab: &mut Lab, target: &Target) {
+    let Some(sidekiq) = &lab.sidekiq else {
+        return;
+    };
+    let workers = target.workers().count();
+    let deadline = Instant::now() + READY_WITHIN;
+    while Instant::now() < deadline {
+        if sidekiq.process_count().await.is_ok_and(|n| n >= workers) {
+            return;
+        }
+        tokio::time::sleep(TICK).await;
+    }
+    let at = lab.at_ms();
+    lab.timeline.add(
+        at,
+        None,
+        format!(
+            "the worker processes were not all in Sidekiq's process set after {} s; the queue goes down anyway",
+            READY_WITHIN.as_secs()
+        ),
+    );
 }
 
 /// The placements on the timeline; returns the ids of the orders the

@@ -210,6 +210,17 @@ impl SidekiqView {
         Ok(moved)
     }
 
+    /// How many processes are in Sidekiq's process set: the workers that
+    /// are up and have reached their Redis (each writes its heartbeat there
+    /// once started).
+    pub async fn process_count(&self) -> Result<usize, String> {
+        self.backend
+            .processes()
+            .await
+            .map(|p| p.len())
+            .map_err(|e| format!("reading Sidekiq's process set: {e}"))
+    }
+
     /// Called right after the lab killed the worker processes: every
     /// process in Sidekiq's process set is one of them (their records would
     /// linger until the heartbeat expires). They are removed, as Sidekiq's
