@@ -217,7 +217,12 @@ impl Runner {
         let (outcome, settle) = self.perform_unsettled(job, process).await;
         match settle {
             Settle::Finished(finished) => self.settle(process, &finished).await,
-            Settle::Store { set, job, at_ms, finished } => {
+            Settle::Store {
+                set,
+                job,
+                at_ms,
+                finished,
+            } => {
                 // One more try; if the backend is still unreachable the job
                 // stays held, as in [`Settle::Store`].
                 match self.inner.backend.add_to_set(set, job, at_ms).await {
@@ -417,6 +422,9 @@ impl Runner {
 }
 
 /// What is left to do for a job a worker is finished with.
+// Moved once per job, never stored in bulk: boxing the rare `Store` would
+// only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(super) enum Settle {
     /// Acknowledge and count it.

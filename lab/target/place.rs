@@ -579,9 +579,14 @@ mod tests {
     async fn a_refusal_is_told_apart_and_keeps_an_id_the_app_named() {
         let (base, _) = app().await;
         let json_id = IdKind::parse("json:id").unwrap();
-        let saved = place(&post(format!("{base}/saved-not-enqueued")), &json_id, 3, SECOND)
-            .await
-            .unwrap();
+        let saved = place(
+            &post(format!("{base}/saved-not-enqueued")),
+            &json_id,
+            3,
+            SECOND,
+        )
+        .await
+        .unwrap();
         assert_eq!(
             saved,
             Placement::Refused {
@@ -623,7 +628,9 @@ mod tests {
             json: None,
             headers: vec![("X-Idemlab".into(), "order-1".into())],
         };
-        let id = placed(&request, &IdKind::Location, 1, SECOND).await.unwrap();
+        let id = placed(&request, &IdKind::Location, 1, SECOND)
+            .await
+            .unwrap();
         assert_eq!(id, "42");
         let seen = log.lock().unwrap()[0].clone();
         assert_eq!(seen.method, "POST");
@@ -673,7 +680,9 @@ mod tests {
         };
         let read = |path: &str| IdKind::parse(&format!("json:{path}")).unwrap();
         assert_eq!(
-            placed(&request, &read("order.id"), 3, SECOND).await.unwrap(),
+            placed(&request, &read("order.id"), 3, SECOND)
+                .await
+                .unwrap(),
             "77"
         );
         assert_eq!(
@@ -734,7 +743,10 @@ mod tests {
             json: None,
             headers: Vec::new(),
         };
-        assert_eq!(placed(&request, &IdKind::N, 12, SECOND).await.unwrap(), "12");
+        assert_eq!(
+            placed(&request, &IdKind::N, 12, SECOND).await.unwrap(),
+            "12"
+        );
         assert_eq!(log.lock().unwrap()[0].method, "GET");
         let error = placed(&post(format!("{base}/invalid")), &IdKind::N, 5, SECOND)
             .await

@@ -334,7 +334,8 @@ command = ["bin/order", "{n}"]
         let e = refused(&s, &target());
         assert_eq!(e.line, Some(4), "{e}");
         assert!(
-            e.message.contains("/apps/shop/target.toml uses no `{redis}`"),
+            e.message
+                .contains("/apps/shop/target.toml uses no `{redis}`"),
             "{e}"
         );
         let with_redis = file::parse(

@@ -63,12 +63,21 @@ fn sidekiq_shop_safe_keys_hold_every_job_delivered_twice() {
         "RequestFulfillmentJob",
     ] {
         let copies = doubled.iter().filter(|c| *c == class).count();
-        assert!(copies >= 2, "{class} doubled {copies} times:\n{}", run.story());
+        assert!(
+            copies >= 2,
+            "{class} doubled {copies} times:\n{}",
+            run.story()
+        );
     }
     for (_, id) in run.placed() {
         assert_eq!(run.performed("payments", &id).len(), 1, "{}", run.story());
         assert_eq!(run.performed("email", &id).len(), 1, "{}", run.story());
-        assert_eq!(run.performed("fulfillment", &id).len(), 1, "{}", run.story());
+        assert_eq!(
+            run.performed("fulfillment", &id).len(),
+            1,
+            "{}",
+            run.story()
+        );
     }
 }
 
