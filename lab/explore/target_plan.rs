@@ -264,9 +264,12 @@ mod tests {
     use crate::target::file;
     use crate::target::scenario_rules;
 
+    /// A target with these `effects`, a worker process with `role`, given
+    /// its Redis as `{redis}` when `role` is not empty.
     fn target(effects: &str, role: &str) -> Target {
+        let redis = if role.is_empty() { "" } else { ", \"{redis}\"" };
         let text = format!(
-            "name = \"shop\"\neffects = {effects}\n[[process]]\nname = \"worker\"\ncommand = [\"bin/worker\", \"{{redis}}\"]\n{role}\n[place_order]\ncommand = [\"bin/order\", \"{{n}}\"]\n"
+            "name = \"shop\"\neffects = {effects}\n[[process]]\nname = \"worker\"\ncommand = [\"bin/worker\"{redis}]\n{role}\n[place_order]\ncommand = [\"bin/order\", \"{{n}}\"]\n"
         );
         file::parse(&text, Path::new("/apps/shop/target.toml")).unwrap()
     }
@@ -319,7 +322,11 @@ mod tests {
                         Fault::WorkerDies { step, .. } => {
                             prop_assert!(matches!(step, Some(Step::Charge | Step::Email)));
                         }
-                        other => prop_assert!(false, "not for a target yet: {:?}", other),
+                        Fault::DuplicateDelivery => {}
+                        Fault::QueueDown { for_ms } => {
+                            prop_assert!(*for_ms <= MAX_QUEUE_DOWN_MS);
+                        }
+                        other => prop_assert!(false, "not for a target: {:?}", other),
                     }
                 }
                 Ok(())
@@ -370,7 +377,11 @@ mod tests {
     }
 
     #[test]
-    fn queue_faults_wait_for_the_proxy() {
+    fn queue_faults_need_the_app_on_the_labs_redis() {
         assert!(!queue_faults_supported(&target("[\"charge\"]", "")));
+        assert!(queue_faults_supported(&target(
+            "[\"charge\"]",
+            "role = \"worker\""
+        )));
     }
 }
