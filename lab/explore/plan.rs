@@ -190,7 +190,7 @@ fn service_fault() -> impl Strategy<Value = Fault> {
 
 /// How a rule is limited: it must end.
 #[derive(Debug, Clone, Copy)]
-enum Limit {
+pub(super) enum Limit {
     Calls(u64),
     Probability { percent: u32, seed: u64 },
     Window(u64),
@@ -210,24 +210,37 @@ fn rule() -> impl Strategy<Value = FaultSpec> {
     let sleep = prop::option::weighted(0.8, 100..=10_000u64);
     (mode, limit, status, retry_after, sleep).prop_map(
         |(mode, limit, status, retry_after_s, sleep_ms)| {
-            let mut rule = FaultSpec::new(mode);
-            match limit {
-                Limit::Calls(n) => rule.calls = Some(n),
-                Limit::Probability { percent, seed } => {
-                    rule.probability = Some(f64::from(percent) / 100.0);
-                    rule.seed = Some(seed);
-                }
-                Limit::Window(ms) => rule.for_ms = Some(ms),
-            }
-            match mode {
-                Mode::Crash | Mode::SendThenCrash => rule.status = status,
-                Mode::Throttle => rule.retry_after_s = retry_after_s,
-                Mode::Slow => rule.sleep_ms = sleep_ms,
-                Mode::DropBefore | Mode::DropAfter => {}
-            }
-            rule
+            limited_rule(mode, limit, status, retry_after_s, sleep_ms)
         },
     )
+}
+
+/// A rule of `mode`, limited by `limit`, with the one of `status`,
+/// `retry_after_s` and `sleep_ms` its mode takes (the others unused), for
+/// the lab's plans and a target's alike.
+pub(super) fn limited_rule(
+    mode: Mode,
+    limit: Limit,
+    status: Option<u16>,
+    retry_after_s: Option<u64>,
+    sleep_ms: Option<u64>,
+) -> FaultSpec {
+    let mut rule = FaultSpec::new(mode);
+    match limit {
+        Limit::Calls(n) => rule.calls = Some(n),
+        Limit::Probability { percent, seed } => {
+            rule.probability = Some(f64::from(percent) / 100.0);
+            rule.seed = Some(seed);
+        }
+        Limit::Window(ms) => rule.for_ms = Some(ms),
+    }
+    match mode {
+        Mode::Crash | Mode::SendThenCrash => rule.status = status,
+        Mode::Throttle => rule.retry_after_s = retry_after_s,
+        Mode::Slow => rule.sleep_ms = sleep_ms,
+        Mode::DropBefore | Mode::DropAfter => {}
+    }
+    rule
 }
 
 #[cfg(test)]

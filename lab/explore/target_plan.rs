@@ -32,6 +32,7 @@ use fake_services::{FaultSpec, Mode, Service};
 use proptest::prelude::*;
 use proptest::strategy::{BoxedStrategy, Union};
 
+use super::plan::{limited_rule, Limit};
 use crate::checker::{Expect, OrdersExpectation};
 use crate::pipeline::{Knobs, Step};
 use crate::scenario::format::{Fault, OrderBatch, Scenario};
@@ -209,14 +210,6 @@ fn service_fault(services: Vec<Service>) -> BoxedStrategy<Fault> {
         .boxed()
 }
 
-/// How a rule is limited: it must end.
-#[derive(Debug, Clone, Copy)]
-enum Limit {
-    Calls(u64),
-    Probability { percent: u32, seed: u64 },
-    Window(u64),
-}
-
 /// A rule of any mode, with the keys that mode takes, limited.
 fn rule() -> impl Strategy<Value = FaultSpec> {
     let limit = prop_oneof![
@@ -231,24 +224,9 @@ fn rule() -> impl Strategy<Value = FaultSpec> {
     let sleep = prop::sample::select(SLEEPS_MS.to_vec());
     (mode, limit, status, retry_after, sleep).prop_map(
         |(mode, limit, status, retry_after_s, sleep_ms)| {
-            let mut rule = FaultSpec::new(mode);
-            match limit {
-                Limit::Calls(n) => rule.calls = Some(n),
-                Limit::Probability { percent, seed } => {
-                    rule.probability = Some(f64::from(percent) / 100.0);
-                    rule.seed = Some(seed);
-                }
-                Limit::Window(ms) => rule.for_ms = Some(ms),
-            }
-            match mode {
-                Mode::Crash | Mode::SendThenCrash => rule.status = status,
-                Mode::Throttle => rule.retry_after_s = retry_after_s,
-                // Always set: the fake services' default sleep is longer
-                // than the bound.
-                Mode::Slow => rule.sleep_ms = Some(sleep_ms),
-                Mode::DropBefore | Mode::DropAfter => {}
-            }
-            rule
+            // The sleep always set: the fake services' default sleep is
+            // longer than the bound.
+            limited_rule(mode, limit, status, retry_after_s, Some(sleep_ms))
         },
     )
 }
