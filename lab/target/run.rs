@@ -583,13 +583,14 @@ async fn drive(
 }
 
 /// Waits (at most [`READY_WITHIN`]) until every `role = "worker"` process
-/// is in Sidekiq's process set, i.e. up and connected to its Redis; without
+/// — and at least one process, for a target that marks none — is in
+/// Sidekiq's process set, i.e. up and connected to its Redis; without
 /// `[sidekiq]` there is nothing to wait on.
 async fn workers_connected(lab: &mut Lab, target: &Target) {
     let Some(sidekiq) = &lab.sidekiq else {
         return;
     };
-    let workers = target.workers().count();
+    let workers = target.workers().count().max(1);
     let deadline = Instant::now() + READY_WITHIN;
     while Instant::now() < deadline {
         if sidekiq.process_count().await.is_ok_and(|n| n >= workers) {
