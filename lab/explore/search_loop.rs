@@ -60,6 +60,19 @@ pub struct Budget {
     pub reserve_runs: u32,
 }
 
+impl Budget {
+    /// Whether one more run and the reserved ones still fit, `runs` having
+    /// taken `elapsed` so far (before the first run: while any time is left).
+    pub fn fits(&self, elapsed: Duration, runs: u64) -> bool {
+        let left = self.max_time.saturating_sub(elapsed);
+        if runs == 0 {
+            return !left.is_zero();
+        }
+        let mean = elapsed.as_secs_f64() / runs as f64;
+        left.as_secs_f64() >= mean * f64::from(1 + self.reserve_runs)
+    }
+}
+
 /// Where the loop is, for a progress display.
 #[derive(Debug, Clone, Copy)]
 pub struct Progress {
@@ -170,15 +183,9 @@ where
     // Whether one more run (and the runs reserved after the loop) still
     // fits in the budget, at the mean run time so far.
     let fits = || {
-        let (Some(budget), Some(left)) = (settings.budget, time_left()) else {
-            return true;
-        };
-        let done = runs.get();
-        if done == 0 {
-            return !left.is_zero();
-        }
-        let mean = started.elapsed().as_secs_f64() / done as f64;
-        left.as_secs_f64() >= mean * f64::from(1 + budget.reserve_runs)
+        settings
+            .budget
+            .is_none_or(|b| b.fits(started.elapsed(), runs.get()))
     };
     let outcome = runner.run(strategy, |case| {
         let shrinking = failed.get();

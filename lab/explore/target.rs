@@ -11,7 +11,8 @@
 //! - the search runs each plan once;
 //! - shrinking tries each smaller plan up to `tries` times, stopping at the
 //!   first run that fails (a plan that passed `tries` times counts as
-//!   passing);
+//!   passing); then, with the faults at their smallest, fewer orders once
+//!   more ([`fewest_orders`]);
 //! - the smallest plan is then run `confirm` times, and the written file
 //!   says how often it reproduced ("reproduced 3 of 3 runs").
 //!
@@ -326,7 +327,43 @@ pub fn explore_target(
         return Err(err);
     }
     let mut counterexample = None;
-    if let Some(scenario) = searched.failing {
+    let out_of_time = Cell::new(searched.out_of_time);
+    let shrink_runs = Cell::new(searched.shrink_runs);
+    if let Some(mut scenario) = searched.failing {
+        let fits = || {
+            settings
+                .budget
+                .is_none_or(|b| b.fits(started.elapsed(), runs.get()))
+        };
+        let fewest = fewest_orders(
+            order_count(&scenario),
+            options.tries,
+            || {
+                if out_of_time.get() || shrink_runs.get() >= u64::from(options.max_shrink_iters) {
+                    return false;
+                }
+                if !fits() {
+                    out_of_time.set(true);
+                    return false;
+                }
+                true
+            },
+            |count| {
+                tell(Phase::Shrinking);
+                let smaller = with_orders(&scenario, count);
+                let result = runner.run(&smaller)?.ok_or(ExploreError::Interrupted)?;
+                runs.set(runs.get() + 1);
+                shrink_runs.set(shrink_runs.get() + 1);
+                let failed = !result.passed();
+                if failed {
+                    failures.insert(to_toml(&smaller), result);
+                }
+                Ok::<bool, ExploreError>(failed)
+            },
+        )?;
+        if let Some(count) = fewest {
+            scenario = with_orders(&scenario, count);
+        }
         let mut found = failures.remove(&to_toml(&scenario));
         let mut reproduced = 0;
         for run in 1..=options.confirm {
@@ -351,7 +388,7 @@ pub fn explore_target(
             result,
             reproduced,
             confirm_runs: options.confirm,
-            shrink_runs: searched.shrink_runs,
+            shrink_runs: shrink_runs.get(),
             cases: searched.cases,
             asked_cases: options.cases,
         });
@@ -363,7 +400,107 @@ pub fn explore_target(
         cases: searched.cases,
         runs: runs.get(),
         elapsed: started.elapsed(),
-        out_of_time: searched.out_of_time,
+        out_of_time: out_of_time.get(),
         counterexample,
     })
+}
+
+/// The fewest orders below `orders` with which the plan still fails, if
+/// any: each count from 1 up, `tries` runs each (stopping at the first
+/// failing run), while `may_run` allows another run.
+///
+/// Why a pass of its own: proptest shrinks a plan's parts one after the
+/// other and does not go back. The orders come down while the first faults
+/// are still in the plan, and a fault shrunk away afterwards may have been
+/// what needed the extra orders; with the faults at their smallest, fewer
+/// orders may break the app too.
+fn fewest_orders<E>(
+    orders: u32,
+    tries: u32,
+    mut may_run: impl FnMut() -> bool,
+    mut fails: impl FnMut(u32) -> Result<bool, E>,
+) -> Result<Option<u32>, E> {
+    for count in 1..orders {
+        for _ in 0..tries.max(1) {
+            if !may_run() {
+                return Ok(None);
+            }
+            if fails(count)? {
+                return Ok(Some(count));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The orders `scenario` places.
+fn order_count(scenario: &Scenario) -> u32 {
+    scenario.orders.iter().map(|b| b.count).sum()
+}
+
+/// `scenario` placing `count` orders (a target plan's one batch).
+fn with_orders(scenario: &Scenario, count: u32) -> Scenario {
+    let mut smaller = scenario.clone();
+    smaller.orders.truncate(1);
+    if let Some(batch) = smaller.orders.first_mut() {
+        batch.count = count;
+    }
+    smaller
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fewest_orders;
+
+    /// The counts tried, and what [`fewest_orders`] answered.
+    fn tried(
+        orders: u32,
+        tries: u32,
+        runs_allowed: usize,
+        fails: impl Fn(u32, usize) -> bool,
+    ) -> (Vec<u32>, Option<u32>) {
+        let mut tried = Vec::new();
+        let allowed = std::cell::Cell::new(runs_allowed);
+        let fewest = fewest_orders::<()>(
+            orders,
+            tries,
+            || {
+                let left = allowed.get();
+                allowed.set(left.saturating_sub(1));
+                left > 0
+            },
+            |count| {
+                tried.push(count);
+                Ok(fails(count, tried.len()))
+            },
+        )
+        .unwrap();
+        (tried, fewest)
+    }
+
+    #[test]
+    fn the_fewest_failing_count_is_found_from_one_up() {
+        // Fails with 2 or more orders: 1 is tried twice, then 2 fails.
+        assert_eq!(tried(3, 2, 99, |c, _| c >= 2), (vec![1, 1, 2], Some(2)));
+        // Fails with any: the first run of 1 does.
+        assert_eq!(tried(3, 2, 99, |_, _| true), (vec![1], Some(1)));
+        // Never with fewer: every smaller count tried `tries` times.
+        assert_eq!(tried(3, 2, 99, |c, _| c >= 3), (vec![1, 1, 2, 2], None));
+    }
+
+    #[test]
+    fn a_flaky_failure_counts_on_any_try() {
+        // 1 order fails only on its second run.
+        assert_eq!(tried(2, 2, 99, |_, run| run == 2), (vec![1, 1], Some(1)));
+        // With one try, it counts as passing.
+        assert_eq!(tried(2, 1, 99, |_, run| run == 2), (vec![1], None));
+    }
+
+    #[test]
+    fn nothing_runs_once_the_budget_says_no() {
+        assert_eq!(tried(3, 2, 1, |_, _| false), (vec![1], None));
+        assert_eq!(tried(3, 2, 0, |_, _| true), (vec![], None));
+        // One order: nothing is smaller.
+        assert_eq!(tried(1, 2, 99, |_, _| true), (vec![], None));
+    }
 }

@@ -125,19 +125,55 @@ fn the_safe_shop_holds_over_a_small_search() {
     if !need_sidekiq_shop() {
         return;
     }
-    let dir = repo().join("examples/sidekiq-shop");
-    let text = std::fs::read_to_string(dir.join("safe.toml")).unwrap();
-    assert!(text.contains("role = \"worker\"\n") && text.contains("{dir}"));
-    let text = text
-        .replace("role = \"worker\"\n", "")
-        .replace("{dir}", path_str(&dir));
-    let target = Target::write("safe.toml", &text);
+    let target = safe_target_without_worker_deaths();
     let explored = explore(&target, &["--cases", "3", "--seed", "7"]);
     assert_eq!(explored.code, Some(0), "{}", explored.explain());
     assert!(
         explored.stdout.contains("no violation in 3 cases"),
         "{}",
         explored.explain()
+    );
+}
+
+/// The safe shop's target file, its worker deaths left out (see
+/// [`the_safe_shop_holds_over_a_small_search`]).
+fn safe_target_without_worker_deaths() -> Target {
+    let dir = repo().join("examples/sidekiq-shop");
+    let text = std::fs::read_to_string(dir.join("safe.toml")).unwrap();
+    assert!(text.contains("role = \"worker\"\n") && text.contains("{dir}"));
+    let text = text
+        .replace("role = \"worker\"\n", "")
+        .replace("{dir}", path_str(&dir));
+    Target::write("safe.toml", &text)
+}
+
+/// `--max-time` ends a search that would run far longer (20 cases of
+/// seconds each) with fewer cases tried, says so, and still exits 0.
+#[test]
+fn max_time_cuts_a_long_search_short() {
+    if !need_sidekiq_shop() {
+        return;
+    }
+    let target = safe_target_without_worker_deaths();
+    let explored = explore(
+        &target,
+        &["--cases", "20", "--seed", "7", "--max-time", "20s"],
+    );
+    assert_eq!(explored.code, Some(0), "{}", explored.explain());
+    let line = explored
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("no violation in "))
+        .unwrap_or_else(|| panic!("no summary: {}", explored.explain()));
+    let tried: u32 = line["no violation in ".len()..]
+        .split(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no case count in {line:?}"));
+    assert!((1..20).contains(&tried), "{line}");
+    assert!(
+        line.ends_with(&format!(": --max-time ran out after {tried} of 20 cases")),
+        "{line}"
     );
 }
 
