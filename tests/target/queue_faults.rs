@@ -90,9 +90,9 @@ fn sidekiq_shop_refuses_orders_while_its_redis_is_down() {
         return;
     }
     let target = Target::at("examples/sidekiq-shop/naive.toml".as_ref());
-    let scenario = target.scenario(
-        "down.toml",
-        "name = \"Redis down while ordering\"\norders = [{ count = 2 }]\n[[faults]]\nqueue = \"down\"\nfor_ms = 3000\n[expect]\ncharges_per_order = 1\norders = \"all-complete\"\n",
+    let scenario = example_scenario(
+        &target,
+        "sidekiq-shop/scenarios/naive/06-redis-down-refuses-orders.toml",
     );
     let outcome = check(&target, &[&scenario], &[]);
     outcome.assert_passed();
