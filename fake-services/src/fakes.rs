@@ -13,11 +13,12 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
 
+use crate::books::{Books, Cursor, Filter, Page, UnknownCursor};
 use crate::clock::{SharedClock, SystemClock};
 use crate::fault_rules::{Action, Behavior, BehaviorSpec, BehaviorView, Decision, InvalidBehavior};
 use crate::idempotency::{Begin, IdempotencyStore, StoredResponse};
 use crate::ledger::{Record, Told};
-use crate::providers::{self, Books, Desk, EffectOutcome};
+use crate::providers::{self, Desk, EffectOutcome, MAX_LIMIT};
 use crate::service::{Operation, Service};
 use crate::watch::{Activity, Counters, EffectWatcher, FiredFault, InFlight};
 
@@ -441,14 +442,14 @@ impl FakeServices {
         let state = &mut *state;
         match call.operation {
             Operation::Status => (
-                Response::json(200, &providers::status(call.service, &state.books.records)),
+                Response::json(200, &providers::status(call.service, state.books.len())),
                 None,
             ),
             Operation::Search => (
-                Response::json(
-                    200,
-                    &providers::search(call.service, &state.books, &call.body, now_ms),
-                ),
+                match providers::search(call.service, &state.books, &call.body, now_ms) {
+                    Ok(found) => Response::json(200, &found),
+                    Err((status, error)) => Response::json(status, &error),
+                },
                 None,
             ),
             Operation::Clear => {
@@ -465,6 +466,7 @@ impl FakeServices {
                     idempotency_key: call.idempotency_key.as_deref(),
                     told,
                 };
+                let made_before = desk.books.made();
                 let answer = providers::perform(&mut desk, &call.body);
                 let (response, executed) = match answer {
                     EffectOutcome::Executed { status, body } => {
@@ -484,8 +486,10 @@ impl FakeServices {
                         .finish(reservation.operation, &reservation.key, stored);
                     reservation.settled = true;
                 }
-                let performed = executed
-                    .then(|| state.books.records.last().cloned())
+                // A replay by `metadata.idempotency_key` executes without
+                // a new record: then there is nothing to tell the watcher.
+                let performed = (executed && state.books.made() > made_before)
+                    .then(|| state.books.newest())
                     .flatten();
                 (response, performed)
             }
@@ -519,9 +523,54 @@ impl FakeServices {
             .has_active_faults(self.inner.clock.now_ms())
     }
 
-    /// Every effect the service performed, searchable or not.
+    /// Every effect the service performed, searchable or not, oldest
+    /// first (with `--keep`, the records kept).
     pub fn ledger(&self, service: Service) -> Vec<Record> {
-        self.state(service).books.records.clone()
+        self.state(service).books.records()
+    }
+
+    /// How many records the service keeps, and how many `--keep` dropped.
+    pub fn ledger_size(&self, service: Service) -> (usize, u64) {
+        let state = self.state(service);
+        (state.books.len(), state.books.dropped())
+    }
+
+    /// A page of the service's ledger, newest first: `filter`'s records
+    /// from `cursor`, at most `limit` (1 to [`MAX_LIMIT`]).
+    pub fn ledger_page(
+        &self,
+        service: Service,
+        filter: &Filter,
+        cursor: &Cursor,
+        limit: usize,
+    ) -> Result<Page, UnknownCursor> {
+        self.state(service)
+            .books
+            .page(filter, cursor, limit.clamp(1, MAX_LIMIT), None)
+    }
+
+    /// Orders with more than one successful effect at the service: how
+    /// many, and the first `at_most` with their counts. Kept as records are
+    /// added, so exact at any size (and for records `--keep` dropped).
+    pub fn duplicated_orders(
+        &self,
+        service: Service,
+        at_most: usize,
+    ) -> (usize, Vec<(String, u32)>) {
+        self.state(service).books.duplicated_orders(at_most)
+    }
+
+    /// Successful effects at the service for `order` (`--keep` dropped or not).
+    pub fn successes_for(&self, service: Service, order: &str) -> u32 {
+        self.state(service).books.successes_for(order)
+    }
+
+    /// Keeps only the newest `keep` records of every ledger (`None`: all);
+    /// the per-order counts go on counting every record.
+    pub fn set_keep(&self, keep: Option<usize>) {
+        for service in Service::ALL {
+            self.state(service).books.set_keep(keep);
+        }
     }
 
     /// Tells `watcher` of every effect performed from now on, before its

@@ -75,20 +75,13 @@ impl Record {
     /// `metadata.order_id` for charges and fulfillment, `template_data.order_id`
     /// for email.
     pub fn order_id(&self) -> Option<String> {
-        let value = self
-            .request
-            .pointer("/metadata/order_id")
-            .or_else(|| self.request.pointer("/template_data/order_id"))?;
-        scalar_to_string(value)
+        order_of(&self.request)
     }
 
     /// Whether this record counts as the effect the invariants are about: a
     /// successful charge (not a decline), a queued email, an accepted request.
     pub fn is_success(&self) -> bool {
-        match self.service {
-            Service::Payments => self.response.get("status") == Some(&Value::from("success")),
-            _ => true,
-        }
+        is_success(self.service, &self.response)
     }
 
     /// `created_at_ms` as RFC 3339, for people.
@@ -115,6 +108,25 @@ impl Record {
     }
 }
 
+/// The order a request belongs to, read the way the book app writes it:
+/// `metadata.order_id` for charges and fulfillment, `template_data.order_id`
+/// for email.
+pub fn order_of(request: &Value) -> Option<String> {
+    let value = request
+        .pointer("/metadata/order_id")
+        .or_else(|| request.pointer("/template_data/order_id"))?;
+    scalar_to_string(value)
+}
+
+/// Whether a provider's response is the effect the invariants count: a
+/// successful charge (not a decline), any email, request or notification.
+pub fn is_success(service: Service, response: &Value) -> bool {
+    match service {
+        Service::Payments => response.get("status") == Some(&Value::from("success")),
+        _ => true,
+    }
+}
+
 /// A JSON string or number as text, so `order_id: 7` and `"7"` match alike.
 pub fn scalar_to_string(value: &Value) -> Option<String> {
     match value {
@@ -124,53 +136,10 @@ pub fn scalar_to_string(value: &Value) -> Option<String> {
     }
 }
 
-/// Orders with more than one successful effect, with their counts: what the UI
-/// marks and the first thing the checker looks for.
-pub fn duplicated_orders(records: &[Record]) -> Vec<(String, usize)> {
-    let mut counts: Vec<(String, usize)> = Vec::new();
-    for order in records
-        .iter()
-        .filter(|r| r.is_success())
-        .filter_map(Record::order_id)
-    {
-        match counts.iter_mut().find(|(o, _)| *o == order) {
-            Some((_, n)) => *n += 1,
-            None => counts.push((order, 1)),
-        }
-    }
-    counts.retain(|(_, n)| *n > 1);
-    counts
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
-
-    fn charge(order: Value, status: &str) -> Record {
-        Record {
-            id: "ch_00000001".into(),
-            service: Service::Payments,
-            created_at_ms: 0,
-            searchable_at_ms: 0,
-            request: json!({"amount_cents": 1, "metadata": {"order_id": order}}),
-            idempotency_key: None,
-            status: 201,
-            response: json!({"status": status}),
-            told: Told::Dropped,
-        }
-    }
-
-    #[test]
-    fn duplicates_count_successes_per_order_whatever_the_id_type() {
-        let records = vec![
-            charge(json!(7), "success"),
-            charge(json!("7"), "success"),
-            charge(json!(8), "success"),
-            charge(json!(8), "declined"),
-        ];
-        assert_eq!(duplicated_orders(&records), vec![("7".to_string(), 2)]);
-    }
 
     #[test]
     fn told_reads_well() {

@@ -11,7 +11,9 @@
 //! - [`fault_rules`]: server-side fault rules and their limits.
 //! - [`idempotency`]: the `Idempotency-Key` header's store;
 //!   [`idempotency_key`]: what the header may hold (server and clients).
-//! - [`ledger`]: the records of effects, with what the client was told.
+//! - [`ledger`]: the records of effects, with what the client was told;
+//!   [`books`]: a service's ledger as it is kept (compact, indexed, paged,
+//!   optionally bounded), its bodies packed by [`compact_json`].
 //! - `providers`: each provider's own business rules (charge, send, …).
 //! - [`negotiation`]: what a request's `Accept` and `Content-Type` say, for
 //!   every front door (this crate's and the web lab's).
@@ -21,8 +23,10 @@
 //! - [`clock`]: wall or manual time; [`ids`]: `ch_1a2b3c4d`-style ids.
 //! - [`cli`]: `fake-services` / `lab fakes`.
 
+pub mod books;
 pub mod cli;
 pub mod clock;
+pub mod compact_json;
 pub mod fakes;
 pub mod fault_rules;
 pub mod http;

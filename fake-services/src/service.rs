@@ -58,6 +58,16 @@ impl Service {
         }
     }
 
+    /// What one record of its ledger is called, for messages.
+    pub fn record_name(self) -> &'static str {
+        match self {
+            Service::Payments => "charge",
+            Service::Email => "email",
+            Service::Fulfillment => "fulfillment request",
+            Service::ErrorCatcher => "notification",
+        }
+    }
+
     /// The prefix of the ids of the records the effect creates.
     pub fn id_prefix(self) -> &'static str {
         match self {

@@ -241,7 +241,7 @@ fn client_faults(headers: &HeaderMap) -> ClientFaults {
 }
 
 /// Query parameters as a JSON object of strings (the last of a repeated name wins).
-fn query_object(RawQuery(query): RawQuery) -> Value {
+pub(super) fn query_object(RawQuery(query): RawQuery) -> Value {
     let pairs: Vec<(String, String)> = query
         .as_deref()
         .map(|q| serde_urlencoded::from_str(q).unwrap_or_default())

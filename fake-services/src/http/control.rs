@@ -10,6 +10,7 @@ use serde_json::{json, Map, Value};
 
 use super::api::read_body;
 use super::{pages, token_for_links, ApiError, AppState, ServiceSegment};
+use crate::books::Filter;
 use crate::fault_rules::{BehaviorSpec, InvalidBehavior};
 use crate::negotiation::Accept;
 use crate::service::Service;
@@ -244,11 +245,39 @@ fn form_to_json(service: Service, form: &[(String, String)]) -> Value {
     Value::Object(spec)
 }
 
+/// `GET /{service}/ledger`: every record, oldest first, as a bare array;
+/// with `limit`, `starting_after` or `ending_before`, a page of them,
+/// newest first, as Stripe's list API answers.
 pub(super) async fn ledger(
     State(app): State<AppState>,
     ServiceSegment(service): ServiceSegment,
+    query: RawQuery,
 ) -> Result<Response, ApiError> {
-    Ok(Json(app.fakes.ledger(service)).into_response())
+    let query = super::api::query_object(query);
+    let paging = crate::providers::paging(&query).map_err(list_error)?;
+    let Some((cursor, limit)) = paging else {
+        return Ok(Json(app.fakes.ledger(service)).into_response());
+    };
+    let page = app
+        .fakes
+        .ledger_page(service, &Filter::All, &cursor, limit)
+        .map_err(|e| list_error(crate::providers::unknown_cursor(service, e)))?;
+    let body =
+        crate::providers::list_body(page, |r| serde_json::to_value(r).unwrap_or(Value::Null));
+    Ok(Json(body).into_response())
+}
+
+/// A list query's error as an answer.
+pub(super) fn list_error((status, body): crate::providers::ListError) -> ApiError {
+    let message = body
+        .get("error")
+        .and_then(Value::as_str)
+        .unwrap_or("bad list query")
+        .to_string();
+    ApiError::new(
+        StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+        message,
+    )
 }
 
 pub(super) async fn reset(

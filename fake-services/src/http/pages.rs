@@ -9,9 +9,15 @@ use axum::extract::{RawQuery, State};
 use axum::response::{Html, IntoResponse, Response};
 
 use super::{token_for_links, ApiError, AppState, ServiceSegment};
+use crate::books::{Cursor, Filter, Page};
 use crate::fault_rules::{InvalidBehavior, Mode};
-use crate::ledger::{duplicated_orders, scalar_to_string, Record};
+use crate::ledger::{scalar_to_string, Record};
 use crate::service::Service;
+
+/// Records on a ledger page unless `limit` says otherwise.
+const PAGE_RECORDS: usize = 50;
+/// Orders named in a page's duplicate warning; the rest are counted.
+const DUPLICATES_NAMED: usize = 20;
 
 const STYLE: &str = "
 body { font-family: system-ui, helvetica, sans-serif; color: #222; margin: 1.5rem; }
@@ -77,7 +83,7 @@ pub(super) async fn index(State(app): State<AppState>, RawQuery(query): RawQuery
         "<table><thead><tr><th>Service</th><th>Records</th><th>Faults</th><th></th></tr></thead><tbody>\n",
     );
     for service in Service::ALL {
-        let records = app.fakes.ledger(service).len();
+        let (records, _) = app.fakes.ledger_size(service);
         let faulty = app.fakes.has_active_faults(service);
         let _ = writeln!(
             body,
@@ -142,21 +148,47 @@ fn columns(service: Service) -> Vec<Column> {
     }
 }
 
+/// `GET /{service}/ui`: the newest page of the ledger (or the page a
+/// `starting_after` / `ending_before` cursor names), with links to older
+/// and newer pages. What it costs does not grow with the ledger: a page of
+/// records, the duplicate counts kept as records were added.
 pub(super) async fn ledger_page(
     State(app): State<AppState>,
     ServiceSegment(service): ServiceSegment,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let token = token_for_links(&app, query.as_deref());
-    let records = app.fakes.ledger(service);
-    let duplicates = duplicated_orders(&records);
+    let params = super::api::query_object(RawQuery(query.clone()));
+    let (cursor, limit) =
+        match crate::providers::paging(&params).map_err(super::control::list_error)? {
+            Some((cursor, limit)) if params.get("limit").is_some() => (cursor, limit),
+            Some((cursor, _)) => (cursor, PAGE_RECORDS),
+            None => (Cursor::Newest, PAGE_RECORDS),
+        };
+    let shown = app
+        .fakes
+        .ledger_page(service, &Filter::All, &cursor, limit)
+        .map_err(|e| super::control::list_error(crate::providers::unknown_cursor(service, e)))?;
+    let (kept, dropped) = app.fakes.ledger_size(service);
+    let (duplicated, named) = app.fakes.duplicated_orders(service, DUPLICATES_NAMED);
     let mut body = String::new();
-    if !duplicates.is_empty() {
+    let _ = write!(body, "<p>{kept} record(s)");
+    if dropped > 0 {
+        let _ = write!(
+            body,
+            "; the {dropped} oldest were dropped (<code>--keep</code>), and the duplicate counts still count them"
+        );
+    }
+    body.push_str(".</p>\n");
+    if duplicated > 0 {
         body.push_str("<p class=\"warn\">⚠ More than one effect for ");
-        let list: Vec<String> = duplicates
+        let mut list: Vec<String> = named
             .iter()
             .map(|(order, n)| format!("order {} ({n}×)", escape(order)))
             .collect();
+        if duplicated > named.len() {
+            list.push(format!("and {} more order(s)", duplicated - named.len()));
+        }
         body.push_str(&list.join(", "));
         body.push_str("</p>\n");
     }
@@ -168,18 +200,18 @@ pub(super) async fn ledger_page(
     body.push_str(
         "<th>Idempotency-Key</th><th>Client was told</th><th>Time</th></tr></thead><tbody>\n",
     );
-    if records.is_empty() {
+    if shown.records.is_empty() {
         let _ = writeln!(
             body,
             "<tr><td colspan=\"{}\">NONE YET</td></tr>",
             columns.len() + 3
         );
     }
-    for record in &records {
+    for record in &shown.records {
         let duplicated = record.is_success()
             && record
                 .order_id()
-                .is_some_and(|o| duplicates.iter().any(|(d, _)| *d == o));
+                .is_some_and(|o| app.fakes.successes_for(service, &o) > 1);
         body.push_str(if duplicated {
             "<tr class=\"dup\">"
         } else {
@@ -197,6 +229,14 @@ pub(super) async fn ledger_page(
         );
     }
     body.push_str("</tbody></table>\n");
+    body.push_str(&page_links(
+        &app,
+        service,
+        &cursor,
+        &shown,
+        limit,
+        token.as_deref(),
+    ));
     let _ = write!(
         body,
         "<p><a href=\"{behavior}\">Make it behave badly…</a> · <a href=\"/{n}/ledger\">ledger as JSON</a></p>",
@@ -204,6 +244,68 @@ pub(super) async fn ledger_page(
         behavior = escape(&with_token(&format!("/{}/behavior", service.name()), token.as_deref())),
     );
     Ok(Html(page(service.title(), &body)).into_response())
+}
+
+/// "Newest · ← Newer · Older →", each where there is such a page.
+fn page_links(
+    app: &AppState,
+    service: Service,
+    cursor: &Cursor,
+    shown: &Page,
+    limit: usize,
+    token: Option<&str>,
+) -> String {
+    let (Some(newest), Some(oldest)) = (shown.records.first(), shown.records.last()) else {
+        return String::new();
+    };
+    // Whether a record lies beyond `cursor`: a page of one.
+    let exists = |beyond: Cursor| {
+        app.fakes
+            .ledger_page(service, &Filter::All, &beyond, 1)
+            .is_ok_and(|p| !p.records.is_empty())
+    };
+    let (newer, older) = match cursor {
+        Cursor::Newest => (false, shown.has_more),
+        Cursor::StartingAfter(_) => (
+            exists(Cursor::EndingBefore(newest.id.clone())),
+            shown.has_more,
+        ),
+        Cursor::EndingBefore(_) => (
+            shown.has_more,
+            exists(Cursor::StartingAfter(oldest.id.clone())),
+        ),
+    };
+    let link = |param: &str, id: &str| {
+        let mut query = format!("{param}={}", url_encode(id));
+        if limit != PAGE_RECORDS {
+            let _ = write!(query, "&limit={limit}");
+        }
+        if let Some(token) = token {
+            let _ = write!(query, "&token={}", url_encode(token));
+        }
+        escape(&format!("/{}/ui?{query}", service.name()))
+    };
+    let mut links = Vec::new();
+    if newer {
+        links.push(format!(
+            "<a href=\"{}\">Newest</a>",
+            escape(&with_token(&format!("/{}/ui", service.name()), token))
+        ));
+        links.push(format!(
+            "<a href=\"{}\" rel=\"prev\">← Newer</a>",
+            link("ending_before", &newest.id)
+        ));
+    }
+    if older {
+        links.push(format!(
+            "<a href=\"{}\" rel=\"next\">Older →</a>",
+            link("starting_after", &oldest.id)
+        ));
+    }
+    if links.is_empty() {
+        return String::new();
+    }
+    format!("<p class=\"pages\">{}</p>\n", links.join(" · "))
 }
 
 /// The behaviour form: one fieldset per rule in force (with its state), one

@@ -15,9 +15,9 @@ pub(super) fn notify(
             body: json!({"error": "exception class or message is missing"}),
         };
     }
-    let id = desk.next_id();
-    let response = json!({"notification_id": id});
-    desk.record(id, body, 202, &response);
+    let n = desk.next_number();
+    let response = json!({"notification_id": desk.id_of(n)});
+    desk.record(n, body, 202, &response);
     EffectOutcome::Executed {
         status: 202,
         body: response,

@@ -13,7 +13,7 @@ pub(super) fn request(
     if let Some(earlier) = key.as_deref().and_then(|k| desk.by_metadata_key(k)) {
         return EffectOutcome::Executed {
             status: 202,
-            body: earlier.response.clone(),
+            body: earlier,
         };
     }
     if blank(fields.get("address")) {
@@ -22,11 +22,11 @@ pub(super) fn request(
             body: json!({"status": "rejected", "error": "Missing address"}),
         };
     }
-    let id = desk.next_id();
-    let response = json!({"status": "accepted", "request_id": id});
-    let index = desk.record(id, body, 202, &response);
+    let n = desk.next_number();
+    let response = json!({"status": "accepted", "request_id": desk.id_of(n)});
+    let number = desk.record(n, body, 202, &response);
     if let Some(key) = key {
-        desk.remember_metadata_key(key, index);
+        desk.remember_metadata_key(&key, number);
     }
     EffectOutcome::Executed {
         status: 202,

@@ -11,12 +11,10 @@ mod error_catcher;
 mod fulfillment;
 mod payments;
 
-use std::collections::HashMap;
-
 use serde_json::{json, Value};
 
-use crate::ids::IdSequence;
-use crate::ledger::{scalar_to_string, Record, Told};
+use crate::books::{Books, Cursor, Filter, NewRecord, Page, UnknownCursor};
+use crate::ledger::{scalar_to_string, Told};
 use crate::service::Service;
 
 /// What a provider did with an effect call: refused it or executed it (which
@@ -28,49 +26,6 @@ pub(crate) enum EffectOutcome {
     /// Executed: either a new effect or the book server's replay of an
     /// earlier one by `metadata.idempotency_key`.
     Executed { status: u16, body: Value },
-}
-
-/// A provider's records and the means to add one.
-#[derive(Debug, Clone)]
-pub(crate) struct Books {
-    pub records: Vec<Record>,
-    ids: IdSequence,
-    /// `metadata.idempotency_key` → index of the record whose response it replays.
-    metadata_keys: HashMap<String, usize>,
-    /// Email: `(to, template_id)` → indexes of its records, oldest first. A
-    /// search by recipient then costs what that recipient received, not
-    /// every email sent, as with a real provider's search index; the
-    /// default pipeline searches once per order.
-    by_recipient: HashMap<(String, String), Vec<usize>>,
-}
-
-impl Books {
-    pub fn new(service: Service, seed: u64) -> Self {
-        Self {
-            records: Vec::new(),
-            ids: IdSequence::new(service.id_prefix(), seed),
-            metadata_keys: HashMap::new(),
-            by_recipient: HashMap::new(),
-        }
-    }
-
-    pub fn clear(&mut self) {
-        self.records.clear();
-        self.metadata_keys.clear();
-        self.by_recipient.clear();
-    }
-
-    /// Adds a record, keeping the indexes.
-    fn push(&mut self, record: Record) -> usize {
-        let index = self.records.len();
-        if record.service == Service::Email {
-            if let Some(key) = email::recipient(&record.request) {
-                self.by_recipient.entry(key).or_default().push(index);
-            }
-        }
-        self.records.push(record);
-        index
-    }
 }
 
 /// What an effect call brings to the provider besides its body.
@@ -87,21 +42,25 @@ pub(crate) struct Desk<'a> {
 }
 
 impl Desk<'_> {
-    fn next_id(&mut self) -> String {
-        self.books.ids.next_id()
+    /// The number of the id the next record gets.
+    fn next_number(&mut self) -> u32 {
+        self.books.next_number()
     }
 
-    /// Writes the effect to the ledger.
-    fn record(&mut self, id: String, request: &Value, status: u16, response: &Value) -> usize {
-        self.books.push(Record {
-            id,
-            service: self.service,
+    fn id_of(&self, n: u32) -> String {
+        self.books.id_of(n)
+    }
+
+    /// Writes the effect to the ledger; its record number.
+    fn record(&mut self, n: u32, request: &Value, status: u16, response: &Value) -> u64 {
+        self.books.push(NewRecord {
+            n,
             created_at_ms: self.now_ms,
-            searchable_at_ms: self.now_ms + self.search_lag_ms,
-            request: request.clone(),
-            idempotency_key: self.idempotency_key.map(str::to_string),
+            searchable_at_ms: self.now_ms.saturating_add(self.search_lag_ms),
+            request,
+            idempotency_key: self.idempotency_key,
             status,
-            response: response.clone(),
+            response,
             told: self.told.clone().unwrap_or(Told::Response {
                 status,
                 fault: None,
@@ -109,14 +68,13 @@ impl Desk<'_> {
         })
     }
 
-    /// The earlier record with this `metadata.idempotency_key`, if any.
-    fn by_metadata_key(&self, key: &str) -> Option<&Record> {
-        let index = *self.books.metadata_keys.get(key)?;
-        self.books.records.get(index)
+    /// The answer of the earlier record with this `metadata.idempotency_key`.
+    fn by_metadata_key(&self, key: &str) -> Option<Value> {
+        self.books.by_metadata_key(key)
     }
 
-    fn remember_metadata_key(&mut self, key: String, index: usize) {
-        self.books.metadata_keys.insert(key, index);
+    fn remember_metadata_key(&mut self, key: &str, number: u64) {
+        self.books.remember_metadata_key(key, number);
     }
 }
 
@@ -136,41 +94,124 @@ pub(crate) fn perform(desk: &mut Desk<'_>, body: &Value) -> EffectOutcome {
     }
 }
 
-/// Answers a search: the records the query matches that the search index
-/// already shows at `now_ms`.
-pub(crate) fn search(service: Service, books: &Books, query: &Value, now_ms: u64) -> Value {
+/// The largest page a list gives (Stripe's bound too).
+pub const MAX_LIMIT: usize = 100;
+/// A page's size when only a cursor is given (Stripe's default too).
+pub const DEFAULT_LIMIT: usize = 10;
+
+/// A list query that cannot be answered: the status and the error body.
+pub(crate) type ListError = (u16, Value);
+
+/// How a list is asked for: `limit`, and one of `starting_after` and
+/// `ending_before`; `None` without any of them (the book server's bare
+/// array).
+pub(crate) fn paging(query: &Value) -> Result<Option<(Cursor, usize)>, ListError> {
     let param = |name: &str| query.get(name).and_then(scalar_to_string);
-    let records = &books.records;
-    let visible = records.iter().filter(|r| r.searchable_at_ms <= now_ms);
-    let found: Vec<Value> = match service {
-        Service::Email => email::search(books, param("email"), param("template_id"), now_ms),
-        Service::Payments | Service::Fulfillment => {
-            let order = param("order_id");
-            visible
-                .filter(|r| order.is_none() || r.order_id() == order)
-                .map(Record::search_view)
-                .collect()
-        }
-        Service::ErrorCatcher => {
-            let class = param("exception_class");
-            visible
-                .filter(|r| {
-                    class.is_none()
-                        || r.request.get("exception_class").and_then(scalar_to_string) == class
-                })
-                .map(Record::search_view)
-                .collect()
-        }
+    let (limit, after, before) = (
+        param("limit"),
+        param("starting_after"),
+        param("ending_before"),
+    );
+    if limit.is_none() && after.is_none() && before.is_none() {
+        return Ok(None);
+    }
+    let bad = |message: String| (400, json!({"error": message}));
+    let limit = match limit {
+        None => DEFAULT_LIMIT,
+        Some(text) => match text.trim().parse::<usize>() {
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
+            _ => {
+                return Err(bad(format!(
+                    "limit must be a whole number from 1 to {MAX_LIMIT}, got {text:?}"
+                )))
+            }
+        },
     };
-    Value::Array(found)
+    let cursor = match (after, before) {
+        (Some(_), Some(_)) => {
+            return Err(bad(
+                "give starting_after or ending_before, not both".to_string()
+            ))
+        }
+        (Some(id), None) => Cursor::StartingAfter(id),
+        (None, Some(id)) => Cursor::EndingBefore(id),
+        (None, None) => Cursor::Newest,
+    };
+    Ok(Some((cursor, limit)))
+}
+
+/// The error for a cursor that names no kept record.
+pub(crate) fn unknown_cursor(service: Service, UnknownCursor(id): UnknownCursor) -> ListError {
+    (
+        400,
+        json!({"error": format!(
+            "no {} with id {id:?} in this ledger (ids look like {}1a2b3c4d; it may have been reset, or dropped by --keep)",
+            service.record_name(),
+            service.id_prefix()
+        )}),
+    )
+}
+
+/// A page as Stripe's list API answers it.
+pub(crate) fn list_body(page: Page, view: impl Fn(&crate::ledger::Record) -> Value) -> Value {
+    json!({
+        "object": "list",
+        "data": page.records.iter().map(view).collect::<Vec<_>>(),
+        "has_more": page.has_more,
+    })
+}
+
+/// Answers a search: the records the query matches that the search index
+/// already shows at `now_ms`; a bare array, oldest first, as the book
+/// server answers, or with `limit` / `starting_after` / `ending_before` a
+/// page, newest first.
+pub(crate) fn search(
+    service: Service,
+    books: &Books,
+    query: &Value,
+    now_ms: u64,
+) -> Result<Value, ListError> {
+    let param = |name: &str| query.get(name).and_then(scalar_to_string);
+    let filter = match service {
+        Service::Email => match email::filter(param("email"), param("template_id")) {
+            Some(filter) => filter,
+            // The book server finds nothing without both.
+            None => {
+                return Ok(match paging(query)? {
+                    None => Value::Array(Vec::new()),
+                    Some(_) => json!({"object": "list", "data": [], "has_more": false}),
+                })
+            }
+        },
+        Service::Payments | Service::Fulfillment => match param("order_id") {
+            Some(order) => Filter::Order(order),
+            None => Filter::All,
+        },
+        Service::ErrorCatcher => match param("exception_class") {
+            Some(class) => Filter::ExceptionClass(class),
+            None => Filter::All,
+        },
+    };
+    let view = crate::ledger::Record::search_view;
+    match paging(query)? {
+        None => Ok(Value::Array(
+            books.search_all(&filter, now_ms).iter().map(view).collect(),
+        )),
+        Some((cursor, limit)) => {
+            let page = books
+                .page(&filter, &cursor, limit, Some(now_ms))
+                .map_err(|e| unknown_cursor(service, e))?;
+            Ok(list_body(page, view))
+        }
+    }
 }
 
 /// The body of `GET /{service}/status`.
-pub(crate) fn status(service: Service, records: &[Record]) -> Value {
+pub(crate) fn status(service: Service, records: usize) -> Value {
     match service {
         // The book server's field, which clients read.
-        Service::Fulfillment => json!({"num_requests": records.len()}),
-        _ => json!({"status": "ok", "records": records.len()}),
+        Service::Fulfillment => json!({"num_requests": records}),
+        _ => json!({"status": "ok", "records": records}),
     }
 }
 

@@ -34,23 +34,23 @@ pub(super) fn charge(
     if let Some(earlier) = key.as_deref().and_then(|k| desk.by_metadata_key(k)) {
         return EffectOutcome::Executed {
             status: 201,
-            body: earlier.response.clone(),
+            body: earlier,
         };
     }
     if amount == Some(DECLINED_AMOUNT_CENTS) {
         let response = json!({"status": "declined", "explanation": "Insufficient funds"});
-        let id = desk.next_id();
-        desk.record(id, body, 200, &response);
+        let n = desk.next_number();
+        desk.record(n, body, 200, &response);
         return EffectOutcome::Executed {
             status: 200,
             body: response,
         };
     }
-    let id = desk.next_id();
-    let response = json!({"status": "success", "charge_id": id});
-    let index = desk.record(id, body, 201, &response);
+    let n = desk.next_number();
+    let response = json!({"status": "success", "charge_id": desk.id_of(n)});
+    let number = desk.record(n, body, 201, &response);
     if let Some(key) = key {
-        desk.remember_metadata_key(key, index);
+        desk.remember_metadata_key(&key, number);
     }
     EffectOutcome::Executed {
         status: 201,
