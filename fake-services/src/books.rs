@@ -677,3 +677,339 @@ fn recipient_hash(service: Service, request: &Value) -> Option<u64> {
     let template_id = request.get("template_id").and_then(scalar_to_string)?;
     Some(hash_pair(&to, &template_id))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    /// One record to add: its order (if any), recipient, whether it is a
+    /// decline, and its search lag.
+    #[derive(Debug, Clone)]
+    struct Made {
+        order: Option<u8>,
+        recipient: u8,
+        declined: bool,
+        lag_ms: u64,
+        numeric: bool,
+    }
+
+    fn made() -> impl Strategy<Value = Made> {
+        (
+            prop::option::of(0u8..6),
+            0u8..4,
+            prop::bool::weighted(0.2),
+            prop::sample::select(vec![0u64, 0, 5, 50]),
+            any::<bool>(),
+        )
+            .prop_map(|(order, recipient, declined, lag_ms, numeric)| Made {
+                order,
+                recipient,
+                declined,
+                lag_ms,
+                numeric,
+            })
+    }
+
+    /// Adds `made` to `books` at `now_ms` as `service` would record it.
+    fn add(books: &mut Books, service: Service, made: &Made, now_ms: u64) {
+        let order = made.order.map(|o| {
+            if made.numeric {
+                json!(o)
+            } else {
+                json!(o.to_string())
+            }
+        });
+        let mut request = match service {
+            Service::Email => json!({"to": format!("r{}@example.com", made.recipient),
+                "template_id": if made.recipient % 2 == 0 { "confirm" } else { "remind" },
+                "template_data": {}}),
+            _ => json!({"customer_id": "cus_1", "amount_cents": 100, "metadata": {}}),
+        };
+        if let Some(order) = order {
+            let at = if service == Service::Email {
+                "template_data"
+            } else {
+                "metadata"
+            };
+            request[at]["order_id"] = order;
+        }
+        let n = books.next_number();
+        let response = if made.declined && service == Service::Payments {
+            json!({"status": "declined"})
+        } else {
+            json!({"status": "success", "charge_id": books.id_of(n)})
+        };
+        books.push(NewRecord {
+            n,
+            created_at_ms: now_ms,
+            searchable_at_ms: now_ms + made.lag_ms,
+            request: &request,
+            idempotency_key: made.declined.then_some("k"),
+            status: 201,
+            response: &response,
+            told: Told::Response {
+                status: 201,
+                fault: None,
+            },
+        });
+    }
+
+    /// What a scan of `records` finds for `filter` at `now_ms`, oldest first.
+    fn scan(records: &[Record], filter: &Filter, now_ms: Option<u64>) -> Vec<String> {
+        records
+            .iter()
+            .filter(|r| now_ms.is_none_or(|now| r.searchable_at_ms <= now))
+            .filter(|r| match filter {
+                Filter::All => true,
+                Filter::Order(order) => r.order_id().as_deref() == Some(order.as_str()),
+                Filter::Recipient { to, template_id } => {
+                    r.request.get("to").and_then(scalar_to_string).as_deref() == Some(to)
+                        && r.request
+                            .get("template_id")
+                            .and_then(scalar_to_string)
+                            .as_deref()
+                            == Some(template_id)
+                }
+                Filter::ExceptionClass(_) => unreachable!(),
+            })
+            .map(|r| r.id.clone())
+            .collect()
+    }
+
+    /// Every page of `filter` from the newest, following `starting_after`.
+    fn walk_older(books: &Books, filter: &Filter, limit: usize, now: Option<u64>) -> Vec<String> {
+        let mut ids = Vec::new();
+        let mut cursor = Cursor::Newest;
+        loop {
+            let page = books.page(filter, &cursor, limit, now).unwrap();
+            assert!(page.records.len() <= limit);
+            ids.extend(page.records.iter().map(|r| r.id.clone()));
+            match (page.has_more, page.records.last()) {
+                (true, Some(last)) => cursor = Cursor::StartingAfter(last.id.clone()),
+                (true, None) => panic!("has_more with an empty page"),
+                (false, _) => return ids,
+            }
+        }
+    }
+
+    /// The same, from the oldest, following `ending_before`.
+    fn walk_newer(books: &Books, filter: &Filter, limit: usize, oldest: &str) -> Vec<String> {
+        let mut ids = vec![oldest.to_string()];
+        let mut cursor = Cursor::EndingBefore(oldest.to_string());
+        loop {
+            let page = books.page(filter, &cursor, limit, None).unwrap();
+            // Newest first within the page: walking newer, prepend reversed.
+            ids.extend(page.records.iter().rev().map(|r| r.id.clone()));
+            match (page.has_more, page.records.first()) {
+                (true, Some(newest)) => cursor = Cursor::EndingBefore(newest.id.clone()),
+                _ => return ids,
+            }
+        }
+    }
+
+    fn filters(service: Service) -> Vec<Filter> {
+        let mut filters = vec![Filter::All];
+        filters.extend((0..7u8).map(|o| Filter::Order(o.to_string())));
+        if service == Service::Email {
+            for r in 0..5u8 {
+                for template in ["confirm", "remind"] {
+                    filters.push(Filter::Recipient {
+                        to: format!("r{r}@example.com"),
+                        template_id: template.into(),
+                    });
+                }
+            }
+        }
+        filters
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Searches and pages through the indexes find what a scan of every
+        /// record finds, and the duplicate counts are a recount's, with and
+        /// without `keep`.
+        #[test]
+        fn indexes_answer_as_a_scan_does(
+            mades in prop::collection::vec(made(), 0..120),
+            email in any::<bool>(),
+            keep in prop::option::of(1usize..40),
+            limit in 1usize..7,
+        ) {
+            let service = if email { Service::Email } else { Service::Payments };
+            let mut books = Books::new(service, 7);
+            books.set_keep(keep);
+            let mut everything = Books::new(service, 7);
+            for (t, made) in mades.iter().enumerate() {
+                add(&mut books, service, made, t as u64);
+                add(&mut everything, service, made, t as u64);
+            }
+            let all = everything.records();
+            let kept: Vec<Record> = books.records();
+            let expect_kept = all.len().min(keep.unwrap_or(usize::MAX));
+            prop_assert_eq!(kept.len(), expect_kept);
+            prop_assert_eq!(&kept[..], &all[all.len() - expect_kept..]);
+            prop_assert_eq!(books.dropped(), (all.len() - expect_kept) as u64);
+            let now = mades.len() as u64 + 10;
+            for filter in filters(service) {
+                for at in [now, mades.len() as u64 / 2] {
+                    let found: Vec<String> =
+                        books.search_all(&filter, at).iter().map(|r| r.id.clone()).collect();
+                    prop_assert_eq!(&found, &scan(&kept, &filter, Some(at)), "{:?} at {}", filter, at);
+                }
+                let mut newest_first = scan(&kept, &filter, None);
+                newest_first.reverse();
+                let walked = walk_older(&books, &filter, limit, None);
+                prop_assert_eq!(&walked, &newest_first, "{:?}", filter);
+                let visible: Vec<String> = {
+                    let mut v = scan(&kept, &filter, Some(now / 2));
+                    v.reverse();
+                    v
+                };
+                prop_assert_eq!(walk_older(&books, &filter, limit, Some(now / 2)), visible);
+                if let Some(oldest) = newest_first.last() {
+                    let mut oldest_first = newest_first.clone();
+                    oldest_first.reverse();
+                    prop_assert_eq!(walk_newer(&books, &filter, limit, oldest), oldest_first);
+                }
+            }
+            // Exact counts over every record ever made, kept or dropped.
+            for order in 0..7u8 {
+                let order = order.to_string();
+                let recount = all
+                    .iter()
+                    .filter(|r| r.is_success() && r.order_id().as_deref() == Some(order.as_str()))
+                    .count() as u32;
+                prop_assert_eq!(books.successes_for(&order), recount);
+            }
+            let (duplicated, named) = books.duplicated_orders(usize::MAX);
+            let mut expected: Vec<(String, u32)> = (0..7u8)
+                .map(|o| (o.to_string(), books.successes_for(&o.to_string())))
+                .filter(|(_, n)| *n > 1)
+                .collect();
+            let mut named_sorted = named.clone();
+            named_sorted.sort();
+            expected.sort();
+            prop_assert_eq!(duplicated, expected.len());
+            prop_assert_eq!(named_sorted, expected);
+        }
+    }
+
+    #[test]
+    fn a_record_comes_back_as_it_was_made() {
+        let mut books = Books::new(Service::Payments, 3);
+        let request = json!({"customer_id": "cus_1", "amount_cents": 12300,
+            "metadata": {"order_id": 5, "idempotency_key": "charge-5"}});
+        let n = books.next_number();
+        let response = json!({"status": "success", "charge_id": books.id_of(n)});
+        let number = books.push(NewRecord {
+            n,
+            created_at_ms: 1_000,
+            searchable_at_ms: 1_500,
+            request: &request,
+            idempotency_key: Some("header-key"),
+            status: 201,
+            response: &response,
+            told: Told::Response {
+                status: 503,
+                fault: Some("send-then-crash".into()),
+            },
+        });
+        books.remember_metadata_key("charge-5", number);
+        let record = books.record(number).unwrap();
+        assert_eq!(record.id, books.id_of(n));
+        assert_eq!(record.request, request);
+        assert_eq!(record.response, response);
+        assert_eq!(record.idempotency_key.as_deref(), Some("header-key"));
+        assert_eq!(
+            (record.created_at_ms, record.searchable_at_ms, record.status),
+            (1_000, 1_500, 201)
+        );
+        assert_eq!(
+            record.told,
+            Told::Response {
+                status: 503,
+                fault: Some("send-then-crash".into())
+            }
+        );
+        assert_eq!(books.by_metadata_key("charge-5"), Some(response));
+        assert_eq!(books.by_metadata_key("charge-6"), None);
+    }
+
+    #[test]
+    fn a_cursor_that_names_no_kept_record_is_refused() {
+        let mut books = Books::new(Service::Payments, 3);
+        for made in 0..5 {
+            add(
+                &mut books,
+                Service::Payments,
+                &Made {
+                    order: Some(made),
+                    recipient: 0,
+                    declined: false,
+                    lag_ms: 0,
+                    numeric: true,
+                },
+                0,
+            );
+        }
+        let first = books.records()[0].id.clone();
+        books.set_keep(Some(2));
+        for id in [first.as_str(), "ch_zzzzzzzz", "em_00000000", ""] {
+            assert_eq!(
+                books
+                    .page(&Filter::All, &Cursor::StartingAfter(id.into()), 2, None)
+                    .unwrap_err(),
+                UnknownCursor(id.into())
+            );
+        }
+        let kept = books.records()[0].id.clone();
+        let older = books
+            .page(&Filter::All, &Cursor::StartingAfter(kept), 2, None)
+            .unwrap();
+        assert!(older.records.is_empty() && !older.has_more);
+    }
+
+    #[test]
+    fn dropped_records_give_their_bytes_back() {
+        let mut books = Books::new(Service::Payments, 3);
+        books.set_keep(Some(100));
+        let big = "x".repeat(1_000);
+        for order in 0..20_000u32 {
+            let request = json!({"metadata": {"order_id": order, "idempotency_key": format!("k{order}")}, "note": big});
+            let n = books.next_number();
+            let response = json!({"status": "success"});
+            let number = books.push(NewRecord {
+                n,
+                created_at_ms: 0,
+                searchable_at_ms: 0,
+                request: &request,
+                idempotency_key: None,
+                status: 201,
+                response: &response,
+                told: Told::Dropped,
+            });
+            books.remember_metadata_key(&format!("k{order}"), number);
+        }
+        assert_eq!(books.len(), 100);
+        // 100 records of about 1 KB, and a buffer that gave back the rest.
+        assert!(
+            books.bytes.len() < 4 * COMPACT_AT_BYTES,
+            "{} bytes",
+            books.bytes.len()
+        );
+        assert!(
+            books.metadata_keys.len() <= 100,
+            "{}",
+            books.metadata_keys.len()
+        );
+        assert_eq!(books.by_metadata_key("k0"), None);
+        assert!(books.by_metadata_key("k19999").is_some());
+        assert_eq!(
+            books.records()[99].request["metadata"]["order_id"],
+            json!(19_999)
+        );
+    }
+}

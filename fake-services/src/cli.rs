@@ -22,6 +22,12 @@ pub struct FakesArgs {
     /// Seed for record ids and random choices (reproducible ledgers).
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Keep only the newest N records of each ledger, for load tests longer
+    /// than memory allows. The per-order counts (the duplicate markers)
+    /// still count every record; a dropped record no longer answers
+    /// searches, lists or `metadata.idempotency_key` replays.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub keep: Option<u64>,
 }
 
 /// Serves until Ctrl-C, then lets in-flight requests finish.
@@ -30,6 +36,8 @@ pub async fn run(args: FakesArgs) -> std::io::Result<()> {
         Some(seed) => FakeServices::with_clock(Arc::new(SystemClock), seed),
         None => FakeServices::new(),
     };
+    let keep = args.keep.map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+    fakes.set_keep(keep);
     let app = router(
         fakes,
         HttpOptions {
@@ -52,6 +60,9 @@ pub async fn run(args: FakesArgs) -> std::io::Result<()> {
     }
     if args.control_token.is_some() {
         banner += "  behaviour and reset routes need the control token\n";
+    }
+    if let Some(keep) = args.keep {
+        banner += &format!("  each ledger keeps its newest {keep} records (--keep)\n");
     }
     say(&banner);
     serve(listener, app, async {

@@ -455,6 +455,7 @@ impl FakeServices {
             Operation::Clear => {
                 state.books.clear();
                 state.keys.clear();
+                crate::memory::give_back();
                 (Response::empty(200), None)
             }
             Operation::Effect => {
@@ -598,6 +599,7 @@ impl FakeServices {
             state.keys.clear();
             state.behavior = Behavior::default();
         }
+        crate::memory::give_back();
     }
 }
 

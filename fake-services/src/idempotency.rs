@@ -9,7 +9,9 @@
 //! before executing (a validation error) stores nothing, so a corrected retry
 //! may reuse the key.
 
+use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 
 use bytes::Bytes;
 use serde_json::Value;
@@ -42,7 +44,9 @@ enum State {
 
 #[derive(Debug, Clone)]
 struct Entry {
-    fingerprint: Value,
+    /// The first request's body, as [`fingerprint`] of it: eight bytes
+    /// instead of a copy of the body, for stores of millions of keys.
+    fingerprint: u64,
     state: State,
 }
 
@@ -57,18 +61,19 @@ impl IdempotencyStore {
     /// Looks the key up and, if it is new, reserves it. The caller holds the
     /// service's lock, so two concurrent requests cannot both proceed.
     pub fn begin(&mut self, operation: &'static str, key: &str, body: &Value) -> Begin {
+        let print = fingerprint(body);
         match self.entries.get(&(operation, key.to_string())) {
             None => {
                 self.entries.insert(
                     (operation, key.to_string()),
                     Entry {
-                        fingerprint: body.clone(),
+                        fingerprint: print,
                         state: State::InFlight,
                     },
                 );
                 Begin::Proceed
             }
-            Some(entry) if entry.fingerprint != *body => Begin::Mismatch,
+            Some(entry) if entry.fingerprint != print => Begin::Mismatch,
             Some(Entry {
                 state: State::InFlight,
                 ..
@@ -96,9 +101,51 @@ impl IdempotencyStore {
         }
     }
 
+    /// Forgets every key, giving the memory back.
     pub fn clear(&mut self) {
-        self.entries.clear();
+        self.entries = HashMap::new();
     }
+}
+
+/// A hash of `body` that two bodies share exactly when they are equal as
+/// JSON values: object keys in any order, numbers by kind and value.
+fn fingerprint(body: &Value) -> u64 {
+    fn feed(value: &Value, hasher: &mut DefaultHasher) {
+        match value {
+            Value::Null => 0u8.hash(hasher),
+            Value::Bool(b) => (1u8, b).hash(hasher),
+            Value::Number(n) => {
+                // `1` and `1.0` differ, as `Value`'s equality has it.
+                let kind: u8 = if n.is_u64() {
+                    2
+                } else if n.is_i64() {
+                    3
+                } else {
+                    4
+                };
+                (kind, n.to_string()).hash(hasher)
+            }
+            Value::String(s) => (5u8, s).hash(hasher),
+            Value::Array(items) => {
+                (6u8, items.len()).hash(hasher);
+                for item in items {
+                    feed(item, hasher);
+                }
+            }
+            Value::Object(fields) => {
+                (7u8, fields.len()).hash(hasher);
+                let mut sorted: Vec<_> = fields.iter().collect();
+                sorted.sort_by(|a, b| a.0.cmp(b.0));
+                for (key, item) in sorted {
+                    key.hash(hasher);
+                    feed(item, hasher);
+                }
+            }
+        }
+    }
+    let mut hasher = DefaultHasher::new();
+    feed(body, &mut hasher);
+    hasher.finish()
 }
 
 #[cfg(test)]
@@ -124,6 +171,29 @@ mod tests {
         };
         store.finish("charge", "k", Some(stored.clone()));
         assert_eq!(store.begin("charge", "k", &body), Begin::Replay(stored));
+    }
+
+    #[test]
+    fn the_same_body_in_another_key_order_is_the_same_request() {
+        let mut store = IdempotencyStore::default();
+        let body = json!({"amount_cents": 100, "metadata": {"a": 1, "b": [1, 2]}});
+        let reordered = json!({"metadata": {"b": [1, 2], "a": 1}, "amount_cents": 100});
+        assert_eq!(body, reordered);
+        assert_eq!(store.begin("charge", "k", &body), Begin::Proceed);
+        assert_eq!(store.begin("charge", "k", &reordered), Begin::InFlight);
+        for different in [
+            json!({"amount_cents": 100.0, "metadata": {"a": 1, "b": [1, 2]}}),
+            json!({"amount_cents": 100, "metadata": {"a": 1, "b": [2, 1]}}),
+            json!({"amount_cents": "100", "metadata": {"a": 1, "b": [1, 2]}}),
+            json!({"amount_cents": 100, "metadata": {"a": 1, "b": [1, 2]}, "x": null}),
+        ] {
+            assert_ne!(body, different);
+            assert_eq!(
+                store.begin("charge", "k", &different),
+                Begin::Mismatch,
+                "{different}"
+            );
+        }
     }
 
     #[test]

@@ -21,6 +21,7 @@
 //! - [`http`]: the axum routes and HTML pages; [`serve`]: the server loop that
 //!   can drop a connection unanswered.
 //! - [`clock`]: wall or manual time; [`ids`]: `ch_1a2b3c4d`-style ids.
+//! - `memory`: freed memory given back to the system after a reset.
 //! - [`cli`]: `fake-services` / `lab fakes`.
 
 pub mod books;
@@ -34,6 +35,7 @@ pub mod idempotency;
 pub mod idempotency_key;
 pub mod ids;
 pub mod ledger;
+mod memory;
 pub mod negotiation;
 mod providers;
 pub mod routes;
