@@ -723,7 +723,7 @@ mod tests {
         });
         let mut request = match service {
             Service::Email => json!({"to": format!("r{}@example.com", made.recipient),
-                "template_id": if made.recipient % 2 == 0 { "confirm" } else { "remind" },
+                "template_id": if made.recipient.is_multiple_of(2) { "confirm" } else { "remind" },
                 "template_data": {}}),
             _ => json!({"customer_id": "cus_1", "amount_cents": 100, "metadata": {}}),
         };
