@@ -167,7 +167,10 @@ pub struct Books {
     bytes_base: u64,
     dictionary: Dictionary,
     fault_names: Vec<String>,
-    orders: HashMap<OrderKey, OrderEntry>,
+    /// Per order: numeric ids (the book app's) in a map of their own, 24
+    /// bytes an entry instead of 40 for a key that could be text.
+    orders_by_number: HashMap<u64, OrderEntry>,
+    orders_by_text: HashMap<Box<str>, OrderEntry>,
     /// Orders with more than one successful effect, in the order they got
     /// their second.
     duplicated: Vec<OrderKey>,
@@ -196,7 +199,8 @@ impl Books {
             bytes_base: 0,
             dictionary: Dictionary::default(),
             fault_names: Vec::new(),
-            orders: HashMap::new(),
+            orders_by_number: HashMap::new(),
+            orders_by_text: HashMap::new(),
             duplicated: Vec::new(),
             recipients: HashMap::new(),
             metadata_keys: HashMap::new(),
@@ -272,14 +276,15 @@ impl Books {
         let success = is_success(self.service, new.response);
         let prev_order = match order_of(new.request) {
             Some(order) => {
-                let entry = self
-                    .orders
-                    .entry(OrderKey::of(&order))
-                    .or_insert(OrderEntry {
-                        newest: number,
-                        effects: 0,
-                        successes: 0,
-                    });
+                let fresh = OrderEntry {
+                    newest: number,
+                    effects: 0,
+                    successes: 0,
+                };
+                let entry = match OrderKey::of(&order) {
+                    OrderKey::Number(n) => self.orders_by_number.entry(n).or_insert(fresh),
+                    OrderKey::Text(t) => self.orders_by_text.entry(t).or_insert(fresh),
+                };
                 let link = link_to(number, entry.newest, entry.effects > 0);
                 entry.newest = number;
                 entry.effects += 1;
@@ -430,9 +435,14 @@ impl Books {
 
     /// Successful effects for `order` (kept or dropped).
     pub fn successes_for(&self, order: &str) -> u32 {
-        self.orders
-            .get(&OrderKey::of(order))
-            .map_or(0, |e| e.successes)
+        self.order(&OrderKey::of(order)).map_or(0, |e| e.successes)
+    }
+
+    fn order(&self, key: &OrderKey) -> Option<&OrderEntry> {
+        match key {
+            OrderKey::Number(n) => self.orders_by_number.get(n),
+            OrderKey::Text(t) => self.orders_by_text.get(t),
+        }
     }
 
     /// How many orders have more than one successful effect, and the first
@@ -443,7 +453,7 @@ impl Books {
             .iter()
             .take(at_most)
             .map(|key| {
-                let count = self.orders.get(key).map_or(0, |e| e.successes);
+                let count = self.order(key).map_or(0, |e| e.successes);
                 (key.to_string(), count)
             })
             .collect();
@@ -466,7 +476,7 @@ impl Books {
                 }))
             }
             Filter::Order(order) => {
-                let start = self.orders.get(&OrderKey::of(order)).map(|e| e.newest);
+                let start = self.order(&OrderKey::of(order)).map(|e| e.newest);
                 Box::new(self.chain(start, |s| s.prev_order))
             }
             Filter::Recipient { to, template_id } => {
