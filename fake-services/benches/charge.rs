@@ -1,17 +1,28 @@
-//! Throughput and latency of `POST /payments/charge` over loopback.
+//! Throughput and latency of `POST /payments/charge` over loopback, for a
+//! few seconds or as a soak of many minutes.
 //!
 //! ```text
-//! cargo bench -p fake-services --bench charge -- [--seconds 10] [--connections 64] [--url http://127.0.0.1:3001]
+//! cargo bench -p fake-services --bench charge -- [--seconds 10] [--connections 64]
+//!     [--url http://127.0.0.1:3001 | --spawn] [--report-every 60]
+//! cargo bench -p fake-services --bench charge -- --spawn --seconds 600 --report-every 60
 //! ```
 //!
-//! Without `--url` it serves the fake services in this process (two worker
-//! threads) and drives them from a client thread of its own; with `--url` it
-//! loads a server started elsewhere (`lab fakes`). Each connection is HTTP/1.1
-//! keep-alive and sends one request at a time, as a job worker would; every
-//! request is a new charge (a distinct order), so the ledger grows as it would
-//! under load. The run stops by itself after `--seconds`.
+//! Where the server is: by default the fake services in this process (two
+//! worker threads) driven from a client thread of its own; with `--url` a
+//! server started elsewhere (`lab fakes`); with `--spawn` this package's
+//! `fake-services` binary, started on a free port and stopped at the end,
+//! whose resident memory the reports then show. Each connection is
+//! HTTP/1.1 keep-alive and sends one request at a time, as a job worker
+//! would; every request is a new charge for a new order with the body the
+//! book's app sends (`metadata.idempotency_key` included), so the ledger
+//! grows as it would under load. With `--report-every S` it prints, every S
+//! seconds, that window's charges/s, p99 and errors, and the server's
+//! resident memory and bytes per record. The run stops by itself after
+//! `--seconds` (at most an hour).
 
+use std::io::BufRead;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -22,6 +33,8 @@ struct Options {
     seconds: u64,
     connections: usize,
     url: Option<String>,
+    spawn: bool,
+    report_every: Option<u64>,
 }
 
 fn parse_options() -> Result<Options, String> {
@@ -29,31 +42,84 @@ fn parse_options() -> Result<Options, String> {
         seconds: 10,
         connections: 64,
         url: None,
+        spawn: false,
+        report_every: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
+        let number = |name: &str, text: String| -> Result<u64, String> {
+            text.parse().map_err(|e| format!("{name}: `{text}`: {e}"))
+        };
         match arg.as_str() {
-            "--seconds" => {
-                options.seconds = value("--seconds")?
-                    .parse()
-                    .map_err(|e| format!("--seconds: {e}"))?
-            }
+            "--seconds" => options.seconds = number("--seconds", value("--seconds")?)?,
             "--connections" => {
-                options.connections = value("--connections")?
-                    .parse()
-                    .map_err(|e| format!("--connections: {e}"))?
+                options.connections = number("--connections", value("--connections")?)? as usize
             }
             "--url" => options.url = Some(value("--url")?),
+            "--spawn" => options.spawn = true,
+            "--report-every" => {
+                options.report_every = Some(number("--report-every", value("--report-every")?)?)
+            }
             // cargo bench passes --bench to every bench binary.
             "--bench" => {}
             other => return Err(format!("unknown argument `{other}`")),
         }
     }
-    if options.seconds == 0 || options.seconds > 600 || options.connections == 0 {
-        return Err("--seconds must be 1..=600 and --connections at least 1".into());
+    if options.seconds == 0 || options.seconds > 3600 || options.connections == 0 {
+        return Err("--seconds must be 1..=3600 and --connections at least 1".into());
+    }
+    if options.report_every == Some(0) {
+        return Err("--report-every must be at least 1 second".into());
+    }
+    if options.spawn && options.url.is_some() {
+        return Err("--spawn starts its own server: give it or --url, not both".into());
     }
     Ok(options)
+}
+
+/// The `fake-services` binary, started on a free port for `--spawn`.
+struct Spawned {
+    child: std::process::Child,
+    addr: SocketAddr,
+}
+
+impl Spawned {
+    fn start() -> Result<Spawned, String> {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fake-services"))
+            .args(["--bind", "127.0.0.1:0"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("cannot start fake-services: {e}"))?;
+        // Its banner's first line names the address it bound.
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let mut first = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut first)
+            .map_err(|e| format!("reading fake-services' banner: {e}"))?;
+        let addr = first
+            .trim()
+            .rsplit("http://")
+            .next()
+            .and_then(|a| a.parse().ok())
+            .ok_or_else(|| format!("fake-services said {first:?}, not its address"))?;
+        Ok(Spawned { child, addr })
+    }
+
+    /// Its resident memory, in bytes.
+    fn resident(&self) -> Option<u64> {
+        let statm = std::fs::read_to_string(format!("/proc/{}/statm", self.child.id())).ok()?;
+        let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+        Some(pages * 4096)
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 fn main() {
@@ -64,15 +130,27 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let (addr, server) = match &options.url {
+    let mut spawned = None;
+    let mut in_process = None;
+    let addr = match &options.url {
         Some(url) => {
             let host = url.trim_start_matches("http://").trim_end_matches('/');
-            let addr: SocketAddr = host.parse().unwrap_or_else(|e| {
+            host.parse().unwrap_or_else(|e| {
                 eprintln!("error: --url must be http://IP:PORT ({e})");
                 std::process::exit(2)
-            });
-            (addr, None)
+            })
         }
+        None if options.spawn => match Spawned::start() {
+            Ok(server) => {
+                let addr = server.addr;
+                spawned = Some(server);
+                addr
+            }
+            Err(why) => {
+                eprintln!("error: {why}");
+                std::process::exit(1)
+            }
+        },
         None => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -88,7 +166,9 @@ fn main() {
                     .await
                     .expect("bind")
             });
-            (server.addr, Some((runtime, server)))
+            let addr = server.addr;
+            in_process = Some((runtime, server));
+            addr
         }
     };
     let client = tokio::runtime::Builder::new_current_thread()
@@ -99,27 +179,156 @@ fn main() {
         "POST /payments/charge on {addr}: {} connections, {} s{}",
         options.connections,
         options.seconds,
-        if server.is_some() {
+        if in_process.is_some() {
             " (server in process)"
+        } else if spawned.is_some() {
+            " (fake-services started by the bench)"
         } else {
             ""
         }
     );
-    let (latencies, errors, elapsed) = client.block_on(load(addr, &options));
-    report(latencies, errors, elapsed);
-    if let Some((runtime, server)) = server {
+    let fresh = spawned.as_ref().and_then(Spawned::resident);
+    let windows = Arc::new(Mutex::new(Vec::new()));
+    let (latencies, errors, elapsed, windowed) = client.block_on(async {
+        let reporter = options.report_every.map(|every| {
+            tokio::spawn(report_windows(
+                Arc::clone(&windows),
+                every,
+                options.seconds,
+                spawned.as_ref().map(|s| s.child.id()),
+                fresh,
+            ))
+        });
+        let (latencies, errors, elapsed) = load(addr, &options, &windows).await;
+        let windowed = match reporter {
+            Some(reporter) => reporter.await.ok(),
+            None => None,
+        };
+        (latencies, errors, elapsed, windowed)
+    });
+    match windowed {
+        // Each window's part went to its report.
+        Some((charges, errors)) => {
+            println!(
+                "{charges} charges in {:.0} s: {:.0} charges/s; {errors} errors",
+                elapsed.as_secs_f64(),
+                charges as f64 / elapsed.as_secs_f64()
+            );
+            if errors > 0 {
+                std::process::exit(1);
+            }
+        }
+        None => report(latencies, errors, elapsed),
+    }
+    if let (Some(server), Some(fresh)) = (&spawned, fresh) {
+        if let Some(now) = server.resident() {
+            println!(
+                "fake-services resident: {:.1} MB fresh, {:.1} MB now",
+                fresh as f64 / 1e6,
+                now as f64 / 1e6
+            );
+        }
+    }
+    drop(spawned);
+    if let Some((runtime, server)) = in_process {
         runtime.block_on(async {
             let _ = server.shutdown().await;
         });
     }
 }
 
-async fn load(addr: SocketAddr, options: &Options) -> (Vec<u32>, u64, Duration) {
+/// What the connections did in one reporting window.
+#[derive(Default)]
+struct Window {
+    latencies: Vec<u32>,
+    errors: u64,
+}
+
+/// Windows by index; each connection adds its share when it crosses into
+/// the next.
+type Windows = Arc<Mutex<Vec<Window>>>;
+
+fn add_to_window(windows: &Windows, index: usize, latencies: &mut Vec<u32>, errors: &mut u64) {
+    let mut windows = windows.lock().unwrap_or_else(|p| p.into_inner());
+    if windows.len() <= index {
+        windows.resize_with(index + 1, Window::default);
+    }
+    windows[index].latencies.append(latencies);
+    windows[index].errors += std::mem::take(errors);
+}
+
+/// Prints each window once it is over (and the connections had a moment to
+/// hand in their part), with the spawned server's memory.
+/// Returns the charges and errors of every window.
+async fn report_windows(
+    windows: Windows,
+    every: u64,
+    seconds: u64,
+    pid: Option<u32>,
+    fresh: Option<u64>,
+) -> (u64, u64) {
+    let started = Instant::now();
+    let mut total = 0u64;
+    let mut total_errors = 0u64;
+    let count = seconds.div_ceil(every);
+    for index in 0..count as usize {
+        let end = Duration::from_secs(((index as u64 + 1) * every).min(seconds));
+        // The connections hand in at their first answer after the end.
+        tokio::time::sleep_until((started + end + Duration::from_millis(250)).into()).await;
+        let window = {
+            let mut windows = windows.lock().unwrap_or_else(|p| p.into_inner());
+            windows
+                .get_mut(index)
+                .map(std::mem::take)
+                .unwrap_or_default()
+        };
+        let mut latencies = window.latencies;
+        latencies.sort_unstable();
+        total += latencies.len() as u64;
+        total_errors += window.errors;
+        let span = end.as_secs_f64() - (index as u64 * every) as f64;
+        let p99 = latencies
+            .get(((latencies.len() as f64 * 0.99) as usize).min(latencies.len().saturating_sub(1)))
+            .map_or(0.0, |&us| us as f64 / 1000.0);
+        let memory = pid
+            .and_then(|pid| std::fs::read_to_string(format!("/proc/{pid}/statm")).ok())
+            .and_then(|statm| statm.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .map(|pages| {
+                let rss = pages * 4096;
+                let per_record = fresh.map_or(String::new(), |f| {
+                    format!(
+                        ", {:.0} bytes a record",
+                        rss.saturating_sub(f) as f64 / total.max(1) as f64
+                    )
+                });
+                format!("; server {:.0} MB resident{per_record}", rss as f64 / 1e6)
+            })
+            .unwrap_or_default();
+        println!(
+            "  {:>5} s: {:>7.0} charges/s, p99 {:.2} ms, {} errors; {total} records{memory}",
+            end.as_secs(),
+            latencies.len() as f64 / span,
+            p99,
+            window.errors,
+        );
+    }
+    (total, total_errors)
+}
+
+async fn load(addr: SocketAddr, options: &Options, windows: &Windows) -> (Vec<u32>, u64, Duration) {
     let started = Instant::now();
     let deadline = started + Duration::from_secs(options.seconds);
+    let every = options.report_every.map(Duration::from_secs);
     let mut tasks = Vec::new();
     for connection in 0..options.connections {
-        tasks.push(tokio::spawn(one_connection(addr, connection, deadline)));
+        tasks.push(tokio::spawn(one_connection(
+            addr,
+            connection,
+            started,
+            deadline,
+            every,
+            Arc::clone(windows),
+        )));
     }
     let mut latencies = Vec::new();
     let mut errors = 0;
@@ -132,10 +341,25 @@ async fn load(addr: SocketAddr, options: &Options) -> (Vec<u32>, u64, Duration) 
 }
 
 /// Sends charges one after the other on one keep-alive connection until the
-/// deadline; returns latencies in microseconds and the error count.
-async fn one_connection(addr: SocketAddr, connection: usize, deadline: Instant) -> (Vec<u32>, u64) {
+/// deadline; returns latencies in microseconds and the error count, and
+/// with `every`, hands in each window's part to `windows` as it goes.
+async fn one_connection(
+    addr: SocketAddr,
+    connection: usize,
+    started: Instant,
+    deadline: Instant,
+    every: Option<Duration>,
+    windows: Windows,
+) -> (Vec<u32>, u64) {
     let mut latencies = Vec::with_capacity(64 * 1024);
     let mut errors = 0;
+    // With windows, this window's part (the totals are then not kept).
+    let mut window = 0usize;
+    let window_of = |at: Instant| {
+        every.map_or(0, |e| {
+            (at - started).as_nanos() as usize / e.as_nanos() as usize
+        })
+    };
     let mut order = connection as u64 * 1_000_000_000;
     while Instant::now() < deadline {
         let Ok(stream) = tokio::net::TcpStream::connect(addr).await else {
@@ -153,7 +377,7 @@ async fn one_connection(addr: SocketAddr, connection: usize, deadline: Instant) 
         while Instant::now() < deadline {
             order += 1;
             let body = format!(
-                r#"{{"customer_id":"cus_{connection}","payment_method_id":"pm_1","amount_cents":12300,"metadata":{{"order_id":{order}}}}}"#
+                r#"{{"customer_id":"cus_{connection}","payment_method_id":"pm_card_visa","amount_cents":12300,"metadata":{{"order_id":{order},"idempotency_key":"charge-order-{order}"}}}}"#
             );
             let request = hyper::Request::post("/payments/charge")
                 .header("host", "127.0.0.1")
@@ -177,7 +401,17 @@ async fn one_connection(addr: SocketAddr, connection: usize, deadline: Instant) 
                     break;
                 }
             }
+            if every.is_some() {
+                let now = window_of(Instant::now());
+                if now != window {
+                    add_to_window(&windows, window, &mut latencies, &mut errors);
+                    window = now;
+                }
+            }
         }
+    }
+    if every.is_some() {
+        add_to_window(&windows, window, &mut latencies, &mut errors);
     }
     (latencies, errors)
 }
