@@ -254,30 +254,17 @@ pub(super) async fn ledger(
     query: RawQuery,
 ) -> Result<Response, ApiError> {
     let query = super::api::query_object(query);
-    let paging = crate::providers::paging(&query).map_err(list_error)?;
+    let paging = crate::providers::paging(&query).map_err(super::list_error)?;
     let Some((cursor, limit)) = paging else {
         return Ok(Json(app.fakes.ledger(service)).into_response());
     };
     let page = app
         .fakes
         .ledger_page(service, &Filter::All, &cursor, limit)
-        .map_err(|e| list_error(crate::providers::unknown_cursor(service, e)))?;
+        .map_err(|e| super::list_error(crate::providers::unknown_cursor(service, e)))?;
     let body =
         crate::providers::list_body(page, |r| serde_json::to_value(r).unwrap_or(Value::Null));
     Ok(Json(body).into_response())
-}
-
-/// A list query's error as an answer.
-pub(super) fn list_error((status, body): crate::providers::ListError) -> ApiError {
-    let message = body
-        .get("error")
-        .and_then(Value::as_str)
-        .unwrap_or("bad list query")
-        .to_string();
-    ApiError::new(
-        StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
-        message,
-    )
 }
 
 pub(super) async fn reset(

@@ -113,6 +113,19 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// A list query's error as an answer.
+fn list_error((status, body): crate::providers::ListError) -> ApiError {
+    let message = body
+        .get("error")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("bad list query")
+        .to_string();
+    ApiError::new(
+        StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+        message,
+    )
+}
+
 fn error(status: StatusCode, message: &str) -> Response {
     ApiError::new(status, message).into_response()
 }

@@ -159,16 +159,15 @@ pub(super) async fn ledger_page(
 ) -> Result<Response, ApiError> {
     let token = token_for_links(&app, query.as_deref());
     let params = super::api::query_object(RawQuery(query.clone()));
-    let (cursor, limit) =
-        match crate::providers::paging(&params).map_err(super::control::list_error)? {
-            Some((cursor, limit)) if params.get("limit").is_some() => (cursor, limit),
-            Some((cursor, _)) => (cursor, PAGE_RECORDS),
-            None => (Cursor::Newest, PAGE_RECORDS),
-        };
+    let (cursor, limit) = match crate::providers::paging(&params).map_err(super::list_error)? {
+        Some((cursor, limit)) if params.get("limit").is_some() => (cursor, limit),
+        Some((cursor, _)) => (cursor, PAGE_RECORDS),
+        None => (Cursor::Newest, PAGE_RECORDS),
+    };
     let shown = app
         .fakes
         .ledger_page(service, &Filter::All, &cursor, limit)
-        .map_err(|e| super::control::list_error(crate::providers::unknown_cursor(service, e)))?;
+        .map_err(|e| super::list_error(crate::providers::unknown_cursor(service, e)))?;
     let (kept, dropped) = app.fakes.ledger_size(service);
     let (duplicated, named) = app.fakes.duplicated_orders(service, DUPLICATES_NAMED);
     let mut body = String::new();
