@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo bench -p fake-services --bench charge -- [--seconds 10] [--connections 64]
-//!     [--url http://127.0.0.1:3001 | --spawn] [--report-every 60]
+//!     [--url http://127.0.0.1:3001 [--pid PID] | --spawn] [--report-every 60]
 //! cargo bench -p fake-services --bench charge -- --spawn --seconds 600 --report-every 60
 //! ```
 //!
@@ -11,7 +11,8 @@
 //! worker threads) driven from a client thread of its own; with `--url` a
 //! server started elsewhere (`lab fakes`); with `--spawn` this package's
 //! `fake-services` binary, started on a free port and stopped at the end,
-//! whose resident memory the reports then show. Each connection is
+//! whose resident memory the reports then show (for a server of your own,
+//! `--pid` names its process). Each connection is
 //! HTTP/1.1 keep-alive and sends one request at a time, as a job worker
 //! would; every request is a new charge for a new order with the body the
 //! book's app sends (`metadata.idempotency_key` included), so the ledger
@@ -34,6 +35,7 @@ struct Options {
     connections: usize,
     url: Option<String>,
     spawn: bool,
+    pid: Option<u32>,
     report_every: Option<u64>,
 }
 
@@ -43,6 +45,7 @@ fn parse_options() -> Result<Options, String> {
         connections: 64,
         url: None,
         spawn: false,
+        pid: None,
         report_every: None,
     };
     let mut args = std::env::args().skip(1);
@@ -58,6 +61,7 @@ fn parse_options() -> Result<Options, String> {
             }
             "--url" => options.url = Some(value("--url")?),
             "--spawn" => options.spawn = true,
+            "--pid" => options.pid = Some(number("--pid", value("--pid")?)? as u32),
             "--report-every" => {
                 options.report_every = Some(number("--report-every", value("--report-every")?)?)
             }
@@ -74,6 +78,9 @@ fn parse_options() -> Result<Options, String> {
     }
     if options.spawn && options.url.is_some() {
         return Err("--spawn starts its own server: give it or --url, not both".into());
+    }
+    if options.pid.is_some() && options.url.is_none() {
+        return Err("--pid names the process of the server at --url".into());
     }
     Ok(options)
 }
@@ -106,13 +113,13 @@ impl Spawned {
             .ok_or_else(|| format!("fake-services said {first:?}, not its address"))?;
         Ok(Spawned { child, addr })
     }
+}
 
-    /// Its resident memory, in bytes.
-    fn resident(&self) -> Option<u64> {
-        let statm = std::fs::read_to_string(format!("/proc/{}/statm", self.child.id())).ok()?;
-        let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-        Some(pages * 4096)
-    }
+/// The resident memory of process `pid`, in bytes.
+fn resident(pid: u32) -> Option<u64> {
+    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
 }
 
 impl Drop for Spawned {
@@ -187,7 +194,8 @@ fn main() {
             ""
         }
     );
-    let fresh = spawned.as_ref().and_then(Spawned::resident);
+    let pid = spawned.as_ref().map(|s| s.child.id()).or(options.pid);
+    let fresh = pid.and_then(resident);
     let windows = Arc::new(Mutex::new(Vec::new()));
     let (latencies, errors, elapsed, windowed) = client.block_on(async {
         let reporter = options.report_every.map(|every| {
@@ -195,7 +203,7 @@ fn main() {
                 Arc::clone(&windows),
                 every,
                 options.seconds,
-                spawned.as_ref().map(|s| s.child.id()),
+                pid,
                 fresh,
             ))
         });
@@ -220,10 +228,10 @@ fn main() {
         }
         None => report(latencies, errors, elapsed),
     }
-    if let (Some(server), Some(fresh)) = (&spawned, fresh) {
-        if let Some(now) = server.resident() {
+    if let (Some(pid), Some(fresh)) = (pid, fresh) {
+        if let Some(now) = resident(pid) {
             println!(
-                "fake-services resident: {:.1} MB fresh, {:.1} MB now",
+                "server resident: {:.1} MB at the start, {:.1} MB now",
                 fresh as f64 / 1e6,
                 now as f64 / 1e6
             );
@@ -291,10 +299,8 @@ async fn report_windows(
             .get(((latencies.len() as f64 * 0.99) as usize).min(latencies.len().saturating_sub(1)))
             .map_or(0.0, |&us| us as f64 / 1000.0);
         let memory = pid
-            .and_then(|pid| std::fs::read_to_string(format!("/proc/{pid}/statm")).ok())
-            .and_then(|statm| statm.split_whitespace().nth(1)?.parse::<u64>().ok())
-            .map(|pages| {
-                let rss = pages * 4096;
+            .and_then(resident)
+            .map(|rss| {
                 let per_record = fresh.map_or(String::new(), |f| {
                     format!(
                         ", {:.0} bytes a record",
