@@ -15,16 +15,19 @@
 //! - [`target`]: [`explore_target`], a user's app explored (`lab explore
 //!   --target`): each smaller plan tried a few times, the last confirmed.
 //! - [`cli`]: `lab explore`.
-//! - [`one_core`]: an exploration holds itself to one core, where the
-//!   simulator runs fastest.
+//! - [`cores`]: a thread held to one core, where the simulator runs
+//!   fastest; worker `k` to the `k`-th core the process may use.
+//! - [`workers`]: pinned worker threads, for `lab explore --jobs N` (the
+//!   loop's runs) and `lab check` (its scenario files).
 
 pub mod cli;
-pub mod one_core;
+pub mod cores;
 pub mod plan;
 pub mod search;
 pub mod search_loop;
 pub mod target;
 pub mod target_plan;
+pub mod workers;
 
 pub use plan::{plans, safe_expect, scenarios, Plan};
 pub use search::{explore, Counterexample, Exploration, ExploreError, ExploreOptions, Progress};

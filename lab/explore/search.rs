@@ -2,17 +2,17 @@
 //! the scenario engine, shrinking a failure to the smallest plan that still
 //! breaks the pipeline.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use super::one_core::OneCore;
+use super::cores::Pinned;
 use super::plan;
-use super::search_loop::{self, per_second, Budget, LoopSettings, RunOutcome};
+use super::search_loop::{self, per_second, Attempt, Budget, LoopSettings, RunOutcome};
 pub use super::search_loop::{ExploreError, Progress};
+use super::workers;
 use crate::checker::{Expect, Invariant, Verdict, Violation};
 use crate::pipeline::Knobs;
 use crate::scenario::engine::{self, RunOptions};
-use crate::scenario::{to_toml, Scenario};
+use crate::scenario::Scenario;
 
 /// Shrinking steps at most, by default: a counterexample of four faults and
 /// five orders shrinks in a few hundred.
@@ -37,6 +37,10 @@ pub struct ExploreOptions {
     /// Bounds the whole exploration's wall time, if set (see
     /// [`search_loop::Budget`]).
     pub max_time: Option<Duration>,
+    /// Worker threads the runs go to, each held to its own core (`lab
+    /// explore --jobs`; at least 1). What is found does not depend on it
+    /// ([`search_loop::search_on`]): only how soon.
+    pub jobs: usize,
     /// How each plan runs. Its seed goes unused: each plan carries its own
     /// (the interleaving), and a written counterexample keeps the one it
     /// broke under, so that `lab check` fails there the same way.
@@ -50,6 +54,7 @@ impl Default for ExploreOptions {
             seed: 0,
             max_shrink_iters: DEFAULT_SHRINK_ITERS,
             max_time: None,
+            jobs: 1,
             run: RunOptions::default(),
         }
     }
@@ -266,19 +271,16 @@ fn leading_number(text: &str) -> u64 {
 /// that breaks a safe invariant, shrinks it to the smallest plan that still
 /// does. `progress` hears of every run.
 ///
-/// Blocking: it runs the engine on a single-threaded runtime of its own (a
-/// scenario's lab is single-threaded), so call it off any async runtime
-/// (e.g. in `spawn_blocking`). The calling thread is held to one core
-/// meanwhile ([`OneCore`]).
+/// Blocking: the runs go to `options.jobs` worker threads, each held to its
+/// own core ([`Pinned::worker`]) with a single-threaded runtime of its own
+/// (a scenario's lab is single-threaded), so call it off any async runtime
+/// (e.g. in `spawn_blocking`). The same seed finds the same counterexample
+/// whatever `jobs` is.
 pub fn explore(
     knobs: Knobs,
     options: &ExploreOptions,
     progress: impl FnMut(Progress),
 ) -> Result<Exploration, ExploreError> {
-    let _one_core = OneCore::pin();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
     let started = Instant::now();
     let settings = LoopSettings {
         cases: options.cases,
@@ -291,38 +293,48 @@ pub fn explore(
             reserve_runs: 1,
         }),
     };
-    // The seed each failing plan failed under, by its file's text.
-    let mut failed_under: HashMap<String, u64> = HashMap::new();
     let strategy = plan::scenarios(knobs);
-    let searched = search_loop::search(
-        &strategy,
-        &settings,
-        started,
-        |scenario, attempt| {
-            // Each try of a plan is another interleaving: its own seed,
-            // then the next ones.
-            let own_seed = scenario.seed.unwrap_or(options.run.seed);
-            let seed = own_seed.wrapping_add(attempt.try_index);
+    // Each try of a plan is another interleaving: its own seed, then the
+    // next ones.
+    let seed_of = |scenario: &Scenario, try_index: u64| {
+        scenario
+            .seed
+            .unwrap_or(options.run.seed)
+            .wrapping_add(try_index)
+    };
+    let worker = |_: usize| {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        Ok(move |scenario: &Scenario, attempt: Attempt| {
             let mut run = scenario.clone();
-            run.seed = Some(seed);
+            run.seed = Some(seed_of(scenario, attempt.try_index));
             let result = runtime.block_on(engine::run(&run, &options.run));
             if result.passed() {
                 RunOutcome::Passed
             } else {
-                failed_under.insert(to_toml(scenario), seed);
                 RunOutcome::Failed(result.failure_reason())
             }
-        },
-        progress,
-    )?;
+        })
+    };
+    let searched = workers::with_pool(options.jobs, worker, |pool| {
+        search_loop::search_on(&strategy, &settings, started, pool, progress)
+    })?;
     let mut runs = searched.runs;
     let counterexample = match searched.failing {
         None => None,
         Some(mut scenario) => {
-            let seed = failed_under.get(&to_toml(&scenario)).copied();
-            scenario.seed = seed.or(scenario.seed);
-            // Once more, for its report (the runner keeps only the plan).
+            // The interleaving it broke under, so that its file replays it.
+            if let Some(try_index) = searched.failing_try {
+                scenario.seed = Some(seed_of(&scenario, try_index));
+            }
+            // Once more, for its report (the loop keeps only the plan), on
+            // the first worker's core.
             runs += 1;
+            let _pinned = Pinned::worker(0);
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
             let result = runtime.block_on(engine::run(&scenario, &options.run));
             let run = result.runs.into_iter().next();
             Some(Counterexample {
