@@ -1150,4 +1150,36 @@ mod tests {
         .unwrap();
         assert_eq!(found.failing, Some(100));
     }
+    /// With several runs under way, a run starts only while it, the runs
+    /// under way and the reserved ones fit at the mean so far; before any
+    /// run has ended (no mean yet), one per place starts.
+    #[test]
+    fn the_budget_counts_the_runs_under_way() {
+        let started = Instant::now() - Duration::from_secs(10);
+        let mut runs = NewestFirst {
+            width: 3,
+            run: |_, _| RunOutcome::Passed,
+            started: Vec::new(),
+            max_under_way: 0,
+        };
+        let found = search_on(
+            &any::<u32>(),
+            &LoopSettings {
+                budget: Some(Budget {
+                    max_time: Duration::from_secs(25),
+                    reserve_runs: 3,
+                }),
+                ..settings(50)
+            },
+            started,
+            &mut runs,
+            |_| {},
+        )
+        .unwrap();
+        // The first three start with no mean; once one has taken 10 s, a
+        // fourth would need (1 + 2 under way + 3 reserved) x 10 s.
+        assert_eq!(found.runs, 3);
+        assert!(found.out_of_time);
+        assert_eq!(found.cases, 3);
+    }
 }
