@@ -271,11 +271,13 @@ fn leading_number(text: &str) -> u64 {
 /// that breaks a safe invariant, shrinks it to the smallest plan that still
 /// does. `progress` hears of every run.
 ///
-/// Blocking: the runs go to `options.jobs` worker threads, each held to its
-/// own core ([`Pinned::worker`]) with a single-threaded runtime of its own
-/// (a scenario's lab is single-threaded), so call it off any async runtime
-/// (e.g. in `spawn_blocking`). The same seed finds the same counterexample
-/// whatever `jobs` is.
+/// Blocking: with `options.jobs` above 1 the runs go to that many worker
+/// threads, each held to its own core ([`Pinned::worker`]); with 1 they run
+/// on the calling thread, held to the core it is on. Each runs the engine
+/// on a single-threaded runtime of its own (a scenario's lab is
+/// single-threaded), so call it off any async runtime (e.g. in
+/// `spawn_blocking`). The same seed finds the same counterexample whatever
+/// `jobs` is.
 pub fn explore(
     knobs: Knobs,
     options: &ExploreOptions,
@@ -317,9 +319,23 @@ pub fn explore(
             }
         })
     };
-    let searched = workers::with_pool(options.jobs, worker, |pool| {
-        search_loop::search_on(&strategy, &settings, started, pool, progress)
-    })?;
+    // One job: the calling thread is the worker, held to the core it is
+    // on, as the exploration ran before it had workers. The same loop, its
+    // one run at a time started on this thread: no hand-over to another
+    // thread per run, and the thread's spare stores
+    // (`scenario::spare_stores`) serve exploration after exploration — a
+    // short one took three times as long on a worker thread of its own,
+    // which starts with none. More jobs: a pool.
+    let _pinned = (options.jobs <= 1).then(Pinned::here);
+    let searched = if options.jobs <= 1 {
+        let run = worker(0)?;
+        let mut inline = search_loop::Inline::new(|s: &Scenario, a| run(s, a));
+        search_loop::search_on(&strategy, &settings, started, &mut inline, progress)
+    } else {
+        workers::with_pool(options.jobs, worker, |pool| {
+            search_loop::search_on(&strategy, &settings, started, pool, progress)
+        })
+    }?;
     let mut runs = searched.runs;
     let counterexample = match searched.failing {
         None => None,
@@ -329,9 +345,9 @@ pub fn explore(
                 scenario.seed = Some(seed_of(&scenario, try_index));
             }
             // Once more, for its report (the loop keeps only the plan), on
-            // the first worker's core.
+            // this thread held to its core.
             runs += 1;
-            let _pinned = Pinned::worker(0);
+            let _report_pinned = _pinned.is_none().then(Pinned::here);
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
