@@ -304,34 +304,39 @@ pub fn explore(
             .unwrap_or(options.run.seed)
             .wrapping_add(try_index)
     };
-    let worker = |_: usize| {
-        let runtime = tokio::runtime::Builder::new_current_thread()
+    let run_on = |runtime: &tokio::runtime::Runtime, scenario: &Scenario, attempt: Attempt| {
+        let mut run = scenario.clone();
+        run.seed = Some(seed_of(scenario, attempt.try_index));
+        let result = runtime.block_on(engine::run(&run, &options.run));
+        if result.passed() {
+            RunOutcome::Passed
+        } else {
+            RunOutcome::Failed(result.failure_reason())
+        }
+    };
+    let new_runtime = || {
+        tokio::runtime::Builder::new_current_thread()
             .enable_all()
-            .build()?;
-        Ok(move |scenario: &Scenario, attempt: Attempt| {
-            let mut run = scenario.clone();
-            run.seed = Some(seed_of(scenario, attempt.try_index));
-            let result = runtime.block_on(engine::run(&run, &options.run));
-            if result.passed() {
-                RunOutcome::Passed
-            } else {
-                RunOutcome::Failed(result.failure_reason())
-            }
-        })
+            .build()
     };
     // One job: the calling thread is the worker, held to the core it is
-    // on, as the exploration ran before it had workers. The same loop, its
-    // one run at a time started on this thread: no hand-over to another
-    // thread per run, and the thread's spare stores
-    // (`scenario::spare_stores`) serve exploration after exploration — a
-    // short one took three times as long on a worker thread of its own,
-    // which starts with none. More jobs: a pool.
+    // on, as the exploration ran before it had workers, with one runtime
+    // for the runs and the report. The same loop, its one run at a time
+    // started on this thread: no hand-over to another thread per run, and
+    // the thread's spare stores (`scenario::spare_stores`) serve one
+    // exploration after another — a short one took three times as long on
+    // a worker thread of its own, which starts with none. More jobs: a
+    // pool, each worker with a runtime of its own.
     let _pinned = (options.jobs <= 1).then(Pinned::here);
+    let runtime = new_runtime()?;
     let searched = if options.jobs <= 1 {
-        let run = worker(0)?;
-        let mut inline = search_loop::Inline::new(|s: &Scenario, a| run(s, a));
+        let mut inline = search_loop::Inline::new(|s: &Scenario, a| run_on(&runtime, s, a));
         search_loop::search_on(&strategy, &settings, started, &mut inline, progress)
     } else {
+        let worker = |_: usize| {
+            let runtime = new_runtime()?;
+            Ok(move |s: &Scenario, a| run_on(&runtime, s, a))
+        };
         workers::with_pool(options.jobs, worker, |pool| {
             search_loop::search_on(&strategy, &settings, started, pool, progress)
         })
@@ -348,9 +353,6 @@ pub fn explore(
             // this thread held to its core.
             runs += 1;
             let _report_pinned = _pinned.is_none().then(Pinned::here);
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
             let result = runtime.block_on(engine::run(&scenario, &options.run));
             let run = result.runs.into_iter().next();
             Some(Counterexample {
