@@ -67,10 +67,11 @@ pub struct ExploreArgs {
     #[arg(long, default_value_t = DEFAULT_SHRINK_ITERS)]
     pub max_shrink_iters: u32,
     /// Bounds the whole exploration (a duration with its unit: 600s, 10m,
-    /// 1h). A run starts only while the time left holds it and the runs
-    /// kept for the end (with --target, the --confirm runs; else the
-    /// counterexample's report) at the mean run time so far: then the
-    /// search stops, or the shrinking stops at the smallest plan so far.
+    /// 1h). A run starts only while the time left holds it, the runs under
+    /// way and the runs kept for the end (with --target, the --confirm
+    /// runs; else the counterexample's report) at the mean run time so far:
+    /// then the search stops, or the shrinking stops at the smallest plan
+    /// so far.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub max_time: Option<Duration>,
     /// With --target: while shrinking, run each smaller plan up to N times

@@ -5,9 +5,10 @@
 //!
 //! - [`plan`]: the fault plans (proptest strategies) and the safe
 //!   expectations they are held to.
-//! - [`search_loop`]: the one search-and-shrink loop over proptest's
-//!   runner, with its shrinking and time budgets; both explorations below
-//!   call it.
+//! - [`search_loop`]: the one search-and-shrink loop, proptest's runner
+//!   done step for step so that runs can go ahead on several cores with the
+//!   same result, with its shrinking and time budgets; both explorations
+//!   below call it.
 //! - [`search`]: [`explore`], the lab's own pipeline explored (each smaller
 //!   plan tried under several interleavings), and the counterexample
 //!   written as a scenario file.

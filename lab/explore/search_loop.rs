@@ -9,6 +9,12 @@
 //! seconds a run, not deterministic, a smaller plan tried a few times). What
 //! they share is here: counting cases and runs, the shrinking budget, the
 //! time budget, stopping, and the progress reports.
+//!
+//! The loop is proptest's `TestRunner::run` done again step for step (the
+//! cases drawn from the seeded runner, its result cache, its shrinking), so
+//! that runs can start ahead of their turn on several cores ([`Runs`]) and
+//! still find what one case at a time finds ([`search_on`]). A test holds
+//! it to proptest's own runner.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet, VecDeque};

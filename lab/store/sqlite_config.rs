@@ -4,11 +4,12 @@
 //! (`SQLITE_DEFAULT_MEMSTATUS`): every allocation takes one global lock to
 //! count it. The simulator runs a scenario's statements on a SQLite thread
 //! per worker, so with `lab explore --jobs 2` or `lab check` the workers'
-//! SQLite threads queued on that one lock, and two cores ran about 1.2
-//! times as fast as one (`cargo bench --bench explore`); without the
-//! statistics, which nothing here reads, they run about 1.6–1.9 times as
-//! fast. Page-cache and VFS locks stay as they are: per connection or
-//! uncontended.
+//! SQLite threads queued on that one lock, and two threads running
+//! scenarios ran 1.0–1.2 times as fast as one; without the statistics,
+//! which nothing here reads, 1.5–1.7 times. What is still shared is the
+//! page cache (one for the process, under one lock, as the bundled SQLite
+//! is built with `SQLITE_ENABLE_MEMORY_MANAGEMENT`): see README, "The
+//! simulator".
 
 use std::sync::Once;
 
