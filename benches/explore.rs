@@ -5,7 +5,7 @@
 //!
 //! The one-order target (2,000 runs per second) is for one core, and that
 //! part holds itself to the core it starts on, as each `lab explore` worker
-//! does (`lab/explore/cores.rs`): the simulator is one thread, but sqlx runs
+//! does (`lab/cores.rs`): the simulator is one thread, but sqlx runs
 //! each SQLite connection on a thread of its own and every statement is a
 //! hand-over between the two — on one core a context switch, across cores a
 //! wake-up of the other core, three to four times slower. The explorations
@@ -24,7 +24,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use idemlab::explore::cores::{self, Pinned};
+use idemlab::cores::{self, Pinned};
 use idemlab::explore::{explore, ExploreOptions};
 use idemlab::pipeline::{ChargeDedup, Knobs, Structure};
 use idemlab::scenario::{self, engine};

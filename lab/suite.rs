@@ -195,12 +195,10 @@ fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
 
 /// Runs every scenario, `--jobs` at a time, on worker threads each held to
 /// its own core (a scenario's lab is single-threaded, and its SQLite
-/// threads inherit the core: see [`crate::explore::cores`]), with a
+/// threads inherit the core: see [`crate::cores`]), with a
 /// progress bar on a terminal. The results come in the files' order.
 async fn run_all(scenarios: Vec<Scenario>, args: &CheckArgs) -> Vec<ScenarioResult> {
-    let jobs = args
-        .jobs
-        .unwrap_or_else(crate::explore::cores::default_jobs);
+    let jobs = args.jobs.unwrap_or_else(crate::cores::default_jobs);
     let options = RunOptions {
         seed: args.seed,
         redis: args.redis.clone(),
@@ -210,7 +208,7 @@ async fn run_all(scenarios: Vec<Scenario>, args: &CheckArgs) -> Vec<ScenarioResu
     let bar = crate::progress::bar(scenarios.len() as u64);
     let shown = bar.clone();
     let results = tokio::task::spawn_blocking(move || {
-        crate::explore::workers::map_pinned(
+        crate::cores::map_pinned(
             scenarios,
             jobs,
             |scenario| {

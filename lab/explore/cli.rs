@@ -151,7 +151,7 @@ pub fn run(args: ExploreArgs) -> u8 {
     let knobs = args.knobs.knobs();
     let seed = args.seed.unwrap_or_else(rand::random);
     let cases = args.cases.unwrap_or(1_000);
-    let jobs = args.jobs.unwrap_or_else(super::cores::default_jobs);
+    let jobs = args.jobs.unwrap_or_else(crate::cores::default_jobs);
     let options = ExploreOptions {
         cases,
         seed,

@@ -16,13 +16,10 @@
 //! - [`target`]: [`explore_target`], a user's app explored (`lab explore
 //!   --target`): each smaller plan tried a few times, the last confirmed.
 //! - [`cli`]: `lab explore`.
-//! - [`cores`]: a thread held to one core, where the simulator runs
-//!   fastest; worker `k` to the `k`-th core the process may use.
-//! - [`workers`]: pinned worker threads, for `lab explore --jobs N` (the
-//!   loop's runs) and `lab check` (its scenario files).
+//! - [`workers`]: the pinned worker threads (see [`crate::cores`]) the
+//!   loop's runs go to with `lab explore --jobs N`.
 
 pub mod cli;
-pub mod cores;
 pub mod plan;
 pub mod search;
 pub mod search_loop;

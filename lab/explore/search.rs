@@ -4,12 +4,12 @@
 
 use std::time::{Duration, Instant};
 
-use super::cores::Pinned;
 use super::plan;
 use super::search_loop::{self, per_second, Attempt, Budget, LoopSettings, RunOutcome};
 pub use super::search_loop::{ExploreError, Progress};
 use super::workers;
 use crate::checker::{Expect, Invariant, Verdict, Violation};
+use crate::cores::Pinned;
 use crate::pipeline::Knobs;
 use crate::scenario::engine::{self, RunOptions};
 use crate::scenario::Scenario;

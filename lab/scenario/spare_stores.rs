@@ -6,7 +6,7 @@
 //! the affinity of the thread that opened the store), so a spare is handed
 //! out only to a thread on the same cores: a thread held to core 1 given a
 //! store whose SQLite thread is held to core 0 would wake the other core at
-//! every statement, three to four times slower (`lab/explore/cores.rs`).
+//! every statement, three to four times slower (`lab/cores.rs`).
 //! That happened when one thread explored on one core, then on another.
 
 use crate::store::{Store, StoreError};
@@ -31,7 +31,7 @@ pub struct Spare {
 /// The cores the calling thread may run on now (empty where unknown).
 fn cores_here() -> Vec<usize> {
     #[cfg(target_os = "linux")]
-    return crate::explore::cores::this_thread_cores();
+    return crate::cores::this_thread_cores();
     #[cfg(not(target_os = "linux"))]
     return Vec::new();
 }

@@ -8,11 +8,16 @@
 //! inherit the affinity of the thread that opens them, so pinning a thread
 //! before its first run is enough.
 //!
-//! With several workers (`lab explore --jobs N`, `lab check`), worker `k`
+//! With several workers (`lab explore --jobs N`, `lab check`: [`map_pinned`]
+//! and `explore::workers`), worker `k`
 //! is held to the `k`-th core the process may use ([`allowed`]: so a
 //! `taskset` restriction is honoured), round robin when there are more
 //! workers than cores: each worker and its SQLite threads then share one
 //! core and never wake another.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 /// A thread held to one core; its earlier affinity comes back on drop.
 /// Best effort: where the system refuses (or is not Linux), the thread runs
@@ -148,6 +153,64 @@ pub fn this_thread_cores() -> Vec<usize> {
         .collect()
 }
 
+/// `f` over `items` on `jobs` worker threads, worker `k` held to the
+/// `k`-th allowed core; the results in the items' order, whichever ended
+/// first, a panic as its message. `done` hears of each result as it comes
+/// (a progress bar).
+pub fn map_pinned<T, R>(
+    items: Vec<T>,
+    jobs: usize,
+    f: impl Fn(T) -> R + Sync,
+    done: impl Fn(&Result<R, String>) + Sync,
+) -> Vec<Result<R, String>>
+where
+    T: Send,
+    R: Send,
+{
+    let count = items.len();
+    let jobs = jobs.clamp(1, count.max(1));
+    let items: Vec<Mutex<Option<T>>> = items.into_iter().map(|t| Mutex::new(Some(t))).collect();
+    let results: Vec<Mutex<Option<Result<R, String>>>> =
+        (0..count).map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for k in 0..jobs {
+            let (items, results, next, f, done) = (&items, &results, &next, &f, &done);
+            std::thread::Builder::new()
+                .name(format!("check-{k}"))
+                .spawn_scoped(scope, move || {
+                    let _pinned = Pinned::worker(k);
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(item) = items.get(i).and_then(|m| m.lock().ok()?.take()) else {
+                            return;
+                        };
+                        let result = catch_unwind(AssertUnwindSafe(|| f(item)))
+                            .map_err(|panic| panic_message(&*panic));
+                        done(&result);
+                        if let Ok(mut slot) = results[i].lock() {
+                            *slot = Some(result);
+                        }
+                    }
+                })
+                .expect("a worker thread starts");
+        }
+    });
+    results
+        .into_iter()
+        .filter_map(|m| m.into_inner().ok().flatten())
+        .collect()
+}
+
+/// A panic's message, for a report.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a run panicked".to_string())
+}
+
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
@@ -182,5 +245,55 @@ mod tests {
             assert_eq!(cores, vec![allowed[k % allowed.len()]], "worker {k}");
         }
         assert_eq!(default_jobs(), allowed.len());
+    }
+}
+
+#[cfg(test)]
+mod map_tests {
+    use super::*;
+
+    #[test]
+    fn map_pinned_keeps_the_order_of_the_items() {
+        let out = map_pinned((0..50u64).collect(), 3, |n| n * 2, |_| {});
+        assert_eq!(out, (0..50u64).map(|n| Ok(n * 2)).collect::<Vec<_>>());
+        let out = map_pinned(vec![1, 0, 2], 2, |n| 2 / n, |_| {});
+        assert_eq!(out[0], Ok(2));
+        assert!(
+            out[1].as_ref().is_err_and(|e| e.contains("divide")),
+            "{out:?}"
+        );
+        assert_eq!(out[2], Ok(1));
+    }
+
+    /// Each worker's thread (and any thread it starts, as sqlx does) is
+    /// held to one core, worker k to the k-th allowed.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn every_worker_is_held_to_its_own_core() {
+        let allowed = super::allowed();
+        let jobs = allowed.len() + 1;
+        // One item per worker, each waiting until every worker holds one,
+        // so that each worker takes exactly one.
+        let barrier = std::sync::Barrier::new(jobs);
+        let seen = map_pinned(
+            (0..jobs).collect(),
+            jobs,
+            |_| {
+                barrier.wait();
+                let own = super::this_thread_cores();
+                let child = std::thread::spawn(super::this_thread_cores).join().unwrap();
+                (
+                    std::thread::current().name().map(str::to_string),
+                    own,
+                    child,
+                )
+            },
+            |_| {},
+        );
+        for (name, own, child) in seen.into_iter().map(Result::unwrap) {
+            let k: usize = name.unwrap().trim_start_matches("check-").parse().unwrap();
+            assert_eq!(own, vec![allowed[k % allowed.len()]], "worker {k}");
+            assert_eq!(child, own, "worker {k}'s child thread");
+        }
     }
 }
