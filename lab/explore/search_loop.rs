@@ -170,7 +170,8 @@ pub trait Runs<V> {
     fn next(&mut self) -> Result<(u64, RunOutcome), ExploreError>;
 }
 
-/// Runs one at a time on the calling thread, when [`Runs::next`] asks.
+/// Runs one at a time on the calling thread, when [`Runs::next`] asks (a
+/// panicking run is a failing one).
 pub struct Inline<V, F> {
     run: F,
     queued: std::collections::VecDeque<(u64, V, Attempt)>,
@@ -199,7 +200,18 @@ impl<V: Clone, F: FnMut(&V, Attempt) -> RunOutcome> Runs<V> for Inline<V, F> {
             .queued
             .pop_front()
             .ok_or_else(|| ExploreError::Aborted("no run under way".into()))?;
-        Ok((id, (self.run)(&value, attempt)))
+        // proptest's runner makes a panicking case a failing one; so do
+        // the loop's runs, here as on a worker.
+        let run = &mut self.run;
+        let outcome =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&value, attempt)))
+                .unwrap_or_else(|panic| {
+                    RunOutcome::Failed(format!(
+                        "the run panicked: {}",
+                        crate::cores::panic_message(&*panic)
+                    ))
+                });
+        Ok((id, outcome))
     }
 }
 
@@ -1155,6 +1167,20 @@ mod tests {
         )
         .unwrap();
         assert_eq!(found.failing, Some(100));
+        let inline = search(
+            &(0u32..1_000),
+            &settings(100),
+            Instant::now(),
+            |&n, _| {
+                if n >= 100 {
+                    panic!("too big");
+                }
+                RunOutcome::Passed
+            },
+            |_| {},
+        )
+        .unwrap();
+        assert_eq!(inline.failing, Some(100));
     }
     /// With several runs under way, a run starts only while it, the runs
     /// under way and the reserved ones fit at the mean so far; before any

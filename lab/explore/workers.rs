@@ -114,8 +114,8 @@ impl<V: Clone + Send> Runs<V> for Pool<V> {
     /// Two runs a worker: one under way and the next already waiting, so
     /// a worker never sleeps between runs until the loop has taken the last
     /// outcome and started another. A wake-up across cores costs about as
-    /// much as a run here (measured: with one run a worker, `--jobs 1` ran
-    /// at half the rate of the loop on the calling thread).
+    /// much as a run here (measured: with one run a worker, a pool of one
+    /// ran at half the rate of the same runs on the calling thread).
     fn width(&self) -> usize {
         self.jobs * RUNS_A_WORKER
     }
