@@ -22,7 +22,8 @@
 //!   with proptest, a breaking plan shrunk and written as a scenario file.
 //! - [`app`]: a running lab (store, clients, runner, background loops).
 //! - [`redact`]: URLs with their secrets hidden, for messages and pages;
-//!   [`progress`]: the progress bar of `lab check` and `lab explore`.
+//!   [`progress`]: the progress bar of `lab check` and `lab explore`;
+//!   [`cores`]: threads held to a core each, for their workers.
 //! - [`web`]: the web lab's pages (HTML, or JSON when asked): orders, jobs, service status.
 //! - The fake services are their own crate, [`fake_services`], re-exported here.
 
@@ -30,6 +31,7 @@ pub mod app;
 pub mod checker;
 pub mod cli;
 pub mod clients;
+pub mod cores;
 pub mod explore;
 pub mod options;
 pub mod pipeline;

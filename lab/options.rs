@@ -206,3 +206,20 @@ fn runner_config(args: &RunnerArgs) -> RunnerConfig {
         ..RunnerConfig::default()
     }
 }
+
+/// Worker threads at most for `--jobs`: more than any machine's cores, and
+/// few enough threads to start.
+pub const MAX_JOBS: usize = 1_024;
+
+/// `--jobs N`: a whole number from 1 to [`MAX_JOBS`].
+pub fn parse_jobs(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let n: usize = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of jobs (a whole number, 1 or more)"))?;
+    match n {
+        0 => Err("0 jobs would run nothing: give 1 or more".into()),
+        n if n > MAX_JOBS => Err(format!("{n} is more than {MAX_JOBS} jobs")),
+        n => Ok(n),
+    }
+}

@@ -50,9 +50,10 @@ pub struct CheckArgs {
     /// do not set their own `seed`.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Scenarios run at once (default: the number of cores; with
-    /// `--target`, 1: each run starts the app's processes).
-    #[arg(long)]
+    /// Scenarios run at once (default: the cores this process may use,
+    /// each worker thread held to its own; with `--target`, 1: each run
+    /// starts the app's processes). The results do not depend on it.
+    #[arg(long, value_name = "N", value_parser = crate::options::parse_jobs)]
     pub jobs: Option<usize>,
     /// Run the queues on this Redis (Sidekiq's layout; each scenario in a
     /// namespace of its own) instead of in memory.
@@ -192,13 +193,12 @@ fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     Ok(files)
 }
 
-/// Runs every scenario, `--jobs` at a time, each on its own thread (a
-/// scenario's lab is single-threaded), with a progress bar on a terminal.
+/// Runs every scenario, `--jobs` at a time, on worker threads each held to
+/// its own core (a scenario's lab is single-threaded, and its SQLite
+/// threads inherit the core: see [`crate::cores`]), with a
+/// progress bar on a terminal. The results come in the files' order.
 async fn run_all(scenarios: Vec<Scenario>, args: &CheckArgs) -> Vec<ScenarioResult> {
-    let jobs = args
-        .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
-        .max(1);
+    let jobs = args.jobs.unwrap_or_else(crate::cores::default_jobs);
     let options = RunOptions {
         seed: args.seed,
         redis: args.redis.clone(),
@@ -206,37 +206,48 @@ async fn run_all(scenarios: Vec<Scenario>, args: &CheckArgs) -> Vec<ScenarioResu
         ..RunOptions::default()
     };
     let bar = crate::progress::bar(scenarios.len() as u64);
-    let semaphore = Arc::new(tokio::sync::Semaphore::new(jobs));
-    let mut handles = Vec::new();
-    for scenario in scenarios {
-        let semaphore = semaphore.clone();
-        let options = options.clone();
-        let bar = bar.clone();
-        handles.push(tokio::spawn(async move {
-            let _permit = semaphore.acquire_owned().await.ok();
-            let name = scenario.name.clone();
-            let result = tokio::task::spawn_blocking(move || {
+    let shown = bar.clone();
+    let results = tokio::task::spawn_blocking(move || {
+        crate::cores::map_pinned(
+            scenarios,
+            jobs,
+            |scenario| {
+                // A runtime per scenario, on the worker's thread.
                 tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
                     .map(|rt| rt.block_on(engine::run(&scenario, &options)))
+            },
+            |result| {
+                shown.inc(1);
+                if let Ok(Ok(result)) = result {
+                    shown.set_message(result.name.clone());
+                }
+            },
+        )
+    })
+    .await;
+    bar.finish_and_clear();
+    match results {
+        Ok(results) => results
+            .into_iter()
+            .filter_map(|result| match result {
+                Ok(Ok(result)) => Some(result),
+                Ok(Err(err)) => {
+                    eprintln!("error: could not start a runtime: {err}");
+                    None
+                }
+                Err(panic) => {
+                    eprintln!("error: a scenario run failed: {panic}");
+                    None
+                }
             })
-            .await;
-            bar.inc(1);
-            bar.set_message(name);
-            result
-        }));
-    }
-    let mut results = Vec::new();
-    for handle in handles {
-        match handle.await {
-            Ok(Ok(Ok(result))) => results.push(result),
-            Ok(Ok(Err(err))) => eprintln!("error: could not start a runtime: {err}"),
-            Ok(Err(err)) | Err(err) => eprintln!("error: a scenario run failed: {err}"),
+            .collect(),
+        Err(err) => {
+            eprintln!("error: a scenario run failed: {err}");
+            Vec::new()
         }
     }
-    bar.finish_and_clear();
-    results
 }
 
 /// Runs every scenario against the target, `--jobs` at a time (default
@@ -246,7 +257,7 @@ async fn run_all_against(
     scenarios: Vec<Scenario>,
     args: &CheckArgs,
 ) -> Vec<ScenarioResult> {
-    let jobs = args.jobs.unwrap_or(1).max(1);
+    let jobs = args.jobs.unwrap_or(1);
     let options = TargetOptions {
         logs: args.logs.clone(),
         seed: args.seed,

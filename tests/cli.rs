@@ -235,6 +235,52 @@ fn check_passes_the_suite_and_prints_its_time() {
     assert!(stdout.contains("01-happy-path.toml"), "{stdout}");
 }
 
+/// `lab check`'s table without its time column, which is the one thing
+/// allowed to differ between runs.
+fn without_times(table: &str) -> String {
+    table
+        .lines()
+        .map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            match fields.as_slice() {
+                [name, result, _time, rest @ ..] => format!("{name} {result} {}", rest.join(" ")),
+                _ => line.to_string(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The suite's results in the files' order, whatever `--jobs` (and more
+/// jobs than cores).
+#[test]
+fn check_gives_the_same_results_at_any_jobs() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let run = |jobs: &str| {
+        let output = lab()
+            .args(["check", &format!("{root}/scenarios"), "--jobs", jobs])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert_eq!(output.status.code(), Some(0), "--jobs {jobs}: {stderr}");
+        without_times(&String::from_utf8_lossy(&output.stdout))
+    };
+    let one = run("1");
+    assert!(one.lines().count() > 30, "{one}");
+    assert_eq!(run("2"), one, "--jobs 2");
+    assert_eq!(run("5"), one, "--jobs 5");
+}
+
+#[test]
+fn check_refuses_a_bad_jobs() {
+    for (jobs, needle) in [("0", "0 jobs"), ("many", "not a number of jobs")] {
+        let output = lab().args(["check", "--jobs", jobs]).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "--jobs {jobs}: {stderr}");
+        assert!(stderr.contains(needle), "--jobs {jobs}: {stderr}");
+    }
+}
+
 #[test]
 fn check_exits_1_with_a_report_when_a_scenario_does_not_end_as_expected() {
     let scratch = Scratch::new("check-fail");
@@ -395,6 +441,10 @@ fn explore_target_refuses_bad_flags() {
             "/nonexistent/target.toml",
         ),
         (vec!["--target", broken], "broken.toml:6:"),
+        (
+            vec!["--target", &target, "--jobs", "2"],
+            "cannot be used with",
+        ),
     ];
     for (args, needle) in cases {
         let output = lab().arg("explore").args(&args).output().unwrap();

@@ -313,10 +313,105 @@ fn explore_refuses_bad_flags() {
             vec!["explore", "--out", "/nonexistent/dir/found.toml"],
             "does not exist",
         ),
+        (vec!["explore", "--jobs", "0"], "0 jobs"),
+        (vec!["explore", "--jobs", "two"], "not a number of jobs"),
+        (vec!["explore", "--jobs", "-1"], "-1"),
     ] {
         let output = lab(&args);
         assert_eq!(output.status.code(), Some(2), "{args:?}");
         let stderr = text(&output.stderr);
         assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    }
+}
+
+/// What `lab explore` printed and wrote, for comparing runs: the exit
+/// code, standard output (its one timing, "(N runs/s, N s)", cut out) and
+/// the written file.
+fn explored(args: &[&str], jobs: &str, out: &Path) -> (Option<i32>, String, String) {
+    let mut all = vec!["explore"];
+    all.extend_from_slice(args);
+    all.extend(["--jobs", jobs, "--out", path_str(out)]);
+    let output = lab(&all);
+    let stdout = text(&output.stdout);
+    let stdout = match stdout.find(" (") {
+        Some(at) if stdout.starts_with("no violation") => stdout[..at].to_string(),
+        _ => stdout,
+    };
+    let written = std::fs::read_to_string(out).unwrap_or_default();
+    (output.status.code(), stdout, written)
+}
+
+/// The same seed, any `--jobs` (more jobs than cores too): the same exit
+/// code, the same report and the same file, byte for byte — for variants
+/// that break (their shrinking runs the interleavings ahead) and one that
+/// holds.
+#[test]
+fn the_same_seed_gives_the_same_result_at_any_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let variants: [&[&str]; 4] = [
+        &["--charge", "none", "--seed", "20261124"],
+        &["--charge", "search", "--cases", "200", "--seed", "3"],
+        &["--fetch", "basic", "--cases", "200", "--seed", "11"],
+        &["--cases", "150", "--seed", "5"],
+    ];
+    for args in variants {
+        let one = explored(args, "1", &dir.path().join("one.toml"));
+        assert!(
+            one.0 == Some(1) || one.0 == Some(0),
+            "{args:?}: exit {:?}\n{}",
+            one.0,
+            one.1
+        );
+        for jobs in ["2", "3"] {
+            let other = explored(args, jobs, &dir.path().join(format!("jobs{jobs}.toml")));
+            assert_eq!(other.0, one.0, "{args:?} --jobs {jobs}: exit code");
+            assert_eq!(other.1, one.1, "{args:?} --jobs {jobs}: report");
+            assert_eq!(other.2, one.2, "{args:?} --jobs {jobs}: file");
+        }
+        if one.0 == Some(1) {
+            assert!(one.2.contains("[expect]"), "{args:?}: {}", one.2);
+        } else {
+            assert!(one.1.starts_with("no violation in 150 cases"), "{}", one.1);
+        }
+    }
+}
+
+/// The library's exploration, likewise: the same counts and plan for any
+/// number of workers.
+#[test]
+fn explore_finds_the_same_plan_with_any_number_of_workers() {
+    let knobs = Knobs {
+        email: EmailDedup::Search,
+        ..Knobs::safe()
+    };
+    let run = |jobs| {
+        explore(
+            knobs,
+            &ExploreOptions {
+                cases: 300,
+                seed: SEED,
+                jobs,
+                ..ExploreOptions::default()
+            },
+            |_| {},
+        )
+        .expect("the exploration runs")
+    };
+    let one = run(1);
+    let found = one.counterexample.as_ref().expect("a counterexample");
+    for jobs in [2, 4] {
+        let other = run(jobs);
+        let theirs = other.counterexample.as_ref().expect("a counterexample");
+        assert_eq!(
+            (other.cases, other.runs),
+            (one.cases, one.runs),
+            "--jobs {jobs}"
+        );
+        assert_eq!(theirs.shrink_runs, found.shrink_runs, "--jobs {jobs}");
+        assert_eq!(
+            to_toml(&theirs.scenario),
+            to_toml(&found.scenario),
+            "--jobs {jobs}"
+        );
     }
 }

@@ -67,10 +67,11 @@ pub struct ExploreArgs {
     #[arg(long, default_value_t = DEFAULT_SHRINK_ITERS)]
     pub max_shrink_iters: u32,
     /// Bounds the whole exploration (a duration with its unit: 600s, 10m,
-    /// 1h). A run starts only while the time left holds it and the runs
-    /// kept for the end (with --target, the --confirm runs; else the
-    /// counterexample's report) at the mean run time so far: then the
-    /// search stops, or the shrinking stops at the smallest plan so far.
+    /// 1h). A run starts only while the time left holds it, the runs under
+    /// way and the runs kept for the end (with --target, the --confirm
+    /// runs; else the counterexample's report) at the mean run time so far:
+    /// then the search stops, or the shrinking stops at the smallest plan
+    /// so far.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub max_time: Option<Duration>,
     /// With --target: while shrinking, run each smaller plan up to N times
@@ -82,6 +83,12 @@ pub struct ExploreArgs {
     /// file says how often it reproduced.
     #[arg(long, value_name = "N", requires = "target", value_parser = clap::value_parser!(u32).range(1..))]
     pub confirm: Option<u32>,
+    /// Worker threads the runs go to, each held to its own core (default:
+    /// the cores this process may use, as `taskset` allows). The same seed
+    /// finds the same counterexample and writes the same file whatever N
+    /// is. Not with --target: its runs (real processes) go one at a time.
+    #[arg(long, value_name = "N", value_parser = crate::options::parse_jobs, conflicts_with = "target")]
+    pub jobs: Option<usize>,
     /// With --target: keep the logs of the runs that failed in this folder
     /// (default: the system's temporary folder).
     #[arg(long, value_name = "DIR", requires = "target")]
@@ -144,11 +151,13 @@ pub fn run(args: ExploreArgs) -> u8 {
     let knobs = args.knobs.knobs();
     let seed = args.seed.unwrap_or_else(rand::random);
     let cases = args.cases.unwrap_or(1_000);
+    let jobs = args.jobs.unwrap_or_else(crate::cores::default_jobs);
     let options = ExploreOptions {
         cases,
         seed,
         max_shrink_iters: args.max_shrink_iters,
         max_time: args.max_time,
+        jobs,
         ..ExploreOptions::default()
     };
     let variant = if knobs == crate::pipeline::Knobs::safe() {
@@ -157,7 +166,7 @@ pub fn run(args: ExploreArgs) -> u8 {
         format!("the pipeline with {knobs}")
     };
     eprintln!(
-        "exploring {cases} fault plan(s) on {variant} (seed {seed}; repeat with --seed {seed})"
+        "exploring {cases} fault plan(s) on {variant} (seed {seed}; repeat with --seed {seed}), {jobs} job(s)"
     );
     let bar = crate::progress::bar(u64::from(cases));
     let exploration = explore(knobs, &options, |p| show(&bar, &p));

@@ -5,9 +5,10 @@
 //!
 //! - [`plan`]: the fault plans (proptest strategies) and the safe
 //!   expectations they are held to.
-//! - [`search_loop`]: the one search-and-shrink loop over proptest's
-//!   runner, with its shrinking and time budgets; both explorations below
-//!   call it.
+//! - [`search_loop`]: the one search-and-shrink loop, proptest's runner
+//!   done step for step so that runs can go ahead on several cores with the
+//!   same result, with its shrinking and time budgets; both explorations
+//!   below call it.
 //! - [`search`]: [`explore`], the lab's own pipeline explored (each smaller
 //!   plan tried under several interleavings), and the counterexample
 //!   written as a scenario file.
@@ -15,16 +16,16 @@
 //! - [`target`]: [`explore_target`], a user's app explored (`lab explore
 //!   --target`): each smaller plan tried a few times, the last confirmed.
 //! - [`cli`]: `lab explore`.
-//! - [`one_core`]: an exploration holds itself to one core, where the
-//!   simulator runs fastest.
+//! - [`workers`]: the pinned worker threads (see [`crate::cores`]) the
+//!   loop's runs go to with `lab explore --jobs N`.
 
 pub mod cli;
-pub mod one_core;
 pub mod plan;
 pub mod search;
 pub mod search_loop;
 pub mod target;
 pub mod target_plan;
+pub mod workers;
 
 pub use plan::{plans, safe_expect, scenarios, Plan};
 pub use search::{explore, Counterexample, Exploration, ExploreError, ExploreOptions, Progress};

@@ -2,17 +2,17 @@
 //! the scenario engine, shrinking a failure to the smallest plan that still
 //! breaks the pipeline.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use super::one_core::OneCore;
 use super::plan;
-use super::search_loop::{self, per_second, Budget, LoopSettings, RunOutcome};
+use super::search_loop::{self, per_second, Attempt, Budget, LoopSettings, RunOutcome};
 pub use super::search_loop::{ExploreError, Progress};
+use super::workers;
 use crate::checker::{Expect, Invariant, Verdict, Violation};
+use crate::cores::Pinned;
 use crate::pipeline::Knobs;
 use crate::scenario::engine::{self, RunOptions};
-use crate::scenario::{to_toml, Scenario};
+use crate::scenario::Scenario;
 
 /// Shrinking steps at most, by default: a counterexample of four faults and
 /// five orders shrinks in a few hundred.
@@ -37,6 +37,10 @@ pub struct ExploreOptions {
     /// Bounds the whole exploration's wall time, if set (see
     /// [`search_loop::Budget`]).
     pub max_time: Option<Duration>,
+    /// Worker threads the runs go to, each held to its own core (`lab
+    /// explore --jobs`; at least 1). What is found does not depend on it
+    /// ([`search_loop::search_on`]): only how soon.
+    pub jobs: usize,
     /// How each plan runs. Its seed goes unused: each plan carries its own
     /// (the interleaving), and a written counterexample keeps the one it
     /// broke under, so that `lab check` fails there the same way.
@@ -50,6 +54,7 @@ impl Default for ExploreOptions {
             seed: 0,
             max_shrink_iters: DEFAULT_SHRINK_ITERS,
             max_time: None,
+            jobs: 1,
             run: RunOptions::default(),
         }
     }
@@ -266,19 +271,18 @@ fn leading_number(text: &str) -> u64 {
 /// that breaks a safe invariant, shrinks it to the smallest plan that still
 /// does. `progress` hears of every run.
 ///
-/// Blocking: it runs the engine on a single-threaded runtime of its own (a
-/// scenario's lab is single-threaded), so call it off any async runtime
-/// (e.g. in `spawn_blocking`). The calling thread is held to one core
-/// meanwhile ([`OneCore`]).
+/// Blocking: with `options.jobs` above 1 the runs go to that many worker
+/// threads, each held to its own core ([`Pinned::worker`]); with 1 they run
+/// on the calling thread, held to the core it is on. Each runs the engine
+/// on a single-threaded runtime of its own (a scenario's lab is
+/// single-threaded), so call it off any async runtime (e.g. in
+/// `spawn_blocking`). The same seed finds the same counterexample whatever
+/// `jobs` is.
 pub fn explore(
     knobs: Knobs,
     options: &ExploreOptions,
     progress: impl FnMut(Progress),
 ) -> Result<Exploration, ExploreError> {
-    let _one_core = OneCore::pin();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
     let started = Instant::now();
     let settings = LoopSettings {
         cases: options.cases,
@@ -291,38 +295,64 @@ pub fn explore(
             reserve_runs: 1,
         }),
     };
-    // The seed each failing plan failed under, by its file's text.
-    let mut failed_under: HashMap<String, u64> = HashMap::new();
     let strategy = plan::scenarios(knobs);
-    let searched = search_loop::search(
-        &strategy,
-        &settings,
-        started,
-        |scenario, attempt| {
-            // Each try of a plan is another interleaving: its own seed,
-            // then the next ones.
-            let own_seed = scenario.seed.unwrap_or(options.run.seed);
-            let seed = own_seed.wrapping_add(attempt.try_index);
-            let mut run = scenario.clone();
-            run.seed = Some(seed);
-            let result = runtime.block_on(engine::run(&run, &options.run));
-            if result.passed() {
-                RunOutcome::Passed
-            } else {
-                failed_under.insert(to_toml(scenario), seed);
-                RunOutcome::Failed(result.failure_reason())
-            }
-        },
-        progress,
-    )?;
+    // Each try of a plan is another interleaving: its own seed, then the
+    // next ones.
+    let seed_of = |scenario: &Scenario, try_index: u64| {
+        scenario
+            .seed
+            .unwrap_or(options.run.seed)
+            .wrapping_add(try_index)
+    };
+    let run_on = |runtime: &tokio::runtime::Runtime, scenario: &Scenario, attempt: Attempt| {
+        let mut run = scenario.clone();
+        run.seed = Some(seed_of(scenario, attempt.try_index));
+        let result = runtime.block_on(engine::run(&run, &options.run));
+        if result.passed() {
+            RunOutcome::Passed
+        } else {
+            RunOutcome::Failed(result.failure_reason())
+        }
+    };
+    let new_runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    };
+    // One job: the calling thread is the worker, held to the core it is
+    // on, as the exploration ran before it had workers, with one runtime
+    // for the runs and the report. The same loop, its one run at a time
+    // started on this thread: no hand-over to another thread per run, and
+    // the thread's spare stores (`scenario::spare_stores`) serve one
+    // exploration after another — a short one took three times as long on
+    // a worker thread of its own, which starts with none. More jobs: a
+    // pool, each worker with a runtime of its own.
+    let _pinned = (options.jobs <= 1).then(Pinned::here);
+    let runtime = new_runtime()?;
+    let searched = if options.jobs <= 1 {
+        let mut inline = search_loop::Inline::new(|s: &Scenario, a| run_on(&runtime, s, a));
+        search_loop::search_on(&strategy, &settings, started, &mut inline, progress)
+    } else {
+        let worker = |_: usize| {
+            let runtime = new_runtime()?;
+            Ok(move |s: &Scenario, a| run_on(&runtime, s, a))
+        };
+        workers::with_pool(options.jobs, worker, |pool| {
+            search_loop::search_on(&strategy, &settings, started, pool, progress)
+        })
+    }?;
     let mut runs = searched.runs;
     let counterexample = match searched.failing {
         None => None,
         Some(mut scenario) => {
-            let seed = failed_under.get(&to_toml(&scenario)).copied();
-            scenario.seed = seed.or(scenario.seed);
-            // Once more, for its report (the runner keeps only the plan).
+            // The interleaving it broke under, so that its file replays it.
+            if let Some(try_index) = searched.failing_try {
+                scenario.seed = Some(seed_of(&scenario, try_index));
+            }
+            // Once more, for its report (the loop keeps only the plan), on
+            // this thread held to its core.
             runs += 1;
+            let _report_pinned = _pinned.is_none().then(Pinned::here);
             let result = runtime.block_on(engine::run(&scenario, &options.run));
             let run = result.runs.into_iter().next();
             Some(Counterexample {

@@ -44,6 +44,7 @@ mod reminders;
 mod schema;
 mod scratch;
 mod seed;
+mod sqlite_config;
 mod trouble;
 mod writer;
 
@@ -243,6 +244,7 @@ impl Store {
         let dialect = Dialect::from_url(url).ok_or_else(|| StoreError::UnsupportedUrl {
             url: redact_url(url),
         })?;
+        sqlite_config::before_first_connection();
         sqlx::any::install_default_drivers();
         let url = normalize_url(url);
         let shown = redact_url(&url);
@@ -346,6 +348,7 @@ impl Store {
     /// open waits for the commit (at most 5 s, then fails); the simulator
     /// runs one task at a time and never parks one inside a transaction.
     pub async fn simulation() -> Result<Store, StoreError> {
+        sqlite_config::before_first_connection();
         sqlx::any::install_default_drivers();
         let url = memory_url();
         let shown = redact_url(&url);
