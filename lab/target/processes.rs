@@ -278,11 +278,39 @@ impl Drop for AppProcess {
 /// A port on 127.0.0.1 that was free a moment ago (bound and released), for
 /// `{port}`. The process that gets it binds it a little later, so another
 /// program could take it first; the process then fails to start, and says so.
+///
+/// It is drawn below the system's ephemeral range (Linux's
+/// `ip_local_port_range`), where the ports of `bind(0)` and of outgoing
+/// connections come from: a worker's port, free while the lab restarts it,
+/// is then not handed to whatever else binds port 0 meanwhile (which would
+/// answer its `ready` URL in its place). Where that range cannot be read or
+/// leaves no room, any free port.
 pub fn free_port() -> u16 {
+    use rand::Rng;
+    if let Some(low) = ephemeral_low() {
+        let mut rng = rand::rng();
+        for _ in 0..64 {
+            let port = rng.random_range(BELOW_EPHEMERAL_FROM..low);
+            if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return port;
+            }
+        }
+    }
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .map(|address| address.port())
         .expect("binding a port on 127.0.0.1 (is there no loopback interface?)")
+}
+
+/// The lowest port `free_port` draws from below the ephemeral range: above
+/// the ports services are usually configured on.
+const BELOW_EPHEMERAL_FROM: u16 = 20_000;
+
+/// The first port of the ephemeral range, when there is room below it.
+fn ephemeral_low() -> Option<u16> {
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    let low: u16 = range.split_whitespace().next()?.parse().ok()?;
+    (low > BELOW_EPHEMERAL_FROM + 1_000).then_some(low)
 }
 
 /// Starts one life of the process, with a `== WORD` line in its log.
@@ -718,6 +746,17 @@ mod tests {
             running.exited().as_deref(),
             Some("was killed by signal 15 (SIGTERM)")
         );
+    }
+
+    #[test]
+    fn free_ports_are_below_the_ephemeral_range_and_free() {
+        for _ in 0..20 {
+            let port = free_port();
+            if let Some(low) = ephemeral_low() {
+                assert!((BELOW_EPHEMERAL_FROM..low).contains(&port), "{port}");
+            }
+            std::net::TcpListener::bind(("127.0.0.1", port)).expect("free");
+        }
     }
 
     #[tokio::test]
