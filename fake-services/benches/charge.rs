@@ -21,12 +21,12 @@
 //! resident memory and bytes per record. The run stops by itself after
 //! `--seconds` (at most an hour).
 
-use std::io::BufRead;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use fake_services_test_support::process::{resident, SpawnedFakes};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 
@@ -85,50 +85,6 @@ fn parse_options() -> Result<Options, String> {
     Ok(options)
 }
 
-/// The `fake-services` binary, started on a free port for `--spawn`.
-struct Spawned {
-    child: std::process::Child,
-    addr: SocketAddr,
-}
-
-impl Spawned {
-    fn start() -> Result<Spawned, String> {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fake-services"))
-            .args(["--bind", "127.0.0.1:0"])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::inherit())
-            .spawn()
-            .map_err(|e| format!("cannot start fake-services: {e}"))?;
-        // Its banner's first line names the address it bound.
-        let stdout = child.stdout.take().ok_or("no stdout")?;
-        let mut first = String::new();
-        std::io::BufReader::new(stdout)
-            .read_line(&mut first)
-            .map_err(|e| format!("reading fake-services' banner: {e}"))?;
-        let addr = first
-            .trim()
-            .rsplit("http://")
-            .next()
-            .and_then(|a| a.parse().ok())
-            .ok_or_else(|| format!("fake-services said {first:?}, not its address"))?;
-        Ok(Spawned { child, addr })
-    }
-}
-
-/// The resident memory of process `pid`, in bytes.
-fn resident(pid: u32) -> Option<u64> {
-    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    Some(pages * 4096)
-}
-
-impl Drop for Spawned {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn main() {
     let options = match parse_options() {
         Ok(o) => o,
@@ -147,17 +103,19 @@ fn main() {
                 std::process::exit(2)
             })
         }
-        None if options.spawn => match Spawned::start() {
-            Ok(server) => {
-                let addr = server.addr;
-                spawned = Some(server);
-                addr
+        None if options.spawn => {
+            match SpawnedFakes::start(env!("CARGO_BIN_EXE_fake-services").as_ref()) {
+                Ok(server) => {
+                    let addr = server.addr;
+                    spawned = Some(server);
+                    addr
+                }
+                Err(why) => {
+                    eprintln!("error: {why}");
+                    std::process::exit(1)
+                }
             }
-            Err(why) => {
-                eprintln!("error: {why}");
-                std::process::exit(1)
-            }
-        },
+        }
         None => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)

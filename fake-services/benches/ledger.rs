@@ -56,13 +56,7 @@ fn parse_options() -> Result<Options, String> {
 
 /// Resident memory of this process, in bytes.
 fn resident() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0);
-    pages * 4096
+    fake_services_test_support::process::resident(std::process::id()).unwrap_or(0)
 }
 
 fn mb(bytes: u64) -> f64 {

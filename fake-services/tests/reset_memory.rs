@@ -6,50 +6,14 @@
 //! so that the memory measured is the server's alone. Linux only (it reads
 //! `/proc/PID/statm`); elsewhere it says so and passes.
 
-use std::io::BufRead;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use fake_services_test_support::process::SpawnedFakes;
 use serde_json::json;
 
-/// The `fake-services` binary on a free port; killed on drop.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    fn start() -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_fake-services"))
-            .args(["--bind", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start fake-services");
-        let mut banner = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut banner)
-            .unwrap();
-        let addr = banner.trim().rsplit("http://").next().unwrap().to_string();
-        Server {
-            child,
-            base: format!("http://{addr}"),
-        }
-    }
-
-    /// Resident memory, in MB.
-    fn resident_mb(&self) -> f64 {
-        let statm = std::fs::read_to_string(format!("/proc/{}/statm", self.child.id())).unwrap();
-        let pages: f64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
-        pages * 4096.0 / 1e6
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The server's resident memory, in MB.
+fn resident_mb(server: &SpawnedFakes) -> f64 {
+    server.resident().expect("the server's /proc/PID/statm") as f64 / 1e6
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -58,26 +22,27 @@ async fn a_reset_returns_the_memory_of_the_records() {
         eprintln!("skipped: this test reads /proc/PID/statm (Linux)");
         return;
     }
-    let server = Server::start();
+    let server = SpawnedFakes::start(env!("CARGO_BIN_EXE_fake-services").as_ref()).unwrap();
+    let base = server.base();
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
         .build()
         .unwrap();
     let status = client
-        .get(format!("{}/payments/status", server.base))
+        .get(format!("{base}/payments/status"))
         .send()
         .await
         .unwrap()
         .status();
     assert_eq!(status, 200);
-    let fresh = server.resident_mb();
+    let fresh = resident_mb(&server);
     // Many small records, as a load test makes them, and some large ones
     // so that the load is well above the 50 MB allowed after.
     let note = "n".repeat(16 * 1024);
     let mut tasks = Vec::new();
     for connection in 0..8u64 {
         let client = client.clone();
-        let base = server.base.clone();
+        let base = base.clone();
         let note = note.clone();
         tasks.push(tokio::spawn(async move {
             for i in 0..3_000u64 {
@@ -101,19 +66,15 @@ async fn a_reset_returns_the_memory_of_the_records() {
     for task in tasks {
         task.await.unwrap();
     }
-    let loaded = server.resident_mb();
+    let loaded = resident_mb(&server);
     assert!(
         loaded - fresh >= 70.0,
         "the load should hold well over 50 MB: fresh {fresh:.1} MB, loaded {loaded:.1} MB"
     );
-    let reset = client
-        .post(format!("{}/reset", server.base))
-        .send()
-        .await
-        .unwrap();
+    let reset = client.post(format!("{base}/reset")).send().await.unwrap();
     assert_eq!(reset.status(), 200);
     let ledger: Vec<serde_json::Value> = client
-        .get(format!("{}/payments/ledger", server.base))
+        .get(format!("{base}/payments/ledger"))
         .send()
         .await
         .unwrap()
@@ -121,7 +82,7 @@ async fn a_reset_returns_the_memory_of_the_records() {
         .await
         .unwrap();
     assert!(ledger.is_empty());
-    let after = server.resident_mb();
+    let after = resident_mb(&server);
     assert!(
         after - fresh <= 50.0,
         "after a reset: {after:.1} MB resident, {fresh:.1} MB fresh (loaded: {loaded:.1} MB)"

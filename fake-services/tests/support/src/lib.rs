@@ -6,6 +6,8 @@
 //! and uses part of), so that a helper one test binary does not use is not
 //! dead code there.
 
+pub mod process;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
