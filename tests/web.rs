@@ -48,6 +48,7 @@ async fn web_with(
             fakes.clone(),
             fake_services::http::HttpOptions {
                 control_token: control_token.map(String::from),
+                ..Default::default()
             },
         ),
     )
@@ -334,6 +335,7 @@ async fn unreachable_services_and_a_missing_control_token_are_stop_signs() {
     // ... with it they can, and the token is never shown.
     let options = WebOptions {
         control_token: Some("s3cret".into()),
+        ..WebOptions::default()
     };
     let web = web_with(Knobs::safe(), Some("s3cret"), options, None).await;
     let (_, body) = web.json("/").await;
