@@ -150,5 +150,8 @@ fn every_service_answers_to_the_name_it_is_called_by() {
         );
         checked += 1;
     }
-    assert!(checked >= 2, "the web lab and the workers call the fakes by name");
+    assert!(
+        checked >= 2,
+        "the web lab and the workers call the fakes by name"
+    );
 }

@@ -844,12 +844,18 @@ async fn posts_from_another_site_are_refused() {
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     let body: Value = response.json().await.unwrap();
     assert!(
-        body["error"].as_str().unwrap().contains("https://evil.example"),
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("https://evil.example"),
         "{body}"
     );
     assert_eq!(web.lab.shop.store.count_orders().await.unwrap(), 0);
     // The lab's own pages post with their own origin; scripts with none.
-    let own = [("origin", web.url.as_str()), ("sec-fetch-site", "same-origin")];
+    let own = [
+        ("origin", web.url.as_str()),
+        ("sec-fetch-site", "same-origin"),
+    ];
     let response = order_form_with(&web, &own).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     let response = order_form_with(&web, &[]).await;

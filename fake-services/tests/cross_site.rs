@@ -5,7 +5,7 @@
 
 use fake_services_test_support as common;
 
-use common::{charge_body, error_mentions, status_and_json, spawn, spawn_with, TestFakes};
+use common::{charge_body, error_mentions, spawn, spawn_with, status_and_json, TestFakes};
 use fake_services::http::HttpOptions;
 use fake_services::Service;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HOST, LOCATION, ORIGIN};
