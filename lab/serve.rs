@@ -31,7 +31,7 @@ pub struct ServeArgs {
     /// and reset routes.
     #[arg(long, env = "IDEMLAB_CONTROL_TOKEN", value_name = "TOKEN")]
     pub control_token: Option<String>,
-    /// Both servers answer to these names.
+    // Both servers, the fake services and the web pages, answer to these names.
     #[command(flatten)]
     pub hosts: AllowedHostArgs,
 }
