@@ -1,7 +1,9 @@
 //! The web lab: server-rendered pages (no JavaScript needed) to place orders,
 //! watch their jobs and see which services are misbehaving. Every page that
 //! shows data also answers JSON when the request's `Accept` prefers
-//! `application/json`, so scripts and tests need no HTML scraping.
+//! `application/json`, so scripts and tests need no HTML scraping. Every
+//! route is behind the fake services' [`Guard`]: no state change from
+//! another site's pages, no answer to a name that is not this server's.
 //!
 //! | route | what |
 //! | --- | --- |
