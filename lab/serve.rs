@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use clap::Args;
+use fake_services::cli::AllowedHostArgs;
 use fake_services::http::HttpOptions;
 use fake_services::serve::{serve, RunningServer};
 use fake_services::{FakeServices, SharedClock, SystemClock};
@@ -30,6 +31,9 @@ pub struct ServeArgs {
     /// and reset routes.
     #[arg(long, env = "IDEMLAB_CONTROL_TOKEN", value_name = "TOKEN")]
     pub control_token: Option<String>,
+    // Both servers, the fake services and the web pages, answer to these names.
+    #[command(flatten)]
+    pub hosts: AllowedHostArgs,
 }
 
 /// `lab web`: the web pages alone (orders are placed here; workers run elsewhere).
@@ -43,6 +47,8 @@ pub struct WebArgs {
     /// The fake services' control token, if they need one.
     #[arg(long, env = "IDEMLAB_CONTROL_TOKEN", value_name = "TOKEN")]
     pub control_token: Option<String>,
+    #[command(flatten)]
+    pub hosts: AllowedHostArgs,
 }
 
 /// `lab worker`: a worker process (several may share one Redis).
@@ -91,6 +97,7 @@ pub async fn run(args: ServeArgs) -> io::Result<()> {
             fakes,
             HttpOptions {
                 control_token: args.control_token.clone(),
+                allowed_hosts: args.hosts.hosts(),
             },
         ),
     )
@@ -106,7 +113,14 @@ pub async fn run(args: ServeArgs) -> io::Result<()> {
         &lab,
         &args.lab,
     );
-    serve_pages(listener, &lab, &args.control_token, LETTING_JOBS_FINISH).await?;
+    fake_services::cli::say(&args.hosts.banner());
+    serve_pages(
+        listener,
+        &lab,
+        web_options(&args.control_token, &args.hosts),
+        LETTING_JOBS_FINISH,
+    )
+    .await?;
     running.stop().await;
     fakes_server.shutdown().await?;
     lab.shop.store.close().await;
@@ -124,7 +138,14 @@ pub async fn run_web(args: WebArgs) -> io::Result<()> {
         &lab,
         &args.process.lab,
     );
-    serve_pages(listener, &lab, &args.control_token, "shutting down\n").await?;
+    fake_services::cli::say(&args.hosts.banner());
+    serve_pages(
+        listener,
+        &lab,
+        web_options(&args.control_token, &args.hosts),
+        "shutting down\n",
+    )
+    .await?;
     lab.shop.store.close().await;
     Ok(())
 }
@@ -177,20 +198,24 @@ async fn listen(addr: SocketAddr) -> io::Result<tokio::net::TcpListener> {
 async fn serve_pages(
     listener: tokio::net::TcpListener,
     lab: &Lab,
-    control_token: &Option<String>,
+    options: WebOptions,
     stopping: &'static str,
 ) -> io::Result<()> {
-    let app = web::router(
-        lab.clone(),
-        WebOptions {
-            control_token: control_token.clone(),
-        },
-    );
+    let app = web::router(lab.clone(), options);
     serve(listener, app, async {
         let _ = tokio::signal::ctrl_c().await;
         fake_services::cli::say(stopping);
     })
     .await
+}
+
+/// What the web pages are given: the fake services' token and the names
+/// they answer to.
+fn web_options(control_token: &Option<String>, hosts: &AllowedHostArgs) -> WebOptions {
+    WebOptions {
+        control_token: control_token.clone(),
+        allowed_hosts: hosts.hosts(),
+    }
 }
 
 /// The lines a process prints once it is up: what it is, where the fake

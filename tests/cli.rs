@@ -83,6 +83,125 @@ async fn fakes_serves_on_the_address_it_prints() {
     assert!(charge["charge_id"].as_str().unwrap().starts_with("ch_"));
 }
 
+#[test]
+fn a_bad_allowed_host_is_a_clear_error() {
+    for (value, says) in [
+        ("fakes:3001", "without a port"),
+        ("ev il", "not a host name"),
+    ] {
+        let output = lab()
+            .args(["fakes", "--allowed-host", value])
+            .env_remove("IDEMLAB_ALLOWED_HOSTS")
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{value}");
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert!(stderr.contains("--allowed-host"), "{stderr}");
+        assert!(stderr.contains(says), "{stderr}");
+    }
+}
+
+/// `GET url` with `Host: host`: its status.
+async fn status_as(url: &str, host: &str) -> u16 {
+    reqwest::Client::new()
+        .get(url)
+        .header("host", host)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// `lab serve` gives `--allowed-host` (and `IDEMLAB_ALLOWED_HOSTS`) to both
+/// of its servers, and both refuse any other name.
+#[tokio::test]
+async fn serve_answers_to_its_allowed_hosts_on_both_servers() {
+    let data_dir = std::env::temp_dir().join(format!("idemlab-hosts-{}", std::process::id()));
+    let mut child = lab()
+        .args([
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--fakes-bind",
+            "127.0.0.1:0",
+        ])
+        .args(["--allowed-host", "lab.test", "--data-dir"])
+        .arg(&data_dir)
+        .env("IDEMLAB_ALLOWED_HOSTS", "ignored.test")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let running = Running(Some(child));
+    let (web, fakes) = serve_urls(&mut lines);
+    let banner: Vec<String> = lines.by_ref().take(4).map(Result::unwrap).collect();
+    assert!(
+        banner
+            .iter()
+            .any(|l| l.contains("also answers as: lab.test")),
+        "{banner:?}"
+    );
+    for base in [&web, &fakes] {
+        let port = base.rsplit(':').next().unwrap();
+        let url = format!("{base}/");
+        assert_eq!(
+            status_as(&url, &format!("lab.test:{port}")).await,
+            200,
+            "{base}"
+        );
+        assert_eq!(
+            status_as(&url, &format!("localhost:{port}")).await,
+            200,
+            "{base}"
+        );
+        assert_eq!(
+            status_as(&url, &format!("evil.example:{port}")).await,
+            403,
+            "{base}"
+        );
+        // The flag replaces the environment's list, as clap's env does.
+        assert_eq!(
+            status_as(&url, &format!("ignored.test:{port}")).await,
+            403,
+            "{base}"
+        );
+    }
+    drop(running);
+    let _ = std::fs::remove_dir_all(&data_dir);
+}
+
+#[tokio::test]
+async fn fakes_take_their_allowed_hosts_from_the_environment() {
+    let mut child = lab()
+        .args(["fakes", "--bind", "127.0.0.1:0"])
+        .env("IDEMLAB_ALLOWED_HOSTS", "one.test, Two.Test")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let _running = Running(Some(child));
+    let mut lines = BufReader::new(stdout).lines();
+    let first = lines.next().unwrap().unwrap();
+    let url = first
+        .strip_prefix("fake services listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line: {first}"))
+        .to_string();
+    let port = url.rsplit(':').next().unwrap();
+    let ledger = format!("{url}/payments/ledger");
+    for host in ["one.test", "two.test"] {
+        assert_eq!(
+            status_as(&ledger, &format!("{host}:{port}")).await,
+            200,
+            "{host}"
+        );
+    }
+    assert_eq!(status_as(&ledger, &format!("three.test:{port}")).await, 403);
+}
+
 /// Reads `lab serve`'s banner: the web lab's URL and the fake services'.
 fn serve_urls(lines: &mut impl Iterator<Item = std::io::Result<String>>) -> (String, String) {
     let web = lines.next().unwrap().unwrap();

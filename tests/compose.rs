@@ -1,10 +1,11 @@
 //! `docker compose` cannot run here, so this checks what can be checked of
 //! docker-compose.yml without it: every command it runs is a real `lab`
 //! subcommand with real flags, the services the README promises are there,
-//! ports are published on 127.0.0.1 only, and the image builds `lab`.
+//! ports are published on 127.0.0.1 only, every name a service is reached
+//! by is one it answers to (`--allowed-host`), and the image builds `lab`.
 
 use clap::Parser;
-use idemlab::cli::Cli;
+use idemlab::cli::{Cli, Command};
 use yaml_rust2::{Yaml, YamlLoader};
 
 fn compose() -> Yaml {
@@ -92,4 +93,65 @@ fn the_image_builds_the_lab_binary() {
     assert!(dockerfile.contains("cargo build --release --locked --bin lab"));
     assert!(dockerfile.contains("ENTRYPOINT [\"lab\"]"));
     assert!(dockerfile.matches("FROM ").count() >= 2, "multi-stage");
+}
+
+/// The names a service's server answers to besides IP addresses and
+/// localhost (`--allowed-host`), from its parsed command line.
+fn allowed_hosts(service: &Yaml) -> Vec<String> {
+    let argv = std::iter::once("lab".to_string()).chain(strings(&service["command"]));
+    let hosts = match Cli::try_parse_from(argv).expect("parses").command {
+        Command::Fakes(args) => args.hosts,
+        Command::Web(args) => args.hosts,
+        Command::Serve(args) => args.hosts,
+        _ => return Vec::new(),
+    };
+    hosts.hosts().names().map(String::from).collect()
+}
+
+/// Every `http://NAME:…` in `text`: the names it reaches services by.
+fn http_names(text: &str) -> Vec<String> {
+    text.split("http://")
+        .skip(1)
+        .map(|rest| {
+            rest.split([':', '/'])
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect()
+}
+
+/// The servers refuse a `Host` that is not an IP address, localhost or an
+/// `--allowed-host` name (DNS rebinding), so each service that another one
+/// calls by its compose name must be started with that name.
+#[test]
+fn every_service_answers_to_the_name_it_is_called_by() {
+    let doc = compose();
+    let services = doc["services"].as_hash().expect("services");
+    let mut texts = Vec::new();
+    for service in services.values() {
+        if let Some(command) = service["command"].as_vec() {
+            texts.extend(command.iter().filter_map(|v| v.as_str().map(String::from)));
+        }
+        if let Some(env) = field(service, "environment").as_hash() {
+            texts.extend(env.values().filter_map(|v| v.as_str().map(String::from)));
+        }
+    }
+    let mut checked = 0;
+    for name in texts.iter().flat_map(|text| http_names(text)) {
+        let Some(service) = services.get(&Yaml::String(name.clone())) else {
+            continue;
+        };
+        let allowed = allowed_hosts(service);
+        assert!(
+            allowed.contains(&name),
+            "service {name} is called as http://{name}:… but answers only to {allowed:?}: \
+             add `--allowed-host {name}` to its command"
+        );
+        checked += 1;
+    }
+    assert!(
+        checked >= 2,
+        "the web lab and the workers call the fakes by name"
+    );
 }

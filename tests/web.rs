@@ -15,7 +15,7 @@ use idemlab::runner::backend::{BusyJob, ProcessInfo};
 use idemlab::runner::{Fetch, FetchMode, JobOutcome, MemoryBackend, RetryPolicy, RunnerConfig};
 use idemlab::store::{NewOrder, Store};
 use idemlab::web::{router, WebOptions};
-use reqwest::header::{ACCEPT, CONTENT_TYPE, LOCATION, ORIGIN};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HOST, LOCATION, ORIGIN};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -48,6 +48,7 @@ async fn web_with(
             fakes.clone(),
             fake_services::http::HttpOptions {
                 control_token: control_token.map(String::from),
+                ..Default::default()
             },
         ),
     )
@@ -334,6 +335,7 @@ async fn unreachable_services_and_a_missing_control_token_are_stop_signs() {
     // ... with it they can, and the token is never shown.
     let options = WebOptions {
         control_token: Some("s3cret".into()),
+        ..WebOptions::default()
     };
     let web = web_with(Knobs::safe(), Some("s3cret"), options, None).await;
     let (_, body) = web.json("/").await;
@@ -792,28 +794,130 @@ async fn a_web_process_death_is_a_500_that_says_what_happened() {
     assert_eq!(web.lab.shop.store.count_orders().await.unwrap(), 1);
 }
 
+/// A browser's order-form submission with `headers` added.
+async fn order_form_with(web: &Web, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut request = web
+        .http
+        .post(format!("{}/orders", web.url))
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(encode(&order_fields(
+            "1",
+            "1",
+            "pat@example.com",
+            "1 Main St",
+        )));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send().await.unwrap()
+}
+
 #[tokio::test]
 async fn posts_from_another_site_are_refused() {
     let web = web(Knobs::safe()).await;
-    let order_from = |origin: &str| {
-        web.http
-            .post(format!("{}/orders", web.url))
-            .header(ORIGIN, origin)
-            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(encode(&order_fields(
-                "1",
-                "1",
-                "pat@example.com",
-                "1 Main St",
-            )))
-            .send()
-    };
-    let response = order_from("https://evil.example").await.unwrap();
+    let other_port = format!(
+        "http://127.0.0.1:{}",
+        web._web_server.addr.port().wrapping_add(1)
+    );
+    for headers in [
+        &[("origin", "https://evil.example")][..],
+        &[("origin", other_port.as_str())][..],
+        &[("origin", "null")][..],
+        &[("sec-fetch-site", "cross-site")][..],
+        &[("sec-fetch-site", "same-site")][..],
+    ] {
+        let response = order_form_with(&web, headers).await;
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{headers:?}");
+        let page = response.text().await.unwrap();
+        assert!(page.contains("Forbidden"), "{page}");
+        assert!(page.contains("may not change this server"), "{page}");
+    }
+    // A script asking for JSON gets the reason as JSON.
+    let response = web
+        .http
+        .post(format!("{}/reset", web.url))
+        .header(ACCEPT, "application/json")
+        .header(ORIGIN, "https://evil.example")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("https://evil.example"),
+        "{body}"
+    );
     assert_eq!(web.lab.shop.store.count_orders().await.unwrap(), 0);
-    // The lab's own pages post with their own origin.
-    let response = order_from(web.url.as_str()).await.unwrap();
+    // The lab's own pages post with their own origin; scripts with none.
+    let own = [
+        ("origin", web.url.as_str()),
+        ("sec-fetch-site", "same-origin"),
+    ];
+    let response = order_form_with(&web, &own).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let response = order_form_with(&web, &[]).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(web.lab.shop.store.count_orders().await.unwrap(), 2);
+}
+
+/// `GET /` with `Host: host`: its status and body.
+async fn index_as(web: &Web, host: &str) -> (StatusCode, String) {
+    let response = web
+        .http
+        .get(format!("{}/", web.url))
+        .header(HOST, host)
+        .send()
+        .await
+        .unwrap();
+    (response.status(), response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn pages_answer_only_to_this_servers_addresses() {
+    let web = web(Knobs::safe()).await;
+    let port = web._web_server.addr.port();
+    for host in [format!("127.0.0.1:{port}"), format!("localhost:{port}")] {
+        let (status, _) = index_as(&web, &host).await;
+        assert_eq!(status, StatusCode::OK, "{host}");
+    }
+    let host = format!("evil.example:{port}");
+    let (status, page) = index_as(&web, &host).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(page.contains("Forbidden"), "{page}");
+    assert!(page.contains("--allowed-host evil.example"), "{page}");
+    let response = web
+        .http
+        .get(format!("{}/orders", web.url))
+        .header(HOST, &host)
+        .header(ACCEPT, "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let body: Value = response.json().await.unwrap();
+    let expected = format!(
+        "Host `{host}` is not this server's address; \
+         start it with --allowed-host evil.example to allow it"
+    );
+    assert!(
+        body["error"].as_str().unwrap().starts_with(&expected),
+        "{body}"
+    );
+    let allowed = web_with(
+        Knobs::safe(),
+        None,
+        WebOptions {
+            allowed_hosts: ["evil.example".parse().unwrap()].into_iter().collect(),
+            ..WebOptions::default()
+        },
+        None,
+    )
+    .await;
+    let (status, _) = index_as(&allowed, &host).await;
+    assert_eq!(status, StatusCode::OK);
 }
 
 #[tokio::test]

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::clock::SystemClock;
+use crate::cross_site::{AllowedHost, AllowedHosts};
 use crate::fakes::FakeServices;
 use crate::http::{router, HttpOptions};
 use crate::serve::serve;
@@ -28,6 +29,43 @@ pub struct FakesArgs {
     /// searches, lists or `metadata.idempotency_key` replays.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub keep: Option<u64>,
+    #[command(flatten)]
+    pub hosts: AllowedHostArgs,
+}
+
+/// `--allowed-host`, for every server (`lab fakes`, `lab serve`, `lab web`,
+/// `fake-services`).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct AllowedHostArgs {
+    /// Also answer requests addressed to NAME (repeatable, or comma
+    /// separated): the name other machines or containers reach this server
+    /// by. IP addresses and localhost always work; any other name is refused,
+    /// so that a web page cannot point its own name at this server (DNS
+    /// rebinding) and read it.
+    #[arg(
+        long = "allowed-host",
+        env = "IDEMLAB_ALLOWED_HOSTS",
+        value_name = "NAME",
+        value_delimiter = ','
+    )]
+    pub allowed_hosts: Vec<AllowedHost>,
+}
+
+impl AllowedHostArgs {
+    pub fn hosts(&self) -> AllowedHosts {
+        self.allowed_hosts.iter().cloned().collect()
+    }
+
+    /// The banner's line for the names, when any were given.
+    pub fn banner(&self) -> String {
+        let hosts = self.hosts();
+        let names: Vec<&str> = hosts.names().collect();
+        if names.is_empty() {
+            String::new()
+        } else {
+            format!("  also answers as: {} (--allowed-host)\n", names.join(", "))
+        }
+    }
 }
 
 /// Serves until Ctrl-C, then lets in-flight requests finish.
@@ -42,6 +80,7 @@ pub async fn run(args: FakesArgs) -> std::io::Result<()> {
         fakes,
         HttpOptions {
             control_token: args.control_token.clone(),
+            allowed_hosts: args.hosts.hosts(),
         },
     );
     let listener = tokio::net::TcpListener::bind(args.bind)
@@ -61,6 +100,7 @@ pub async fn run(args: FakesArgs) -> std::io::Result<()> {
     if args.control_token.is_some() {
         banner += "  behaviour and reset routes need the control token\n";
     }
+    banner += &args.hosts.banner();
     if let Some(keep) = args.keep {
         banner += &format!("  each ledger keeps its newest {keep} records (--keep)\n");
     }

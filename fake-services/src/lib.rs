@@ -17,6 +17,8 @@
 //! - `providers`: each provider's own business rules (charge, send, …).
 //! - [`negotiation`]: what a request's `Accept` and `Content-Type` say, for
 //!   every front door (this crate's and the web lab's).
+//! - [`cross_site`]: no state change from another site's pages and no answer
+//!   to a rebound name, for every front door too.
 //! - [`routes`]: the method and path of each operation (router and clients).
 //! - [`http`]: the axum routes and HTML pages; [`serve`]: the server loop that
 //!   can drop a connection unanswered.
@@ -28,6 +30,7 @@ pub mod books;
 pub mod cli;
 pub mod clock;
 pub mod compact_json;
+pub mod cross_site;
 pub mod fakes;
 pub mod fault_rules;
 pub mod http;

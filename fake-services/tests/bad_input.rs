@@ -54,6 +54,7 @@ async fn behavior_with_token(tf: &TestFakes) -> (u16, Value) {
 async fn spawn_with_token() -> TestFakes {
     spawn_with(HttpOptions {
         control_token: Some(TOKEN.into()),
+        ..HttpOptions::default()
     })
     .await
 }

@@ -1,7 +1,9 @@
 //! The web lab: server-rendered pages (no JavaScript needed) to place orders,
 //! watch their jobs and see which services are misbehaving. Every page that
 //! shows data also answers JSON when the request's `Accept` prefers
-//! `application/json`, so scripts and tests need no HTML scraping.
+//! `application/json`, so scripts and tests need no HTML scraping. Every
+//! route is behind the fake services' [`Guard`]: no state change from
+//! another site's pages, no answer to a name that is not this server's.
 //!
 //! | route | what |
 //! | --- | --- |
@@ -36,12 +38,11 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::Request;
-use axum::http::{header, Method, StatusCode};
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
+use fake_services::cross_site::{AllowedHosts, Guard, Refusal};
 
 use crate::app::Lab;
 
@@ -51,6 +52,10 @@ pub struct WebOptions {
     /// The fake services' control token, when they were started with one:
     /// sent as `Authorization: Bearer …` to read each service's fault rules.
     pub control_token: Option<String>,
+    /// The host names, besides IP addresses and `localhost`, that requests
+    /// may name in `Host` (`--allowed-host`); requests from other sites'
+    /// pages are refused as the fake services refuse them.
+    pub allowed_hosts: AllowedHosts,
 }
 
 /// How long the status block waits for a fake service.
@@ -105,13 +110,14 @@ pub fn router(lab: Lab, options: WebOptions) -> Router {
             tracing::warn!(%err, "could not configure the status client; using the defaults");
             reqwest::Client::new()
         });
+    let hosts = options.allowed_hosts.clone();
     let state = Arc::new(Web {
         lab,
         options,
         http,
         problems: Mutex::default(),
     });
-    Router::new()
+    let app = Router::new()
         .route("/", get(status::index))
         .route("/orders", get(orders::list).post(orders::create))
         .route("/orders/new", get(orders::new_form))
@@ -121,35 +127,24 @@ pub fn router(lab: Lab, options: WebOptions) -> Router {
         .route("/jobs/{set}/{jid}/delete", post(jobs::delete))
         .route("/reset", post(reset::reset))
         .fallback(pages::no_route)
-        .layer(middleware::from_fn(same_origin_posts))
-        .with_state(state)
+        .with_state(state);
+    Guard::new(hosts, refuse).around(app)
 }
 
-/// Refuses a POST that a page on another site made the browser send (its
-/// `Origin` names another host), so a web page cannot place orders or
-/// delete jobs in a lab running on localhost. Scripts send no `Origin`.
-async fn same_origin_posts(request: Request, next: Next) -> Response {
-    if request.method() == Method::POST {
-        let headers = request.headers();
-        if let Some(origin) = headers.get(header::ORIGIN) {
-            let origin = origin.to_str().unwrap_or("");
-            let origin_host = origin.split_once("://").map_or("", |(_, host)| host);
-            let host = headers
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .unwrap_or("");
-            if !origin_host.eq_ignore_ascii_case(host) {
-                return pages::error(
-                    headers,
-                    StatusCode::FORBIDDEN,
-                    "Forbidden",
-                    &format!("a form from {origin} may not post to this lab"),
-                    serde_json::Value::Null,
-                    "",
-                )
-                .into_response();
-            }
-        }
-    }
-    next.run(request).await
+/// A cross-site refusal ([`fake_services::cross_site`]) as the lab's other
+/// errors are: a page, or JSON for a client that prefers it.
+fn refuse(headers: &HeaderMap, refusal: Refusal) -> Response {
+    let title = if refusal.status == StatusCode::BAD_REQUEST {
+        "Bad Request"
+    } else {
+        "Forbidden"
+    };
+    pages::error(
+        headers,
+        refusal.status,
+        title,
+        &refusal.message,
+        serde_json::Value::Null,
+        "",
+    )
 }

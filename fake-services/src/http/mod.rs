@@ -16,6 +16,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 
+use crate::cross_site::{AllowedHosts, Guard, Refusal};
 use crate::fakes::FakeServices;
 use crate::negotiation::Accept;
 use crate::service::Service;
@@ -29,6 +30,9 @@ pub struct HttpOptions {
     /// When set, behaviour and reset routes need `Authorization: Bearer <token>`
     /// (or, from a browser form, a `token` field or query parameter).
     pub control_token: Option<String>,
+    /// The host names, besides IP addresses and `localhost`, that requests
+    /// may name in `Host` (`--allowed-host`; see [`crate::cross_site`]).
+    pub allowed_hosts: AllowedHosts,
 }
 
 #[derive(Clone)]
@@ -57,9 +61,18 @@ pub fn router(fakes: FakeServices, options: HttpOptions) -> Router {
     for service in Service::ALL {
         app = app.merge(api::routes(service));
     }
-    app.fallback(not_found)
+    let app = app
+        .fallback(not_found)
         .layer(middleware::from_fn(check_accept))
-        .with_state(state)
+        .with_state(state);
+    // Outermost: a request from another site or to a rebound name learns
+    // nothing, not even whether its `Accept` would do.
+    Guard::new(options.allowed_hosts, refuse).around(app)
+}
+
+/// A cross-site refusal as this API's errors are: `{"error": "..."}`.
+fn refuse(_headers: &axum::http::HeaderMap, refusal: Refusal) -> Response {
+    error(refusal.status, &refusal.message)
 }
 
 /// The book server's content check: a client must accept JSON (or anything),
