@@ -14,10 +14,11 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
 
 use crate::books::{Books, Cursor, Filter, Page, UnknownCursor};
+use crate::call_log::{CallLog, Entry, OrderCalls, ProviderDid};
 use crate::clock::{SharedClock, SystemClock};
 use crate::fault_rules::{Action, Behavior, BehaviorSpec, BehaviorView, Decision, InvalidBehavior};
 use crate::idempotency::{Begin, IdempotencyStore, StoredResponse};
-use crate::ledger::{Record, Told};
+use crate::ledger::{self, Record, Told};
 use crate::providers::{self, Desk, EffectOutcome, MAX_LIMIT};
 use crate::service::{Operation, Service};
 use crate::watch::{Activity, Counters, EffectWatcher, FiredFault, InFlight};
@@ -150,6 +151,9 @@ struct Inner {
     /// Told of each performed effect before its answer (`lab check --target`'s kills).
     watcher: RwLock<Option<Arc<dyn EffectWatcher>>>,
     counters: Arc<Counters>,
+    /// Every answered call, for one order's story (the ledgers hold
+    /// effects only).
+    calls: Mutex<CallLog>,
 }
 
 struct ServiceState {
@@ -240,6 +244,7 @@ impl FakeServices {
                     .collect(),
                 watcher: RwLock::new(None),
                 counters: Arc::default(),
+                calls: Mutex::default(),
             }),
         }
     }
@@ -278,8 +283,9 @@ impl FakeServices {
     /// from it ([`Clock::detach`](crate::Clock::detach)), as it would behind a server.
     pub async fn call_within(&self, call: Call, timeout_ms: u64) -> Result<Reply, TimedOut> {
         self.inner.clock.interleave().await;
-        let started = self.start(call);
+        let mut started = self.start(call);
         if started.decision.latency_ms > timeout_ms {
+            started.client_gave_up_ms = Some(timeout_ms);
             let fakes = self.clone();
             self.inner.clock.detach(Box::pin(async move {
                 fakes.finish(started).await;
@@ -297,7 +303,8 @@ impl FakeServices {
         let operation_name = call.operation.name(service);
         let mut state = self.state(service);
         let in_flight = self.inner.counters.begin(&self.inner.clock);
-        let decision = state.decide(&call, self.inner.clock.now_ms());
+        let started_ms = self.inner.clock.now_ms();
+        let decision = state.decide(&call, started_ms);
         let begin = match &call.idempotency_key {
             Some(key)
                 if call.operation == Operation::Effect && decision.action.reaches_provider() =>
@@ -320,6 +327,8 @@ impl FakeServices {
         };
         Started {
             call,
+            started_ms,
+            client_gave_up_ms: None,
             decision,
             begin,
             reservation,
@@ -327,10 +336,13 @@ impl FakeServices {
         }
     }
 
-    /// The second half: the latency, then the gateway's fault or the provider.
+    /// The second half: the latency, then the gateway's fault or the
+    /// provider; the call goes into the log as it is answered.
     async fn finish(&self, started: Started) -> Reply {
         let Started {
             call,
+            started_ms,
+            client_gave_up_ms,
             decision,
             begin,
             reservation,
@@ -340,18 +352,51 @@ impl FakeServices {
         if decision.latency_ms > 0 {
             self.inner.clock.sleep(decision.latency_ms).await;
         }
-        match decision.action {
-            Action::Crash { status } => {
-                return Reply::Response(fault_response(status, service, decision))
-            }
+        let (reply, provider) = match decision.action {
+            Action::Crash { status } => (
+                Reply::Response(fault_response(status, service, decision)),
+                ProviderDid::NotReached,
+            ),
             Action::Throttle { retry_after_s } => {
                 let mut response = fault_response(429, service, decision);
                 response.retry_after_s = Some(retry_after_s);
-                return Reply::Response(response);
+                (Reply::Response(response), ProviderDid::NotReached)
             }
-            Action::DropBefore => return Reply::Dropped,
-            Action::Forward | Action::SendThenCrash { .. } | Action::DropAfter => {}
-        }
+            Action::DropBefore => (Reply::Dropped, ProviderDid::NotReached),
+            Action::Forward | Action::SendThenCrash { .. } | Action::DropAfter => {
+                let (provided, did) = self
+                    .reach_provider(&call, decision, begin, reservation)
+                    .await;
+                let reply = match decision.action {
+                    Action::SendThenCrash { status } => {
+                        Reply::Response(fault_response(status, service, decision))
+                    }
+                    Action::DropAfter => Reply::Dropped,
+                    _ => Reply::Response(provided),
+                };
+                (reply, did)
+            }
+        };
+        self.log_call(
+            &call,
+            started_ms,
+            client_gave_up_ms,
+            &decision,
+            provider,
+            &reply,
+        );
+        reply
+    }
+
+    /// The provider's part of a call that got past the gateway's faults:
+    /// an idempotent replay or refusal, or the provider itself.
+    async fn reach_provider(
+        &self,
+        call: &Call,
+        decision: Decision,
+        begin: Option<Begin>,
+        reservation: Option<Reservation>,
+    ) -> (Response, ProviderDid) {
         let told = match decision.action {
             Action::SendThenCrash { status } => Some(Told::Response {
                 status,
@@ -360,48 +405,100 @@ impl FakeServices {
             Action::DropAfter => Some(Told::Dropped),
             _ => None,
         };
-        let provided = match begin {
-            Some(Begin::Replay(stored)) => Response {
-                status: stored.status,
-                body: stored.body,
-                retry_after_s: None,
-                replayed: true,
-            },
-            Some(Begin::InFlight) => Response::json(
-                409,
-                &json!({"error": "a request with this Idempotency-Key is still in flight; retry later"}),
+        match begin {
+            Some(Begin::Replay(stored)) => (
+                Response {
+                    status: stored.status,
+                    body: stored.body,
+                    retry_after_s: None,
+                    replayed: true,
+                },
+                ProviderDid::Replayed,
             ),
-            Some(Begin::Mismatch) => Response::json(
-                422,
-                &json!({"error": "this Idempotency-Key was already used with a different request body"}),
+            Some(Begin::InFlight) => (
+                Response::json(
+                    409,
+                    &json!({"error": "a request with this Idempotency-Key is still in flight; retry later"}),
+                ),
+                ProviderDid::Refused { status: 409 },
+            ),
+            Some(Begin::Mismatch) => (
+                Response::json(
+                    422,
+                    &json!({"error": "this Idempotency-Key was already used with a different request body"}),
+                ),
+                ProviderDid::Refused { status: 422 },
             ),
             Some(Begin::Proceed) | None => {
-                let (response, performed) = self.provide(&call, told, reservation);
+                let (response, performed) = self.provide(call, told, reservation);
+                let did = match &performed {
+                    Some(record) => ProviderDid::Performed {
+                        record: record.id.clone(),
+                    },
+                    None if call.operation != Operation::Effect => ProviderDid::Answered {
+                        status: response.status,
+                    },
+                    // An effect answered 2xx without a new record was
+                    // answered from a `metadata.idempotency_key`.
+                    None if (200..300).contains(&response.status) => ProviderDid::Replayed,
+                    None => ProviderDid::Refused {
+                        status: response.status,
+                    },
+                };
                 if let Some(record) = performed {
                     self.tell_watcher(&record).await;
                 }
-                response
+                (response, did)
             }
-        };
-        match decision.action {
-            Action::SendThenCrash { status } => {
-                Reply::Response(fault_response(status, service, decision))
-            }
-            Action::DropAfter => Reply::Dropped,
-            _ => Reply::Response(provided),
         }
+    }
+
+    /// Adds an answered call to the log.
+    fn log_call(
+        &self,
+        call: &Call,
+        started_ms: u64,
+        client_gave_up_ms: Option<u64>,
+        decision: &Decision,
+        provider: ProviderDid,
+        reply: &Reply,
+    ) {
+        let order_id = match call.operation {
+            Operation::Effect => ledger::order_of(&call.body),
+            _ => call.body.get("order_id").and_then(ledger::scalar_to_string),
+        };
+        let told = match reply {
+            Reply::Dropped => Told::Dropped,
+            Reply::Response(response) => Told::Response {
+                status: response.status,
+                // Named when a fault answered instead of the provider.
+                fault: match decision.action {
+                    Action::Crash { .. }
+                    | Action::Throttle { .. }
+                    | Action::SendThenCrash { .. } => fault_words(call, decision),
+                    _ => None,
+                },
+            },
+        };
+        let entry = Entry {
+            service: call.service,
+            operation: call.operation.name(call.service),
+            started_ms,
+            answered_ms: self.inner.clock.now_ms(),
+            client_gave_up_ms,
+            order_id,
+            idempotency_key: call.idempotency_key.clone(),
+            fault: fault_words(call, decision),
+            provider,
+            told,
+        };
+        self.call_log().push(entry);
     }
 
     /// Tells the watcher of a fault the rules decided for a call.
     fn tell_fault(&self, call: &Call, operation: &'static str, decision: &Decision) {
-        let what = match decision.rule {
-            Some(rule) => format!("{} (rule {rule})", action_name(decision.action)),
-            // Only a slow rule adds latency without deciding the call; the
-            // client's own `X-Be-Slow` is its choice, not a fault.
-            None if decision.latency_ms > 0 && call.client_faults.slow.is_none() => {
-                format!("slow {} ms", decision.latency_ms)
-            }
-            None => return,
+        let Some(what) = rule_fault_words(call, decision) else {
+            return;
         };
         let watcher = self.watcher();
         if let Some(watcher) = watcher {
@@ -566,6 +663,24 @@ impl FakeServices {
         self.state(service).books.successes_for(order)
     }
 
+    /// Every call the services answered for `order` (its `order_id`),
+    /// oldest first, as far as the call log still holds them.
+    pub fn calls_for(&self, order: &str) -> OrderCalls {
+        self.call_log().for_order(order)
+    }
+
+    /// The newest `limit` calls of every service, oldest first.
+    pub fn newest_calls(&self, limit: usize) -> Vec<crate::call_log::LoggedCall> {
+        self.call_log().newest(limit)
+    }
+
+    fn call_log(&self) -> MutexGuard<'_, CallLog> {
+        self.inner
+            .calls
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// Keeps only the newest `keep` records of every ledger (`None`: all);
     /// the per-order counts go on counting every record.
     pub fn set_keep(&self, keep: Option<usize>) {
@@ -593,6 +708,7 @@ impl FakeServices {
     /// Forgets every record, key and rule of every service.
     pub fn reset(&self) {
         self.inner.counters.reset();
+        self.call_log().clear();
         for service in Service::ALL {
             let mut state = self.state(service);
             state.books.clear();
@@ -616,6 +732,40 @@ fn fault_response(status: u16, service: Service, decision: Decision) -> Response
     }
 }
 
+/// The fault a service's rules decided for a call, in words
+/// (`crash (rule 1)`, `slow 3000 ms`), if they decided one.
+fn rule_fault_words(call: &Call, decision: &Decision) -> Option<String> {
+    match decision.rule {
+        Some(rule) => Some(format!("{} (rule {rule})", action_name(decision.action))),
+        // Only a slow rule adds latency without deciding the call; the
+        // client's own `X-Be-Slow` is its choice, not the service's rule.
+        None if decision.latency_ms > 0 && call.client_faults.slow.is_none() => {
+            Some(format!("slow {} ms", decision.latency_ms))
+        }
+        None => None,
+    }
+}
+
+/// Any fault that fired for a call: the rules', else the one the client's
+/// own headers asked for (the book's `X-Crash`, `X-Throttle`, `X-Be-Slow`).
+fn fault_words(call: &Call, decision: &Decision) -> Option<String> {
+    rule_fault_words(call, decision).or_else(|| {
+        let client = call.client_faults;
+        if client.throttle {
+            Some("throttle (X-Throttle header)".into())
+        } else if client.crash {
+            Some(format!("{} (X-Crash header)", action_name(decision.action)))
+        } else if client.slow.is_some() {
+            Some(format!(
+                "slow {} ms (X-Be-Slow header)",
+                decision.latency_ms
+            ))
+        } else {
+            None
+        }
+    })
+}
+
 fn action_name(action: Action) -> &'static str {
     match action {
         Action::Forward => "none",
@@ -634,6 +784,9 @@ pub struct TimedOut;
 /// A call whose fault is decided and whose key is reserved.
 struct Started {
     call: Call,
+    started_ms: u64,
+    /// Set when the client stopped waiting after this long, before the answer.
+    client_gave_up_ms: Option<u64>,
     decision: Decision,
     begin: Option<Begin>,
     reservation: Option<Reservation>,

@@ -12,6 +12,7 @@
 //! - [`idempotency`]: the `Idempotency-Key` header's store;
 //!   [`idempotency_key`]: what the header may hold (server and clients).
 //! - [`ledger`]: the records of effects, with what the client was told;
+//!   [`call_log`]: every answered call (replays and faults too), by order;
 //!   [`books`]: a service's ledger as it is kept (compact, indexed, paged,
 //!   optionally bounded), its bodies packed by [`compact_json`].
 //! - `providers`: each provider's own business rules (charge, send, …).
@@ -27,6 +28,7 @@
 //! - [`cli`]: `fake-services` / `lab fakes`.
 
 pub mod books;
+pub mod call_log;
 pub mod cli;
 pub mod clock;
 pub mod compact_json;

@@ -2,6 +2,7 @@
 //! routes, and the HTML pages, all over one [`FakeServices`].
 
 mod api;
+mod calls;
 mod control;
 mod pages;
 
@@ -57,6 +58,7 @@ pub fn router(fakes: FakeServices, options: HttpOptions) -> Router {
                 .post(control::post_behavior_form),
         )
         .route("/{service}/ledger", get(control::ledger))
+        .route("/calls", get(calls::calls))
         .route("/{service}/ui", get(pages::ledger_page));
     for service in Service::ALL {
         app = app.merge(api::routes(service));
