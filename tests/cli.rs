@@ -1,10 +1,24 @@
 //! The `lab` binary as a user runs it.
 
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 fn lab() -> Command {
     Command::new(env!("CARGO_BIN_EXE_lab"))
+}
+
+/// `lab serve` on free ports with its data in `data_dir`, its stdout piped
+/// for the banner ([`serve_urls`]); the caller adds its own flags.
+fn lab_serve(data_dir: &Path) -> Command {
+    let mut command = lab();
+    command
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .args(["--fakes-bind", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    command
 }
 
 /// Kills the child when the test ends, pass or fail.
@@ -119,19 +133,9 @@ async fn status_as(url: &str, host: &str) -> u16 {
 #[tokio::test]
 async fn serve_answers_to_its_allowed_hosts_on_both_servers() {
     let data_dir = std::env::temp_dir().join(format!("idemlab-hosts-{}", std::process::id()));
-    let mut child = lab()
-        .args([
-            "serve",
-            "--bind",
-            "127.0.0.1:0",
-            "--fakes-bind",
-            "127.0.0.1:0",
-        ])
-        .args(["--allowed-host", "lab.test", "--data-dir"])
-        .arg(&data_dir)
+    let mut child = lab_serve(&data_dir)
+        .args(["--allowed-host", "lab.test"])
         .env("IDEMLAB_ALLOWED_HOSTS", "ignored.test")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
@@ -224,19 +228,9 @@ fn serve_urls(lines: &mut impl Iterator<Item = std::io::Result<String>>) -> (Str
 #[tokio::test]
 async fn serve_shows_a_double_charge_then_resets_and_stops_on_ctrl_c() {
     let data_dir = std::env::temp_dir().join(format!("idemlab-cli-{}", std::process::id()));
-    let mut child = lab()
-        .args([
-            "serve",
-            "--bind",
-            "127.0.0.1:0",
-            "--fakes-bind",
-            "127.0.0.1:0",
-        ])
+    let mut child = lab_serve(&data_dir)
         .args(["--structure", "monolithic", "--charge", "none"])
-        .args(["--time-scale", "0.001", "--data-dir"])
-        .arg(&data_dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .args(["--time-scale", "0.001"])
         .spawn()
         .unwrap();
     let pid = child.id().to_string();

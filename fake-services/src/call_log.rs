@@ -71,33 +71,6 @@ pub enum ProviderDid {
     NotReached,
 }
 
-impl ProviderDid {
-    /// A short phrase for pages: "charged ch_1a2b", "replayed", "not reached".
-    pub fn describe(&self, service: Service) -> String {
-        match self {
-            ProviderDid::Performed { record } => format!("{} {record}", service.effect_name()),
-            ProviderDid::Replayed => "replayed an earlier answer (no new effect)".into(),
-            ProviderDid::Refused { status } => format!("refused ({status}), no effect"),
-            ProviderDid::Answered { status } => format!("answered ({status})"),
-            ProviderDid::NotReached => "not reached".into(),
-        }
-    }
-}
-
-/// What a finished call adds to the log (the log numbers it).
-pub struct Entry {
-    pub service: Service,
-    pub operation: &'static str,
-    pub started_ms: u64,
-    pub answered_ms: u64,
-    pub client_gave_up_ms: Option<u64>,
-    pub order_id: Option<String>,
-    pub idempotency_key: Option<String>,
-    pub fault: Option<String>,
-    pub provider: ProviderDid,
-    pub told: Told,
-}
-
 /// One order's calls, and whether the log still holds all of them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderCalls {
@@ -115,39 +88,28 @@ pub struct CallLog {
     calls: VecDeque<LoggedCall>,
     /// The `seq` of each order's kept calls, oldest first.
     by_order: HashMap<String, VecDeque<u64>>,
-    next_seq: u64,
+    /// Calls dropped from the front: the first kept call's `seq` is one more.
     forgotten: u64,
 }
 
 impl CallLog {
-    /// Adds a finished call, forgetting the oldest past [`CAPACITY`].
-    pub fn push(&mut self, entry: Entry) {
-        self.push_bounded(entry, CAPACITY);
+    /// Adds a finished call, numbered here (its `seq` is overwritten),
+    /// forgetting the oldest past [`CAPACITY`].
+    pub fn push(&mut self, call: LoggedCall) {
+        self.push_bounded(call, CAPACITY);
     }
 
-    fn push_bounded(&mut self, entry: Entry, capacity: usize) {
-        self.next_seq += 1;
-        let seq = self.next_seq;
-        let order_id = entry.order_id.map(bounded);
-        if let Some(order) = &order_id {
+    fn push_bounded(&mut self, mut call: LoggedCall, capacity: usize) {
+        call.seq = self.forgotten + self.calls.len() as u64 + 1;
+        call.order_id = call.order_id.map(bounded);
+        call.idempotency_key = call.idempotency_key.map(bounded);
+        if let Some(order) = &call.order_id {
             self.by_order
                 .entry(order.clone())
                 .or_default()
-                .push_back(seq);
+                .push_back(call.seq);
         }
-        self.calls.push_back(LoggedCall {
-            seq,
-            service: entry.service,
-            operation: entry.operation.to_string(),
-            started_ms: entry.started_ms,
-            answered_ms: entry.answered_ms,
-            client_gave_up_ms: entry.client_gave_up_ms,
-            order_id,
-            idempotency_key: entry.idempotency_key.map(bounded),
-            fault: entry.fault,
-            provider: entry.provider,
-            told: entry.told,
-        });
+        self.calls.push_back(call);
         while self.calls.len() > capacity {
             let Some(old) = self.calls.pop_front() else {
                 break;
@@ -222,10 +184,11 @@ fn bounded(mut text: String) -> String {
 mod tests {
     use super::*;
 
-    fn entry(order: Option<&str>, at: u64) -> Entry {
-        Entry {
+    fn entry(order: Option<&str>, at: u64) -> LoggedCall {
+        LoggedCall {
+            seq: 0,
             service: Service::Payments,
-            operation: "charge",
+            operation: "charge".into(),
             started_ms: at,
             answered_ms: at + 1,
             client_gave_up_ms: None,

@@ -14,7 +14,7 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
 
 use crate::books::{Books, Cursor, Filter, Page, UnknownCursor};
-use crate::call_log::{CallLog, Entry, OrderCalls, ProviderDid};
+use crate::call_log::{CallLog, LoggedCall, OrderCalls, ProviderDid};
 use crate::clock::{SharedClock, SystemClock};
 use crate::fault_rules::{Action, Behavior, BehaviorSpec, BehaviorView, Decision, InvalidBehavior};
 use crate::idempotency::{Begin, IdempotencyStore, StoredResponse};
@@ -314,7 +314,11 @@ impl FakeServices {
             _ => None,
         };
         drop(state);
-        self.tell_fault(&call, operation_name, &decision);
+        let rule_fault = rule_fault_words(&call, &decision);
+        if let Some(what) = &rule_fault {
+            self.tell_fault(&call, operation_name, what);
+        }
+        let fault = rule_fault.or_else(|| client_fault_words(&call, &decision));
         let reservation = match (&begin, &call.idempotency_key) {
             (Some(Begin::Proceed), Some(key)) => Some(Reservation {
                 fakes: self.clone(),
@@ -330,6 +334,7 @@ impl FakeServices {
             started_ms,
             client_gave_up_ms: None,
             decision,
+            fault,
             begin,
             reservation,
             _in_flight: in_flight,
@@ -344,6 +349,7 @@ impl FakeServices {
             started_ms,
             client_gave_up_ms,
             decision,
+            fault,
             begin,
             reservation,
             _in_flight,
@@ -377,14 +383,35 @@ impl FakeServices {
                 (reply, did)
             }
         };
-        self.log_call(
-            &call,
+        let told = match &reply {
+            Reply::Dropped => Told::Dropped,
+            Reply::Response(response) => Told::Response {
+                status: response.status,
+                // Named when a fault answered instead of the provider.
+                fault: match decision.action {
+                    Action::Crash { .. }
+                    | Action::Throttle { .. }
+                    | Action::SendThenCrash { .. } => fault.clone(),
+                    _ => None,
+                },
+            },
+        };
+        self.call_log().push(LoggedCall {
+            seq: 0,
+            service,
+            operation: call.operation.name(service).to_string(),
             started_ms,
+            answered_ms: self.inner.clock.now_ms(),
             client_gave_up_ms,
-            &decision,
+            order_id: match call.operation {
+                Operation::Effect => ledger::order_of(&call.body),
+                _ => call.body.get("order_id").and_then(ledger::scalar_to_string),
+            },
+            idempotency_key: call.idempotency_key,
+            fault,
             provider,
-            &reply,
-        );
+            told,
+        });
         reply
     }
 
@@ -453,59 +480,14 @@ impl FakeServices {
         }
     }
 
-    /// Adds an answered call to the log.
-    fn log_call(
-        &self,
-        call: &Call,
-        started_ms: u64,
-        client_gave_up_ms: Option<u64>,
-        decision: &Decision,
-        provider: ProviderDid,
-        reply: &Reply,
-    ) {
-        let order_id = match call.operation {
-            Operation::Effect => ledger::order_of(&call.body),
-            _ => call.body.get("order_id").and_then(ledger::scalar_to_string),
-        };
-        let told = match reply {
-            Reply::Dropped => Told::Dropped,
-            Reply::Response(response) => Told::Response {
-                status: response.status,
-                // Named when a fault answered instead of the provider.
-                fault: match decision.action {
-                    Action::Crash { .. }
-                    | Action::Throttle { .. }
-                    | Action::SendThenCrash { .. } => fault_words(call, decision),
-                    _ => None,
-                },
-            },
-        };
-        let entry = Entry {
-            service: call.service,
-            operation: call.operation.name(call.service),
-            started_ms,
-            answered_ms: self.inner.clock.now_ms(),
-            client_gave_up_ms,
-            order_id,
-            idempotency_key: call.idempotency_key.clone(),
-            fault: fault_words(call, decision),
-            provider,
-            told,
-        };
-        self.call_log().push(entry);
-    }
-
-    /// Tells the watcher of a fault the rules decided for a call.
-    fn tell_fault(&self, call: &Call, operation: &'static str, decision: &Decision) {
-        let Some(what) = rule_fault_words(call, decision) else {
-            return;
-        };
+    /// Tells the watcher of a fault the rules decided for a call (`what`).
+    fn tell_fault(&self, call: &Call, operation: &'static str, what: &str) {
         let watcher = self.watcher();
         if let Some(watcher) = watcher {
             watcher.fault_fired(&FiredFault {
                 service: call.service,
                 operation,
-                what: &what,
+                what,
                 request: &call.body,
             });
         }
@@ -746,24 +728,22 @@ fn rule_fault_words(call: &Call, decision: &Decision) -> Option<String> {
     }
 }
 
-/// Any fault that fired for a call: the rules', else the one the client's
-/// own headers asked for (the book's `X-Crash`, `X-Throttle`, `X-Be-Slow`).
-fn fault_words(call: &Call, decision: &Decision) -> Option<String> {
-    rule_fault_words(call, decision).or_else(|| {
-        let client = call.client_faults;
-        if client.throttle {
-            Some("throttle (X-Throttle header)".into())
-        } else if client.crash {
-            Some(format!("{} (X-Crash header)", action_name(decision.action)))
-        } else if client.slow.is_some() {
-            Some(format!(
-                "slow {} ms (X-Be-Slow header)",
-                decision.latency_ms
-            ))
-        } else {
-            None
-        }
-    })
+/// The fault the client's own headers asked for (the book's `X-Crash`,
+/// `X-Throttle`, `X-Be-Slow`), in words, if they asked for one.
+fn client_fault_words(call: &Call, decision: &Decision) -> Option<String> {
+    let client = call.client_faults;
+    if client.throttle {
+        Some("throttle (X-Throttle header)".into())
+    } else if client.crash {
+        Some(format!("{} (X-Crash header)", action_name(decision.action)))
+    } else if client.slow.is_some() {
+        Some(format!(
+            "slow {} ms (X-Be-Slow header)",
+            decision.latency_ms
+        ))
+    } else {
+        None
+    }
 }
 
 fn action_name(action: Action) -> &'static str {
@@ -788,6 +768,8 @@ struct Started {
     /// Set when the client stopped waiting after this long, before the answer.
     client_gave_up_ms: Option<u64>,
     decision: Decision,
+    /// The fault that fired, in words, for the call log.
+    fault: Option<String>,
     begin: Option<Begin>,
     reservation: Option<Reservation>,
     /// Counts the call as under way until it is answered or abandoned.
