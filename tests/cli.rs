@@ -1,43 +1,12 @@
 //! The `lab` binary as a user runs it.
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
+
+use idemlab_test_support::lab_binary::{lab_serve, serve_urls, Running};
 
 fn lab() -> Command {
     Command::new(env!("CARGO_BIN_EXE_lab"))
-}
-
-/// `lab serve` on free ports with its data in `data_dir`, its stdout piped
-/// for the banner ([`serve_urls`]); the caller adds its own flags.
-fn lab_serve(data_dir: &Path) -> Command {
-    let mut command = lab();
-    command
-        .args(["serve", "--bind", "127.0.0.1:0"])
-        .args(["--fakes-bind", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    command
-}
-
-/// Kills the child when the test ends, pass or fail.
-struct Running(Option<Child>);
-
-impl Running {
-    /// The child, no longer killed on drop.
-    fn take(mut self) -> Child {
-        self.0.take().expect("still running")
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(child) = self.0.as_mut() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
 }
 
 #[test]
@@ -133,7 +102,7 @@ async fn status_as(url: &str, host: &str) -> u16 {
 #[tokio::test]
 async fn serve_answers_to_its_allowed_hosts_on_both_servers() {
     let data_dir = std::env::temp_dir().join(format!("idemlab-hosts-{}", std::process::id()));
-    let mut child = lab_serve(&data_dir)
+    let mut child = lab_serve(env!("CARGO_BIN_EXE_lab"), &data_dir)
         .args(["--allowed-host", "lab.test"])
         .env("IDEMLAB_ALLOWED_HOSTS", "ignored.test")
         .spawn()
@@ -206,29 +175,13 @@ async fn fakes_take_their_allowed_hosts_from_the_environment() {
     assert_eq!(status_as(&ledger, &format!("three.test:{port}")).await, 403);
 }
 
-/// Reads `lab serve`'s banner: the web lab's URL and the fake services'.
-fn serve_urls(lines: &mut impl Iterator<Item = std::io::Result<String>>) -> (String, String) {
-    let web = lines.next().unwrap().unwrap();
-    let web = web
-        .strip_prefix("idemlab web lab on ")
-        .unwrap_or_else(|| panic!("unexpected banner: {web}"))
-        .to_string();
-    let fakes = lines.next().unwrap().unwrap();
-    let fakes = fakes
-        .trim()
-        .strip_prefix("fake services on ")
-        .unwrap_or_else(|| panic!("unexpected banner: {fakes}"))
-        .to_string();
-    (web, fakes)
-}
-
 /// The README's demonstration, through the real binary: a monolithic job
 /// without a charge key, an email provider that crashes once, and the order
 /// is charged twice. Then `lab reset`, then Ctrl-C.
 #[tokio::test]
 async fn serve_shows_a_double_charge_then_resets_and_stops_on_ctrl_c() {
     let data_dir = std::env::temp_dir().join(format!("idemlab-cli-{}", std::process::id()));
-    let mut child = lab_serve(&data_dir)
+    let mut child = lab_serve(env!("CARGO_BIN_EXE_lab"), &data_dir)
         .args(["--structure", "monolithic", "--charge", "none"])
         .args(["--time-scale", "0.001"])
         .spawn()

@@ -1,13 +1,15 @@
 //! Test helpers for the idemlab package: a lab whose provider calls go over
 //! real HTTP to fake services on a random port, with one virtual clock for
 //! the runner's retries and the services' fault windows alike; private
-//! Redis and Postgres servers ([`servers`]); and waiting on a condition
-//! (the fake services' [`wait_until`], re-exported).
+//! Redis and Postgres servers ([`servers`]); the `lab` binary as its own
+//! process ([`lab_binary`]); and waiting on a condition (the fake services'
+//! [`wait_until`], re-exported).
 //!
 //! A library of its own (not a `mod common;` that each test binary compiles
 //! and uses part of), so that a helper one test binary does not use is not
 //! dead code there.
 
+pub mod lab_binary;
 pub mod servers;
 
 use std::sync::Arc;
