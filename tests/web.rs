@@ -953,3 +953,171 @@ async fn the_order_page_shows_a_double_charge_from_the_payments_ledger() {
         json!({"payments": 2, "email": 1, "fulfillment": 1})
     );
 }
+
+/// The `<li>`s of the order page's timeline, in order.
+fn timeline_rows(page: &str) -> Vec<&str> {
+    let start = page.find("<section id=\"timeline\">").expect("a timeline");
+    let section = &page[start..];
+    let section = &section[..section.find("</section>").unwrap()];
+    section
+        .split("<li ")
+        .skip(1)
+        .map(|row| &row[..row.find("</li>").unwrap()])
+        .collect()
+}
+
+#[tokio::test]
+async fn the_timeline_shows_why_an_order_was_charged_twice() {
+    let web = web(Knobs {
+        structure: idemlab::pipeline::Structure::Monolithic,
+        charge: idemlab::pipeline::ChargeDedup::None,
+        ..Knobs::safe()
+    })
+    .await;
+    web.fault(
+        Service::Email,
+        json!({"faults": [{"mode": "crash", "calls": 1}]}),
+    );
+    let path = web.order_via_form("1 Main St").await;
+    web.drain().await;
+    let (_, page) = web.page(&path).await;
+    let rows = timeline_rows(&page);
+    // What each row is: an attempt and its outcome, or a call and what the
+    // provider did, in time order.
+    let kinds: Vec<String> = rows
+        .iter()
+        .map(|row| {
+            let attr = |name: &str| {
+                let from = row
+                    .find(&format!("{name}=\""))
+                    .map(|i| i + name.len() + 2)?;
+                Some(row[from..from + row[from..].find('"')?].to_string())
+            };
+            match attr("data-outcome") {
+                Some(outcome) => format!("attempt {outcome}"),
+                None => format!(
+                    "{} {} {}",
+                    attr("data-service").unwrap(),
+                    attr("data-operation").unwrap(),
+                    attr("data-provider").unwrap()
+                ),
+            }
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "attempt failed",
+            "payments charge performed",
+            "email send not-reached",
+            "attempt done",
+            "payments charge performed",
+            "email send performed",
+            "fulfillment request performed",
+        ],
+        "{page}"
+    );
+    assert!(rows[0].contains("Email::ServerError"), "{}", rows[0]);
+    assert!(rows[2].contains("crash (rule 0)"), "{}", rows[2]);
+    assert!(
+        rows[2].contains(" fault\""),
+        "the fired fault is marked: {}",
+        rows[2]
+    );
+    // Only the second charge is marked, and said to be one.
+    let marked: Vec<usize> = (0..rows.len())
+        .filter(|&i| rows[i].contains(" dup\""))
+        .collect();
+    assert_eq!(marked, [4], "{page}");
+    assert!(
+        rows[4].contains("⚠ 2nd charge for this order"),
+        "{}",
+        rows[4]
+    );
+    assert!(
+        rows[4].contains("(attempt 2 of CompleteOrderJob)"),
+        "{}",
+        rows[4]
+    );
+
+    let (_, order) = web.json(&path).await;
+    let timeline = order["timeline"].as_array().unwrap();
+    assert_eq!(timeline.len(), 7, "{order}");
+    let charges: Vec<&Value> = timeline
+        .iter()
+        .filter(|e| e["kind"] == "call" && e["service"] == "payments")
+        .collect();
+    assert_eq!(charges[0]["effect"], 1);
+    assert_eq!(charges[1]["effect"], 2);
+    assert_eq!(charges[0]["made_by"]["attempt"], 1);
+    assert_eq!(charges[1]["made_by"]["attempt"], 2);
+    assert_eq!(charges[1]["provider"]["did"], "performed");
+    assert!(
+        charges[1]["says"]
+            .as_str()
+            .unwrap()
+            .starts_with("payments charge without an idempotency key: performed ch_"),
+        "{}",
+        charges[1]
+    );
+    assert_eq!(order["calls_note"], Value::Null);
+}
+
+#[tokio::test]
+async fn the_timeline_shows_a_replayed_charge_and_no_duplicate() {
+    let web = web(Knobs::safe()).await;
+    // The charge is made, then the client hears 503: the retry's key gets
+    // the first charge back.
+    web.fault(
+        Service::Payments,
+        json!({"faults": [{"mode": "send-then-crash", "calls": 1}]}),
+    );
+    let path = web.order_via_form("1 Main St").await;
+    web.drain().await;
+    let (_, order) = web.json(&path).await;
+    let charges: Vec<&Value> = order["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "call" && e["service"] == "payments")
+        .collect();
+    let did: Vec<&Value> = charges.iter().map(|c| &c["provider"]["did"]).collect();
+    assert_eq!(did, ["performed", "replayed"], "{order}");
+    assert_eq!(charges[0]["told"]["status"], 503, "{}", charges[0]);
+    assert!(charges[1]["idempotency_key"].is_string(), "{}", charges[1]);
+    assert_eq!(order["ledger"]["payments"], 1);
+    let (_, page) = web.page(&path).await;
+    assert!(!page.contains(" dup\""), "{page}");
+    assert!(page.contains("data-provider=\"replayed\""), "{page}");
+}
+
+#[tokio::test]
+async fn without_the_call_log_the_timeline_has_the_attempts_and_says_why() {
+    let web = web_with(
+        Knobs::safe(),
+        None,
+        WebOptions::default(),
+        Some("http://127.0.0.1:1"),
+    )
+    .await;
+    let path = web.order_via_form("1 Main St").await;
+    web.drain().await;
+    let (status, page) = web.page(&path).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("No provider calls shown"), "{page}");
+    assert!(page.contains("(ledger not readable)"), "{page}");
+    let rows = timeline_rows(&page);
+    assert!(
+        !rows.is_empty() && rows.iter().all(|r| r.starts_with("class=\"attempt")),
+        "{page}"
+    );
+    let (_, order) = web.json(&path).await;
+    assert!(
+        order["calls_note"]
+            .as_str()
+            .unwrap()
+            .contains("127.0.0.1:1"),
+        "{order}"
+    );
+    assert_eq!(order["ledger"]["payments"], Value::Null);
+}

@@ -9,7 +9,7 @@
 //! without bound) and an index by order, so one order's calls are one
 //! lookup at any size.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
@@ -53,6 +53,45 @@ pub struct LoggedCall {
     pub told: Told,
 }
 
+impl LoggedCall {
+    /// The call in words, for pages and reports: "payments charge without
+    /// an idempotency key: performed ch_2a, told 201", "email send (key
+    /// email-7): never reached the provider (crash (rule 0)), told 503".
+    pub fn describe(&self) -> String {
+        let key = match &self.idempotency_key {
+            Some(key) => format!(" (key {key})"),
+            None if self.operation == self.service.effect_name() => {
+                " without an idempotency key".to_string()
+            }
+            None => String::new(),
+        };
+        let did = match &self.provider {
+            ProviderDid::Performed { record } => format!("performed {record}"),
+            ProviderDid::Replayed => "replayed an earlier answer, no new effect".to_string(),
+            ProviderDid::Refused { status } => format!("refused it ({status}), no effect"),
+            ProviderDid::Answered { status } => format!("answered ({status})"),
+            ProviderDid::NotReached => "never reached the provider".to_string(),
+        };
+        let told = self.told.describe();
+        let heard = match self.client_gave_up_ms {
+            Some(ms) => format!("the client gave up after {ms} ms and heard nothing"),
+            None => format!("told {told}"),
+        };
+        // The fault, unless what the client was told already names it.
+        let fault = match &self.fault {
+            Some(f) if self.client_gave_up_ms.is_some() || !told.contains(f.as_str()) => {
+                format!(" (fault: {f})")
+            }
+            _ => String::new(),
+        };
+        format!(
+            "{} {}{key}: {did}{fault}, {heard}",
+            self.service.name(),
+            self.operation
+        )
+    }
+}
+
 /// What the provider did with a call.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "did", rename_all = "kebab-case")]
@@ -80,6 +119,19 @@ pub struct OrderCalls {
     /// When the oldest call still kept was answered: an order older than
     /// that may have lost calls (`None`: nothing forgotten).
     pub kept_since_ms: Option<u64>,
+}
+
+/// `GET /calls?order_id=…`: one order's calls and its exact effect counts,
+/// one type for the route that answers it and the web lab that reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderCallsAnswer {
+    pub order_id: String,
+    /// Successful effects for the order in each service's ledger, by the
+    /// service's name: kept as records are added, so exact whatever the
+    /// log forgot.
+    pub effects: BTreeMap<Service, u32>,
+    #[serde(flatten)]
+    pub log: OrderCalls,
 }
 
 /// The newest calls, indexed by order.
@@ -252,5 +304,42 @@ mod tests {
         let call = &log.newest(1)[0];
         assert!(call.order_id.as_ref().unwrap().len() <= MAX_TEXT + '…'.len_utf8());
         assert!(call.idempotency_key.as_ref().unwrap().ends_with('…'));
+    }
+
+    #[test]
+    fn a_call_in_words_names_a_fault_once() {
+        let mut call = entry(Some("1"), 5);
+        assert_eq!(
+            call.describe(),
+            "payments charge without an idempotency key: performed ch_5, told 201"
+        );
+        call.idempotency_key = Some("order-1".into());
+        call.fault = Some("send-then-crash (rule 0)".into());
+        call.told = Told::Response {
+            status: 503,
+            fault: Some("send-then-crash (rule 0)".into()),
+        };
+        assert_eq!(
+            call.describe(),
+            "payments charge (key order-1): performed ch_5, told 503 (send-then-crash (rule 0))"
+        );
+        call.provider = ProviderDid::NotReached;
+        call.fault = Some("slow 3000 ms".into());
+        call.client_gave_up_ms = Some(1_000);
+        assert_eq!(
+            call.describe(),
+            "payments charge (key order-1): never reached the provider (fault: slow 3000 ms), \
+             the client gave up after 1000 ms and heard nothing"
+        );
+        call.operation = "search".into();
+        call.idempotency_key = None;
+        call.client_gave_up_ms = None;
+        call.fault = None;
+        call.provider = ProviderDid::Answered { status: 200 };
+        call.told = Told::Response {
+            status: 200,
+            fault: None,
+        };
+        assert_eq!(call.describe(), "payments search: answered (200), told 200");
     }
 }

@@ -113,7 +113,20 @@ th{background:#f3f3f3}\
 form.inline{display:inline;margin-right:.3rem}\
 label{display:block;margin:.6rem 0 .2rem;font-weight:600}\
 input,select{font-size:1rem;padding:.2rem}\
-code{font-size:.9em}";
+code{font-size:.9em}\
+.axis{color:#555;font-size:.9em}\
+ol.timeline{list-style:none;padding:0;margin:.5rem 0 1.2rem}\
+.timeline li{display:grid;grid-template-columns:6.5rem 16rem 1fr;gap:.8rem;align-items:center;padding:.25rem .4rem;border-bottom:1px solid #eee}\
+.timeline li.attempt{border-top:1px solid #bbb;background:#fafafa}\
+.timeline li.call .what{padding-left:1.2rem}\
+.timeline .t{font-family:ui-monospace,monospace;font-size:.9em;color:#555}\
+.timeline .lane{position:relative;height:.7rem;background:#eee;border-radius:.2rem}\
+.timeline .bar{position:absolute;top:0;height:100%;border-radius:.2rem;background:#58a}\
+.timeline li.good .bar{background:#4a4}.timeline li.bad .bar{background:#c44}\
+.timeline .tick{position:absolute;top:-.2rem;width:.3rem;height:1.1rem;margin-left:-.15rem;background:#333}\
+.timeline li.fault .tick{background:#e80}\
+.timeline li.dup{background:#fee}.timeline li.dup .tick{background:#c00}\
+.timeline .by{color:#666;font-size:.9em}";
 
 /// A whole page: the shell, the navigation and `body`. With `refresh`, the
 /// browser reloads it every second (no JavaScript).

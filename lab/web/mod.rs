@@ -22,6 +22,7 @@
 //! - `order_form.rs`: the order form, its parsing and its errors.
 //! - `orders.rs`: placing, listing and showing orders.
 //! - `order_page.rs`: one order's steps, waiting retries and job history.
+//! - `timeline.rs`: one order's attempts and provider calls on one time axis.
 //! - `jobs.rs`: `/jobs` and its buttons.
 //! - `reset.rs`: `/reset`.
 
@@ -33,6 +34,7 @@ mod orders;
 mod pages;
 mod reset;
 mod status;
+mod timeline;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};

@@ -1,7 +1,8 @@
 //! One order's page: its Payment, Confirmation Email and Fulfillment rows
 //! (done with the provider's id, declined with the reason, in progress, or
-//! stopped when its job is dead), the jobs waiting to retry it, and its job
-//! history.
+//! stopped when its job is dead, beside what each provider's ledger holds
+//! for it), the jobs waiting to retry it, its timeline of attempts and
+//! provider calls, and its job history.
 
 use std::fmt::Write as _;
 
@@ -10,11 +11,13 @@ use serde_json::{json, Value};
 
 use super::jobs::entry_json;
 use super::layout::{escape, money, time, when};
+use super::timeline::Timeline;
 use super::Web;
 use crate::runner::backend::SetEntry;
 use crate::runner::{Attempt, AttemptOutcome, JobSet};
 use crate::store::{Order, Product};
-use fake_services::{Record, Service};
+use fake_services::call_log::OrderCallsAnswer;
+use fake_services::Service;
 
 /// One pipeline step of an order, as its page shows it.
 #[derive(Debug, Serialize)]
@@ -39,8 +42,12 @@ pub(super) struct OrderView {
     retries: Vec<SetEntry>,
     dead: Vec<SetEntry>,
     /// Successful effects for this order in each provider's ledger (payments,
-    /// email, fulfillment), or `None` when the ledger could not be read.
-    ledger: [Option<usize>; 3],
+    /// email, fulfillment), or `None` when the services could not be asked.
+    ledger: [Option<u32>; 3],
+    timeline: Timeline,
+    /// Why the timeline may lack calls (the services unreachable, or their
+    /// call log has forgotten this order's oldest), if it may.
+    calls_note: Option<String>,
     now_ms: u64,
 }
 
@@ -52,27 +59,26 @@ const LEDGERS: [(Service, &str, &str); 3] = [
     (Service::Fulfillment, "fulfillment", "request"),
 ];
 
-/// Counts the order's successful effects in a provider's ledger: what really
-/// happened, whatever the order row says. More than one is the lab's point.
-async fn ledger_count(web: &Web, service: Service, order_id: i64) -> Option<usize> {
-    let url = format!("{}/{}/ledger", web.lab.fakes_url, service.name());
-    let records: Vec<Record> = web
+/// The order's calls and effect counts, from the fake services' call log
+/// (`GET /calls?order_id=…`): what really happened, whatever the order row
+/// says. More than one effect is the lab's point.
+async fn order_calls(web: &Web, order_id: i64) -> Result<OrderCallsAnswer, String> {
+    let url = format!("{}/calls?order_id={order_id}", web.lab.fakes_url);
+    let response = web
         .http
-        .get(url)
+        .get(&url)
         .header("accept", "application/json")
         .send()
         .await
-        .ok()?
+        .map_err(|err| format!("the fake services did not answer {url}: {err}"))?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(format!("the fake services answered {url} with {status}"));
+    }
+    response
         .json()
         .await
-        .ok()?;
-    let order = order_id.to_string();
-    Some(
-        records
-            .iter()
-            .filter(|r| r.is_success() && r.order_id().as_deref() == Some(order.as_str()))
-            .count(),
-    )
+        .map_err(|err| format!("the fake services' answer to {url} was not a call log: {err}"))
 }
 
 impl OrderView {
@@ -93,6 +99,8 @@ impl OrderView {
             map.insert("in_progress".into(), json!(self.in_progress));
             map.insert("problem".into(), json!(self.problem));
             map.insert("history".into(), json!(self.history));
+            map.insert("timeline".into(), self.timeline.to_json());
+            map.insert("calls_note".into(), json!(self.calls_note));
             map.insert(
                 "retries".into(),
                 Value::from(self.retries.iter().map(entry_json).collect::<Vec<_>>()),
@@ -140,10 +148,26 @@ pub(super) async fn order_view(web: &Web, order: Order) -> OrderView {
     let dead = jobs_for(web, JobSet::Dead, order.id).await;
     let problem = web.problem(order.id);
     let history = web.lab.runner.history().for_first_arg(&json!(order.id));
-    let mut ledger = [None; 3];
-    for (slot, (service, _, _)) in ledger.iter_mut().zip(LEDGERS) {
-        *slot = ledger_count(web, service, order.id).await;
-    }
+    let (ledger, timeline, calls_note) = match order_calls(web, order.id).await {
+        Ok(answer) => {
+            let ledger = LEDGERS.map(|(service, _, _)| answer.effects.get(&service).copied());
+            let note = answer.log.kept_since_ms.map(|since| {
+                format!(
+                    "The fake services keep their newest calls only: calls before {} are forgotten.",
+                    time(since)
+                )
+            });
+            (ledger, Timeline::new(&history, &answer.log.calls), note)
+        }
+        Err(err) => {
+            tracing::warn!(%err, "could not read order {}'s calls", order.id);
+            (
+                [None; 3],
+                Timeline::new(&history, &[]),
+                Some(format!("No provider calls shown: {err}.")),
+            )
+        }
+    };
 
     // Why the order will not move on by itself, if it won't.
     let stopped = if let Some(entry) = dead.last() {
@@ -228,6 +252,8 @@ pub(super) async fn order_view(web: &Web, order: Order) -> OrderView {
         retries,
         dead,
         ledger,
+        timeline,
+        calls_note,
         now_ms: web.lab.shop.clock.now_ms(),
     }
 }
@@ -303,6 +329,11 @@ pub(super) fn order_html(view: &OrderView) -> String {
             when(entry.at_ms, view.now_ms),
         );
     }
+    out.push_str("<h2>Timeline</h2>\n");
+    if let Some(note) = &view.calls_note {
+        let _ = writeln!(out, "<p class=\"hint\">{}</p>", escape(note));
+    }
+    out.push_str(&view.timeline.to_html());
     out.push_str("<h2>Job history</h2>\n");
     if view.history.is_empty() {
         out.push_str("<p>No job has run for this order yet.</p>\n");

@@ -5,9 +5,10 @@
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::Json;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::{ApiError, AppState};
+use crate::call_log::OrderCallsAnswer;
 use crate::service::Service;
 
 /// Calls answered without `order_id` when no `limit` is given.
@@ -32,23 +33,15 @@ pub(super) async fn calls(
                 "order_id is empty: give the order's id, e.g. /calls?order_id=5",
             ));
         }
-        let found = app.fakes.calls_for(order);
-        let effects: Map<String, Value> = Service::ALL
-            .into_iter()
-            .map(|s| {
-                (
-                    s.name().to_string(),
-                    app.fakes.successes_for(s, order).into(),
-                )
-            })
-            .collect();
-        return Ok(Json(json!({
-            "order_id": order,
-            "effects": effects,
-            "calls": found.calls,
-            "forgotten": found.forgotten,
-            "kept_since_ms": found.kept_since_ms,
-        })));
+        let answer = OrderCallsAnswer {
+            order_id: order.to_string(),
+            effects: Service::ALL
+                .into_iter()
+                .map(|s| (s, app.fakes.successes_for(s, order)))
+                .collect(),
+            log: app.fakes.calls_for(order),
+        };
+        return Ok(Json(json!(answer)));
     }
     let limit = match query.get("limit").and_then(Value::as_str) {
         None => DEFAULT_NEWEST,
