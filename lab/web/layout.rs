@@ -122,7 +122,7 @@ ol.timeline{list-style:none;padding:0;margin:.5rem 0 1.2rem}\
 .timeline .t{font-family:ui-monospace,monospace;font-size:.9em;color:#555}\
 .timeline .lane{position:relative;height:.7rem;background:#eee;border-radius:.2rem}\
 .timeline .bar{position:absolute;top:0;height:100%;border-radius:.2rem;background:#58a}\
-.timeline li.good .bar{background:#4a4}.timeline li.bad .bar{background:#c44}\
+.timeline li.done .bar{background:#4a4}.timeline li.failed .bar,.timeline li.died .bar{background:#c44}\
 .timeline .tick{position:absolute;top:-.2rem;width:.3rem;height:1.1rem;margin-left:-.15rem;background:#333}\
 .timeline li.fault .tick{background:#e80}\
 .timeline li.dup{background:#fee}.timeline li.dup .tick{background:#c00}\

@@ -180,11 +180,11 @@ impl Timeline {
             );
             match event {
                 Event::Attempt(a) => {
-                    let (outcome, class, what) = attempt_words(a);
+                    let (outcome, what) = attempt_words(a);
                     let width = (pct(a.finished_ms) - pct(a.started_ms)).max(0.4);
                     let _ = writeln!(
                         out,
-                        "<li class=\"attempt {class}\" data-class=\"{}\" data-outcome=\"{outcome}\" data-jid=\"{}\">{offset}\
+                        "<li class=\"attempt {outcome}\" data-class=\"{}\" data-outcome=\"{outcome}\" data-jid=\"{}\">{offset}\
                          <span class=\"lane\"><span class=\"bar\" style=\"left:{:.2}%;width:{width:.2}%\"></span></span>\
                          <span class=\"what\"><strong>{}</strong> attempt {} · {} · {} · took {} → {what}</span></li>",
                         escape(&a.class),
@@ -256,10 +256,11 @@ fn provider_word(did: &ProviderDid) -> &'static str {
     }
 }
 
-/// An attempt's outcome: its `data-outcome`, its CSS class and its words.
-fn attempt_words(a: &Attempt) -> (&'static str, &'static str, String) {
+/// An attempt's outcome: its `data-outcome` (also its CSS class) and its
+/// words, as HTML.
+fn attempt_words(a: &Attempt) -> (&'static str, String) {
     match &a.outcome {
-        AttemptOutcome::Done => ("done", "good", "done".to_string()),
+        AttemptOutcome::Done => ("done", "<span class=\"good\">done</span>".to_string()),
         AttemptOutcome::Failed {
             error_class,
             error_message,
@@ -267,9 +268,8 @@ fn attempt_words(a: &Attempt) -> (&'static str, &'static str, String) {
             then,
         } => (
             "failed",
-            "bad",
             format!(
-                "failed: {}: {} → {then}{}",
+                "<span class=\"bad\">failed: <strong>{}</strong>: {}</span> → {then}{}",
                 escape(error_class),
                 escape(error_message),
                 if *transient { " (transient)" } else { "" }
@@ -277,8 +277,10 @@ fn attempt_words(a: &Attempt) -> (&'static str, &'static str, String) {
         ),
         AttemptOutcome::Died { error_message } => (
             "died",
-            "bad",
-            format!("the process died: {}", escape(error_message)),
+            format!(
+                "<span class=\"bad\">the process died: {}</span>",
+                escape(error_message)
+            ),
         ),
     }
 }
