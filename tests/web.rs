@@ -836,6 +836,19 @@ async fn metrics_count_jobs_by_class_and_orders_by_state() {
     assert_eq!(m.value("idemlab_backend_processed_total", &[]), 0.0);
 }
 
+/// A store that cannot be read leaves its family out and says so in
+/// `idemlab_store_up`; the rest is still scraped.
+#[tokio::test]
+async fn metrics_without_a_store_say_so_and_keep_the_rest() {
+    let web = web(Knobs::safe()).await;
+    web.lab.shop.store.close().await;
+    let m = scrape(&web.http, &format!("{}/metrics", web.url)).await;
+    assert_eq!(m.value("idemlab_store_up", &[]), 0.0, "{}", m.text);
+    assert!(m.type_of("idemlab_orders").is_none(), "{}", m.text);
+    assert_eq!(m.value("idemlab_queue_backend_up", &[]), 1.0);
+    assert_eq!(m.value("idemlab_queue_size", &[("queue", "high")]), 0.0);
+}
+
 #[tokio::test]
 async fn an_inline_failure_is_shown_on_the_order_page() {
     let web = web(Knobs {
