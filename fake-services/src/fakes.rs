@@ -16,7 +16,9 @@ use serde_json::{json, Value};
 use crate::books::{Books, Cursor, Filter, Page, UnknownCursor};
 use crate::call_log::{CallLog, LoggedCall, OrderCalls, ProviderDid};
 use crate::clock::{SharedClock, SystemClock};
-use crate::fault_rules::{Action, Behavior, BehaviorSpec, BehaviorView, Decision, InvalidBehavior};
+use crate::fault_rules::{
+    Action, Behavior, BehaviorSpec, BehaviorView, Decision, InvalidBehavior, Mode,
+};
 use crate::idempotency::{Begin, IdempotencyStore, StoredResponse};
 use crate::ledger::{self, Record, Told};
 use crate::metrics::Metrics;
@@ -756,7 +758,7 @@ fn rule_fault(call: &Call, decision: &Decision) -> Option<Fault> {
         // Only a slow rule adds latency without deciding the call; the
         // client's own `X-Be-Slow` is its choice, not the service's rule.
         None if decision.latency_ms > 0 && call.client_faults.slow.is_none() => Some(Fault {
-            mode: "slow",
+            mode: Mode::Slow.name(),
             words: format!("slow {} ms", decision.latency_ms),
         }),
         None => None,
@@ -768,13 +770,16 @@ fn rule_fault(call: &Call, decision: &Decision) -> Option<Fault> {
 fn client_fault(call: &Call, decision: &Decision) -> Option<Fault> {
     let client = call.client_faults;
     let (mode, words) = if client.throttle {
-        ("throttle", "throttle (X-Throttle header)".to_string())
+        (
+            Mode::Throttle.name(),
+            "throttle (X-Throttle header)".to_string(),
+        )
     } else if client.crash {
         let mode = action_name(decision.action);
         (mode, format!("{mode} (X-Crash header)"))
     } else if client.slow.is_some() {
         (
-            "slow",
+            Mode::Slow.name(),
             format!("slow {} ms (X-Be-Slow header)", decision.latency_ms),
         )
     } else {
