@@ -240,6 +240,7 @@ on_each_database!(
     naive_due_reminders_give_two_sweeps_the_same_reminders,
     concurrent_claim_due_reminders_never_overlap,
     record_updates,
+    order_counts_by_state,
     order_and_user_in_one_read,
     reset_restores_the_seed,
     commits_do_not_wait_for_the_disk(url),
@@ -970,6 +971,50 @@ mod cases {
                 }
             ));
             assert_eq!(err.to_string(), "order 999999 not found");
+        }
+    }
+
+    /// The database's count by state agrees with each order's own state.
+    pub async fn order_counts_by_state(store: Store) {
+        let zero: Vec<(OrderState, i64)> = OrderState::ALL.iter().map(|&s| (s, 0)).collect();
+        assert_eq!(store.order_counts().await.unwrap(), zero, "no orders yet");
+        let flux = product(&store, "Flux Capacitor").await;
+        let mut ids = Vec::new();
+        for _ in 0..7 {
+            ids.push(store.create_order(&new_order(flux.id, 1)).await.unwrap().id);
+        }
+        // 2 placed, 1 declined, 1 charged, 1 emailed, 2 fulfilled.
+        store
+            .record_charge(ids[2], false, None, Some("Insufficient funds"), 1)
+            .await
+            .unwrap();
+        for &id in &ids[3..] {
+            store
+                .record_charge(id, true, Some("ch_1"), None, 1)
+                .await
+                .unwrap();
+        }
+        for &id in &ids[4..] {
+            store.record_email(id, "em_1").await.unwrap();
+        }
+        for &id in &ids[5..] {
+            store.record_fulfillment(id, "fr_1").await.unwrap();
+        }
+        let counts = store.order_counts().await.unwrap();
+        assert_eq!(
+            counts,
+            [
+                (OrderState::Placed, 2),
+                (OrderState::Charged, 1),
+                (OrderState::Declined, 1),
+                (OrderState::Emailed, 1),
+                (OrderState::Fulfilled, 2),
+            ]
+        );
+        let orders = store.orders().await.unwrap();
+        for (state, n) in counts {
+            let by_row = orders.iter().filter(|o| o.state() == state).count();
+            assert_eq!(by_row as i64, n, "{state}");
         }
     }
 

@@ -15,6 +15,7 @@ use idemlab::runner::backend::{BusyJob, ProcessInfo};
 use idemlab::runner::{Fetch, FetchMode, JobOutcome, MemoryBackend, RetryPolicy, RunnerConfig};
 use idemlab::store::{NewOrder, Store};
 use idemlab::web::{router, WebOptions};
+use idemlab_test_support::scrape::scrape;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HOST, LOCATION, ORIGIN};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -750,6 +751,102 @@ async fn the_jobs_page_shows_processes_and_busy_jobs_escaped() {
     assert!(page.contains("2.0 s ago"), "heartbeat: {page}");
     assert!(page.contains("&lt;b&gt;Evil&lt;/b&gt;Job"), "{page}");
     assert!(!page.contains("<b>Evil") && !page.contains("<script>x"));
+}
+
+/// `/metrics`, scraped: the queue before the jobs run, then after a drain
+/// through an email crash, the attempts by class and the orders by state.
+#[tokio::test]
+async fn metrics_count_jobs_by_class_and_orders_by_state() {
+    let web = web(Knobs::safe()).await;
+    let url = format!("{}/metrics", web.url);
+    web.fault(
+        Service::Email,
+        json!({"faults": [{"mode": "crash", "calls": 1}]}),
+    );
+    web.order_via_form("1 Main St").await;
+    let m = scrape(&web.http, &url).await;
+    assert_eq!(m.value("idemlab_queue_size", &[("queue", "high")]), 1.0);
+    assert_eq!(m.value("idemlab_queue_size", &[("queue", "default")]), 0.0);
+    assert_eq!(m.value("idemlab_orders", &[("state", "placed")]), 1.0);
+    assert_eq!(
+        m.sum("idemlab_jobs_processed_total", &[]),
+        0.0,
+        "{}",
+        m.text
+    );
+
+    assert_eq!(web.drain().await, 4, "charge, email twice, fulfilment");
+    let (_, order) = web.json("/orders/1").await;
+    assert_eq!(order["state"], "fulfilled", "{order}");
+    let m = scrape(&web.http, &url).await;
+    let jobs = |family: &str, class: &str| {
+        m.get(&format!("idemlab_jobs_{family}_total"), &[("class", class)])
+            .unwrap_or(0.0)
+    };
+    for (class, processed, failed, retried) in [
+        ("CompleteOrderJob", 1.0, 0.0, 0.0),
+        ("SendOrderNotificationEmailJob", 2.0, 1.0, 1.0),
+        ("RequestOrderFulfillmentJob", 1.0, 0.0, 0.0),
+    ] {
+        assert_eq!(jobs("processed", class), processed, "{class}:\n{}", m.text);
+        assert_eq!(jobs("failed", class), failed, "{class}:\n{}", m.text);
+        assert_eq!(jobs("retried", class), retried, "{class}:\n{}", m.text);
+    }
+    assert_eq!(
+        m.sum("idemlab_jobs_processed_total", &[]),
+        4.0,
+        "{}",
+        m.text
+    );
+    assert_eq!(m.sum("idemlab_jobs_dead_total", &[]), 0.0, "{}", m.text);
+    assert_eq!(m.type_of("idemlab_jobs_processed_total"), Some("counter"));
+    for state in ["placed", "charged", "declined", "emailed"] {
+        assert_eq!(
+            m.value("idemlab_orders", &[("state", state)]),
+            0.0,
+            "{state}"
+        );
+    }
+    assert_eq!(m.value("idemlab_orders", &[("state", "fulfilled")]), 1.0);
+    assert_eq!(m.type_of("idemlab_orders"), Some("gauge"));
+    assert_eq!(m.value("idemlab_queue_size", &[("queue", "high")]), 0.0);
+    for set in ["retry", "scheduled", "dead"] {
+        assert_eq!(
+            m.value(&format!("idemlab_{set}_set_size"), &[]),
+            0.0,
+            "{set}"
+        );
+    }
+    assert_eq!(m.value("idemlab_backend_processed_total", &[]), 4.0);
+    assert_eq!(m.value("idemlab_backend_failed_total", &[]), 1.0);
+    assert_eq!(m.value("idemlab_queue_backend_up", &[]), 1.0);
+    assert_eq!(m.value("idemlab_store_up", &[]), 1.0);
+
+    // A reset empties the store and the queues; the job counters stay.
+    let response = web.post_form("/reset", &[]).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let m = scrape(&web.http, &url).await;
+    assert_eq!(
+        m.sum("idemlab_jobs_processed_total", &[]),
+        4.0,
+        "{}",
+        m.text
+    );
+    assert_eq!(m.value("idemlab_orders", &[("state", "fulfilled")]), 0.0);
+    assert_eq!(m.value("idemlab_backend_processed_total", &[]), 0.0);
+}
+
+/// A store that cannot be read leaves its family out and says so in
+/// `idemlab_store_up`; the rest is still scraped.
+#[tokio::test]
+async fn metrics_without_a_store_say_so_and_keep_the_rest() {
+    let web = web(Knobs::safe()).await;
+    web.lab.shop.store.close().await;
+    let m = scrape(&web.http, &format!("{}/metrics", web.url)).await;
+    assert_eq!(m.value("idemlab_store_up", &[]), 0.0, "{}", m.text);
+    assert!(m.type_of("idemlab_orders").is_none(), "{}", m.text);
+    assert_eq!(m.value("idemlab_queue_backend_up", &[]), 1.0);
+    assert_eq!(m.value("idemlab_queue_size", &[("queue", "high")]), 0.0);
 }
 
 #[tokio::test]

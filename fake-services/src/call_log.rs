@@ -110,6 +110,20 @@ pub enum ProviderDid {
     NotReached,
 }
 
+impl ProviderDid {
+    /// Its name, as in JSON's `did`: `performed`, `replayed`, `refused`,
+    /// `answered` or `not-reached` (the metrics' `outcome` label).
+    pub fn name(&self) -> &'static str {
+        match self {
+            ProviderDid::Performed { .. } => "performed",
+            ProviderDid::Replayed => "replayed",
+            ProviderDid::Refused { .. } => "refused",
+            ProviderDid::Answered { .. } => "answered",
+            ProviderDid::NotReached => "not-reached",
+        }
+    }
+}
+
 /// One order's calls, and whether the log still holds all of them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderCalls {
@@ -293,6 +307,20 @@ mod tests {
         assert!(log.for_order("early").calls.is_empty());
         assert!(!log.by_order.contains_key("early"));
         assert_eq!(log.by_order.len(), 1);
+    }
+
+    #[test]
+    fn a_name_is_the_json_did() {
+        for did in [
+            ProviderDid::Performed { record: "r".into() },
+            ProviderDid::Replayed,
+            ProviderDid::Refused { status: 409 },
+            ProviderDid::Answered { status: 200 },
+            ProviderDid::NotReached,
+        ] {
+            let json = serde_json::to_value(&did).unwrap();
+            assert_eq!(json["did"], did.name(), "{json}");
+        }
     }
 
     #[test]

@@ -16,9 +16,12 @@ use serde_json::{json, Value};
 use crate::books::{Books, Cursor, Filter, Page, UnknownCursor};
 use crate::call_log::{CallLog, LoggedCall, OrderCalls, ProviderDid};
 use crate::clock::{SharedClock, SystemClock};
-use crate::fault_rules::{Action, Behavior, BehaviorSpec, BehaviorView, Decision, InvalidBehavior};
+use crate::fault_rules::{
+    Action, Behavior, BehaviorSpec, BehaviorView, Decision, InvalidBehavior, Mode,
+};
 use crate::idempotency::{Begin, IdempotencyStore, StoredResponse};
 use crate::ledger::{self, Record, Told};
+use crate::metrics::Metrics;
 use crate::providers::{self, Desk, EffectOutcome, MAX_LIMIT};
 use crate::service::{Operation, Service};
 use crate::watch::{Activity, Counters, EffectWatcher, FiredFault, InFlight};
@@ -154,6 +157,8 @@ struct Inner {
     /// Every answered call, for one order's story (the ledgers hold
     /// effects only).
     calls: Mutex<CallLog>,
+    /// `GET /metrics`' counters, counted as calls go into the log.
+    metrics: Metrics,
 }
 
 struct ServiceState {
@@ -245,6 +250,7 @@ impl FakeServices {
                 watcher: RwLock::new(None),
                 counters: Arc::default(),
                 calls: Mutex::default(),
+                metrics: Metrics::default(),
             }),
         }
     }
@@ -314,11 +320,11 @@ impl FakeServices {
             _ => None,
         };
         drop(state);
-        let rule_fault = rule_fault_words(&call, &decision);
-        if let Some(what) = &rule_fault {
-            self.tell_fault(&call, operation_name, what);
+        let rule_fault = rule_fault(&call, &decision);
+        if let Some(fault) = &rule_fault {
+            self.tell_fault(&call, operation_name, &fault.words);
         }
-        let fault = rule_fault.or_else(|| client_fault_words(&call, &decision));
+        let fault = rule_fault.or_else(|| client_fault(&call, &decision));
         let reservation = match (&begin, &call.idempotency_key) {
             (Some(Begin::Proceed), Some(key)) => Some(Reservation {
                 fakes: self.clone(),
@@ -391,15 +397,23 @@ impl FakeServices {
                 fault: match decision.action {
                     Action::Crash { .. }
                     | Action::Throttle { .. }
-                    | Action::SendThenCrash { .. } => fault.clone(),
+                    | Action::SendThenCrash { .. } => fault.as_ref().map(|f| f.words.clone()),
                     _ => None,
                 },
             },
         };
+        let operation = call.operation.name(service);
+        self.inner.metrics.count_call(
+            service,
+            operation,
+            &provider,
+            &told,
+            fault.as_ref().map(|f| f.mode),
+        );
         self.call_log().push(LoggedCall {
             seq: 0,
             service,
-            operation: call.operation.name(service).to_string(),
+            operation: operation.to_string(),
             started_ms,
             answered_ms: self.inner.clock.now_ms(),
             client_gave_up_ms,
@@ -408,7 +422,7 @@ impl FakeServices {
                 _ => call.body.get("order_id").and_then(ledger::scalar_to_string),
             },
             idempotency_key: call.idempotency_key,
-            fault,
+            fault: fault.map(|f| f.words),
             provider,
             told,
         });
@@ -681,6 +695,14 @@ impl FakeServices {
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(watcher);
     }
 
+    /// `GET /metrics`: the call, fault and replay counters (never reset) and
+    /// the ledgers' sizes now, in the Prometheus text format.
+    pub fn metrics_text(&self) -> String {
+        self.inner
+            .metrics
+            .render(|service| self.ledger_size(service))
+    }
+
     /// Whether calls are under way and when the last one ended: a harness
     /// waits for the services to go quiet.
     pub fn activity(&self) -> Activity {
@@ -714,36 +736,56 @@ fn fault_response(status: u16, service: Service, decision: Decision) -> Response
     }
 }
 
-/// The fault a service's rules decided for a call, in words
-/// (`crash (rule 1)`, `slow 3000 ms`), if they decided one.
-fn rule_fault_words(call: &Call, decision: &Decision) -> Option<String> {
+/// A fault that acted on a call: its mode (the metrics' label) and its
+/// words (the call log's and the watcher's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Fault {
+    mode: &'static str,
+    words: String,
+}
+
+/// The fault a service's rules decided for a call (`crash (rule 1)`,
+/// `slow 3000 ms`), if they decided one.
+fn rule_fault(call: &Call, decision: &Decision) -> Option<Fault> {
     match decision.rule {
-        Some(rule) => Some(format!("{} (rule {rule})", action_name(decision.action))),
+        Some(rule) => {
+            let mode = action_name(decision.action);
+            Some(Fault {
+                mode,
+                words: format!("{mode} (rule {rule})"),
+            })
+        }
         // Only a slow rule adds latency without deciding the call; the
         // client's own `X-Be-Slow` is its choice, not the service's rule.
-        None if decision.latency_ms > 0 && call.client_faults.slow.is_none() => {
-            Some(format!("slow {} ms", decision.latency_ms))
-        }
+        None if decision.latency_ms > 0 && call.client_faults.slow.is_none() => Some(Fault {
+            mode: Mode::Slow.name(),
+            words: format!("slow {} ms", decision.latency_ms),
+        }),
         None => None,
     }
 }
 
 /// The fault the client's own headers asked for (the book's `X-Crash`,
-/// `X-Throttle`, `X-Be-Slow`), in words, if they asked for one.
-fn client_fault_words(call: &Call, decision: &Decision) -> Option<String> {
+/// `X-Throttle`, `X-Be-Slow`), if they asked for one.
+fn client_fault(call: &Call, decision: &Decision) -> Option<Fault> {
     let client = call.client_faults;
-    if client.throttle {
-        Some("throttle (X-Throttle header)".into())
+    let (mode, words) = if client.throttle {
+        (
+            Mode::Throttle.name(),
+            "throttle (X-Throttle header)".to_string(),
+        )
     } else if client.crash {
-        Some(format!("{} (X-Crash header)", action_name(decision.action)))
+        let mode = action_name(decision.action);
+        (mode, format!("{mode} (X-Crash header)"))
     } else if client.slow.is_some() {
-        Some(format!(
-            "slow {} ms (X-Be-Slow header)",
-            decision.latency_ms
-        ))
+        (
+            Mode::Slow.name(),
+            format!("slow {} ms (X-Be-Slow header)", decision.latency_ms),
+        )
     } else {
-        None
-    }
+        return None;
+    };
+    Some(Fault { mode, words })
 }
 
 fn action_name(action: Action) -> &'static str {
@@ -768,8 +810,8 @@ struct Started {
     /// Set when the client stopped waiting after this long, before the answer.
     client_gave_up_ms: Option<u64>,
     decision: Decision,
-    /// The fault that fired, in words, for the call log.
-    fault: Option<String>,
+    /// The fault that fired, for the call log and the metrics.
+    fault: Option<Fault>,
     begin: Option<Begin>,
     reservation: Option<Reservation>,
     /// Counts the call as under way until it is answered or abandoned.

@@ -13,6 +13,7 @@
 //!   [`idempotency_key`]: what the header may hold (server and clients).
 //! - [`ledger`]: the records of effects, with what the client was told;
 //!   [`call_log`]: every answered call (replays and faults too), by order;
+//!   [`metrics`]: `GET /metrics`' counters and gauges (Prometheus text);
 //!   [`books`]: a service's ledger as it is kept (compact, indexed, paged,
 //!   optionally bounded), its bodies packed by [`compact_json`].
 //! - `providers`: each provider's own business rules (charge, send, …).
@@ -41,6 +42,7 @@ pub mod idempotency_key;
 pub mod ids;
 pub mod ledger;
 mod memory;
+pub mod metrics;
 pub mod negotiation;
 mod providers;
 pub mod routes;

@@ -17,13 +17,14 @@
 //! - [`client`]: enqueuing; [`processor`]: one job run (the [`Runner`] and
 //!   its configuration); [`launcher`]: worker processes (their fetch loops,
 //!   heartbeat and poller), the supervisor and `drain_all`; [`history`]:
-//!   every attempt.
+//!   every attempt; [`job_counts`]: attempts by class, for `GET /metrics`.
 
 pub mod backend;
 pub mod client;
 pub mod fetch;
 pub mod history;
 pub mod job;
+pub mod job_counts;
 pub mod launcher;
 pub mod memory;
 pub mod processor;
@@ -37,6 +38,7 @@ pub use client::Client;
 pub use fetch::{Fetch, FetchMode};
 pub use history::{Attempt, AttemptOutcome, History};
 pub use job::Job;
+pub use job_counts::JobCounts;
 pub use launcher::Process;
 pub use memory::MemoryBackend;
 pub use processor::{JobOutcome, Runner, RunnerBuilder, RunnerConfig};

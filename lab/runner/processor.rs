@@ -16,6 +16,7 @@ use super::client::Client;
 use super::fetch::FetchMode;
 use super::history::{Attempt, AttemptOutcome, History};
 use super::job::{ms_to_seconds, Job};
+use super::job_counts::JobCounts;
 use super::retry::{AfterFailure, RetryPolicy};
 use super::worker::{
     DeathHandler, ErrorHandler, ErrorKind, JobContext, JobError, Next, Registry, ServerMiddleware,
@@ -94,6 +95,8 @@ pub(super) struct Inner {
     pub death_handlers: Vec<Arc<dyn DeathHandler>>,
     pub config: RunnerConfig,
     pub history: History,
+    /// `GET /metrics`' job counters, counted with each attempt recorded.
+    pub counts: JobCounts,
     rng: Mutex<ChaCha8Rng>,
     processes_started: AtomicU64,
 }
@@ -174,6 +177,7 @@ impl RunnerBuilder {
                 death_handlers: self.death_handlers,
                 config: self.config,
                 history: self.history,
+                counts: JobCounts::default(),
                 processes_started: AtomicU64::new(0),
             }),
         }
@@ -191,6 +195,11 @@ impl Runner {
 
     pub fn history(&self) -> &History {
         &self.inner.history
+    }
+
+    /// This runner's attempts by job class, for `GET /metrics`.
+    pub fn job_counts(&self) -> &JobCounts {
+        &self.inner.counts
     }
 
     pub fn config(&self) -> &RunnerConfig {
@@ -256,7 +265,8 @@ impl Runner {
         let result = self.run_worker(worker, &job, process, &idle).await;
         let finished_ms = inner.clock.now_ms();
         let elapsed_ms = finished_ms.saturating_sub(started_ms);
-        let record = |outcome| {
+        let record = |outcome: AttemptOutcome| {
+            inner.counts.count(&job.class, &outcome);
             inner.history.record(Attempt {
                 jid: job.jid.clone(),
                 class: job.class.clone(),

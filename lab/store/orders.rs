@@ -66,6 +66,31 @@ pub enum OrderState {
 }
 
 impl OrderState {
+    /// Every state, in the pipeline's order.
+    pub const ALL: [OrderState; 5] = [
+        OrderState::Placed,
+        OrderState::Charged,
+        OrderState::Declined,
+        OrderState::Emailed,
+        OrderState::Fulfilled,
+    ];
+
+    /// The furthest step recorded: the charge's outcome (`None`: none yet),
+    /// whether an email and a fulfillment request were recorded.
+    pub fn of(charge_successful: Option<bool>, emailed: bool, fulfilled: bool) -> Self {
+        if fulfilled {
+            OrderState::Fulfilled
+        } else if emailed {
+            OrderState::Emailed
+        } else {
+            match charge_successful {
+                Some(true) => OrderState::Charged,
+                Some(false) => OrderState::Declined,
+                None => OrderState::Placed,
+            }
+        }
+    }
+
     /// `placed`, `charged`, …, as in JSON.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -109,17 +134,11 @@ pub struct Order {
 impl Order {
     /// The furthest step recorded on the order.
     pub fn state(&self) -> OrderState {
-        if self.fulfillment_request_id.is_some() {
-            OrderState::Fulfilled
-        } else if self.email_id.is_some() {
-            OrderState::Emailed
-        } else {
-            match self.charge_successful {
-                Some(true) => OrderState::Charged,
-                Some(false) => OrderState::Declined,
-                None => OrderState::Placed,
-            }
-        }
+        OrderState::of(
+            self.charge_successful,
+            self.email_id.is_some(),
+            self.fulfillment_request_id.is_some(),
+        )
     }
 
     /// Charged, emailed and fulfilled: nothing left to do.
@@ -365,6 +384,37 @@ impl Store {
             .fetch_one(&mut *self.conn().await?)
             .await
             .ctx("counting orders")
+    }
+
+    /// How many orders are in each state (every state, zeros too), counted
+    /// by the database: one row per combination of the columns a state is
+    /// read from ([`OrderState::of`]).
+    pub async fn order_counts(&self) -> Result<Vec<(OrderState, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT charge_successful, \
+             CAST(CASE WHEN email_id IS NULL THEN 0 ELSE 1 END AS BIGINT) AS emailed, \
+             CAST(CASE WHEN fulfillment_request_id IS NULL THEN 0 ELSE 1 END AS BIGINT) AS fulfilled, \
+             COUNT(*) AS n FROM orders GROUP BY 1, 2, 3",
+        )
+        .fetch_all(&mut *self.conn().await?)
+        .await
+        .ctx("counting orders by state")?;
+        let mut counts: Vec<(OrderState, i64)> =
+            OrderState::ALL.iter().map(|&state| (state, 0)).collect();
+        for row in rows {
+            let decode = || -> Result<(OrderState, i64), sqlx::Error> {
+                let charged: Option<i64> = row.try_get("charge_successful")?;
+                let emailed: i64 = row.try_get("emailed")?;
+                let fulfilled: i64 = row.try_get("fulfilled")?;
+                let state = OrderState::of(charged.map(|v| v != 0), emailed != 0, fulfilled != 0);
+                Ok((state, row.try_get("n")?))
+            };
+            let (state, n) = decode().ctx("counting orders by state")?;
+            if let Some((_, count)) = counts.iter_mut().find(|(s, _)| *s == state) {
+                *count += n;
+            }
+        }
+        Ok(counts)
     }
 
     /// Records the charge's outcome. Unconditional: a naive pipeline that

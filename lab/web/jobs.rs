@@ -44,20 +44,20 @@ pub(super) fn ordered_queues(web: &Web, mut sizes: Vec<(String, usize)>) -> Vec<
     sizes
 }
 
-/// Everything `/jobs` shows.
-struct Snapshot {
-    now_ms: u64,
-    processed: u64,
-    failed: u64,
-    queues: Vec<(String, usize)>,
-    busy: Vec<BusyJob>,
-    scheduled: Vec<SetEntry>,
-    retries: Vec<SetEntry>,
-    dead: Vec<SetEntry>,
-    processes: Vec<ProcessInfo>,
+/// Everything `/jobs` shows (and `/metrics` counts).
+pub(super) struct Snapshot {
+    pub now_ms: u64,
+    pub processed: u64,
+    pub failed: u64,
+    pub queues: Vec<(String, usize)>,
+    pub busy: Vec<BusyJob>,
+    pub scheduled: Vec<SetEntry>,
+    pub retries: Vec<SetEntry>,
+    pub dead: Vec<SetEntry>,
+    pub processes: Vec<ProcessInfo>,
 }
 
-async fn snapshot(web: &Web) -> Result<Snapshot, BackendError> {
+pub(super) async fn snapshot(web: &Web) -> Result<Snapshot, BackendError> {
     let backend = web.lab.runner.backend();
     let (processed, failed) = backend.stats().await?;
     let queues = ordered_queues(web, backend.queue_sizes().await?);

@@ -12,6 +12,7 @@
 //! | `GET /orders`, `GET /orders/{id}` | orders, and one order's steps and job history |
 //! | `GET /jobs` | like Sidekiq's web UI: counts, queues, busy, scheduled, retries, dead, processes |
 //! | `POST /jobs/{set}/{jid}/retry`, `…/delete` | "Retry now" and "Delete" for a job of the retry, dead or schedule set |
+//! | `GET /metrics` | Prometheus text: jobs processed, failed, retried and dead by class; queue and set sizes; orders by state |
 //! | `POST /reset` | no orders, jobs or history; the seed data back; the fake services' ledgers and rules cleared (`lab reset`) |
 //!
 //! # Files
@@ -24,10 +25,12 @@
 //! - `order_page.rs`: one order's steps, waiting retries and job history.
 //! - `timeline.rs`: one order's attempts and provider calls on one time axis.
 //! - `jobs.rs`: `/jobs` and its buttons.
+//! - `metrics.rs`: `/metrics`.
 //! - `reset.rs`: `/reset`.
 
 mod jobs;
 mod layout;
+mod metrics;
 mod order_form;
 mod order_page;
 mod orders;
@@ -127,6 +130,7 @@ pub fn router(lab: Lab, options: WebOptions) -> Router {
         .route("/jobs", get(jobs::index))
         .route("/jobs/{set}/{jid}/retry", post(jobs::retry))
         .route("/jobs/{set}/{jid}/delete", post(jobs::delete))
+        .route("/metrics", get(metrics::metrics))
         .route("/reset", post(reset::reset))
         .fallback(pages::no_route)
         .with_state(state);

@@ -1,5 +1,7 @@
 //! The HTTP front door: the book server's routes, the behaviour and ledger
-//! routes, and the HTML pages, all over one [`FakeServices`].
+//! routes, the HTML pages and `GET /metrics` (Prometheus text, outside the
+//! JSON content check: a scraper asks for `text/plain` or OpenMetrics), all
+//! over one [`FakeServices`].
 
 mod api;
 mod calls;
@@ -8,7 +10,7 @@ mod pages;
 
 use std::sync::Arc;
 
-use axum::extract::{FromRequestParts, Path, Request};
+use axum::extract::{FromRequestParts, Path, Request, State};
 use axum::http::request::Parts;
 use axum::http::{header, Method, StatusCode};
 use axum::middleware::{self, Next};
@@ -66,6 +68,9 @@ pub fn router(fakes: FakeServices, options: HttpOptions) -> Router {
     let app = app
         .fallback(not_found)
         .layer(middleware::from_fn(check_accept))
+        // After the content check, so not under it: never JSON, whatever
+        // the scraper's `Accept`. Read-only, so no control token.
+        .route("/metrics", get(metrics))
         .with_state(state);
     // Outermost: a request from another site or to a rebound name learns
     // nothing, not even whether its `Accept` would do.
@@ -89,6 +94,15 @@ async fn check_accept(request: Request, next: Next) -> Response {
             "send `Accept: application/json` (or `*/*`; `text/html` for pages)",
         )
     }
+}
+
+/// `GET /metrics`: [`FakeServices::metrics_text`].
+async fn metrics(State(app): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
+        app.fakes.metrics_text(),
+    )
+        .into_response()
 }
 
 async fn not_found(method: Method, uri: axum::http::Uri) -> Response {

@@ -2,8 +2,8 @@
 //! real HTTP to fake services on a random port, with one virtual clock for
 //! the runner's retries and the services' fault windows alike; private
 //! Redis and Postgres servers ([`servers`]); the `lab` binary as its own
-//! process ([`lab_binary`]); and waiting on a condition (the fake services'
-//! [`wait_until`], re-exported).
+//! process ([`lab_binary`]); waiting on a condition (the fake services'
+//! [`wait_until`], re-exported); and their [`scrape`] of `GET /metrics`.
 //!
 //! A library of its own (not a `mod common;` that each test binary compiles
 //! and uses part of), so that a helper one test binary does not use is not
@@ -18,7 +18,7 @@ use std::time::Duration;
 use fake_services::http::router;
 use fake_services::serve::RunningServer;
 use fake_services::{BehaviorSpec, Clock, FakeServices, ManualClock, Service};
-pub use fake_services_test_support::{wait_until, wait_until_within};
+pub use fake_services_test_support::{scrape, wait_until, wait_until_within};
 use idemlab::clients::ProviderClients;
 use idemlab::pipeline::{self, place_order, Knobs, Shop, WorkerDeaths};
 use idemlab::runner::{MemoryBackend, RetryPolicy, Runner, RunnerConfig};

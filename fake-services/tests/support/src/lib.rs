@@ -1,12 +1,14 @@
 //! Test helpers for the fake services: the services on a random port, on a
 //! manual clock, with a client and a few shortcuts (every test gets its own
-//! server), and [`wait_until`], the one way a test waits for a condition.
+//! server), [`wait_until`], the one way a test waits for a condition, and
+//! [`scrape`], `GET /metrics` parsed.
 //!
 //! A library of its own (not a `mod common;` that each test binary compiles
 //! and uses part of), so that a helper one test binary does not use is not
 //! dead code there.
 
 pub mod process;
+pub mod scrape;
 
 use std::future::Future;
 use std::net::SocketAddr;
