@@ -870,4 +870,104 @@ mod tests {
         b.decide("charge", 0);
         assert!(!b.has_active_faults(0));
     }
+
+    /// Each rule's (mode, hits, remaining calls), in order.
+    fn counters(b: &Behavior) -> Vec<(Mode, u64, Option<u64>)> {
+        b.view(0)
+            .faults
+            .iter()
+            .map(|r| (r.spec.mode, r.state.hits, r.state.remaining_calls))
+            .collect()
+    }
+
+    #[test]
+    fn adding_removing_and_moving_a_rule_keeps_every_rules_counters() {
+        let mut b = behavior(r#"{"faults":[{"mode":"crash","calls":3}]}"#, 0);
+        b.decide("charge", 0);
+        let slow = FaultSpec {
+            operations: Some(vec!["search".into()]),
+            ..FaultSpec::new(Mode::Slow)
+        };
+        b.add_rule(Service::Payments, slow, 0, || 1).unwrap();
+        assert_eq!(
+            counters(&b),
+            [(Mode::Crash, 1, Some(2)), (Mode::Slow, 0, None)]
+        );
+        b.move_rule(1, 0).unwrap();
+        assert_eq!(
+            counters(&b),
+            [(Mode::Slow, 0, None), (Mode::Crash, 1, Some(2))]
+        );
+        // The moved rules still decide: the crash has two calls left.
+        assert_eq!(b.decide("charge", 0).rule, Some(1));
+        assert_eq!(counters(&b)[1], (Mode::Crash, 2, Some(1)));
+        b.remove_rule(0).unwrap();
+        assert_eq!(counters(&b), [(Mode::Crash, 2, Some(1))]);
+    }
+
+    #[test]
+    fn a_bad_index_or_rule_is_refused_and_changes_nothing() {
+        let mut b = behavior(r#"{"faults":[{"mode":"crash"},{"mode":"throttle"}]}"#, 0);
+        assert_eq!(
+            b.remove_rule(2),
+            Err(RuleError::NoSuchRule { index: 2, rules: 2 })
+        );
+        assert_eq!(
+            b.remove_rule(2).unwrap_err().to_string(),
+            "there is no rule 2: the rules are numbered 0 to 1"
+        );
+        assert_eq!(
+            b.move_rule(5, 0),
+            Err(RuleError::NoSuchRule { index: 5, rules: 2 })
+        );
+        let Err(RuleError::Invalid(err)) = b.move_rule(0, 2) else {
+            panic!("moving past the end is refused");
+        };
+        assert_eq!(err.field, "to");
+        assert!(err.error.contains("from 0 to 1, got 2"), "{err}");
+        let bad = FaultSpec {
+            sleep_ms: Some(5),
+            ..FaultSpec::new(Mode::Crash)
+        };
+        let Err(RuleError::Invalid(err)) = b.add_rule(Service::Payments, bad, 0, || 1) else {
+            panic!("a bad rule is refused");
+        };
+        assert_eq!(err.field, "faults[2].sleep_ms");
+        assert!(
+            err.error
+                .contains("only applies to mode `slow`, not `crash`"),
+            "{err}"
+        );
+        assert_eq!(counters(&b).len(), 2);
+        assert_eq!(
+            Behavior::default().remove_rule(0).unwrap_err().to_string(),
+            "there is no rule 0: no rules are set"
+        );
+    }
+
+    #[test]
+    fn adding_past_max_rules_is_refused() {
+        let mut b = Behavior::from_spec(
+            BehaviorSpec {
+                faults: vec![FaultSpec::new(Mode::Crash); MAX_RULES],
+                search_lag_ms: 0,
+            },
+            0,
+            || 1,
+        );
+        let err = b
+            .add_rule(Service::Payments, FaultSpec::new(Mode::Crash), 0, || 1)
+            .unwrap_err();
+        assert!(err.to_string().contains("at most 100 rules"), "{err}");
+    }
+
+    #[test]
+    fn one_rule_parsed_alone_names_its_place() {
+        let err = FaultSpec::from_json(br#"{"mode":"crash","calls":"x"}"#, 3).unwrap_err();
+        assert_eq!(err.field, "faults[3].calls");
+        let err = FaultSpec::from_json(br#"{"mode":"crash","colour":1}"#, 3).unwrap_err();
+        assert_eq!(err.field, "faults[3].colour");
+        let err = FaultSpec::from_json(br#"{"mode":"#, 3).unwrap_err();
+        assert_eq!(err.field, "body");
+    }
 }
