@@ -324,7 +324,10 @@ async fn the_index_says_the_rules_as_the_behaviour_page_does_with_what_is_used_u
         assert!(behavior_page.contains(words.as_str()), "{behavior_page}");
     }
     let (_, body) = web.json("/").await;
-    assert_eq!(body["services"]["email"]["faults"][1]["words"], words[1].as_str());
+    assert_eq!(
+        body["services"]["email"]["faults"][1]["words"],
+        words[1].as_str()
+    );
     assert_eq!(body["services"]["email"]["faults"][1]["index"], 1);
 
     // The crash used up: listed as spent, and Email is ✅ again once the
@@ -345,7 +348,10 @@ async fn the_index_says_the_rules_as_the_behaviour_page_does_with_what_is_used_u
         "{email}"
     );
     let (_, body) = web.json("/").await;
-    assert_eq!(body["services"]["email"]["spent_faults"][0]["state"]["spent"], true);
+    assert_eq!(
+        body["services"]["email"]["spent_faults"][0]["state"]["spent"],
+        true
+    );
 }
 
 #[tokio::test]
@@ -364,7 +370,10 @@ async fn the_lab_and_the_fake_services_share_one_stylesheet() {
         .text()
         .await
         .unwrap();
-    assert!(fakes_page.contains(fake_services::style::STYLE), "{fakes_page}");
+    assert!(
+        fakes_page.contains(fake_services::style::STYLE),
+        "{fakes_page}"
+    );
 }
 
 #[tokio::test]

@@ -220,7 +220,7 @@ impl FaultSpec {
             (Field::Status, self.status.is_some()),
             (Field::RetryAfterS, self.retry_after_s.is_some()),
         ];
-        for (unused, _) in set.iter().filter(|(f, set)| *set && !self.mode.uses(*f)) {
+        if let Some((unused, _)) = set.iter().find(|(f, set)| *set && !self.mode.uses(*f)) {
             let modes: Vec<String> = unused
                 .modes()
                 .iter()
