@@ -26,7 +26,14 @@ pub fn rule(service: Service, rule: &FaultView) -> String {
 /// `seed` is the one in use when the server chose it.
 pub fn spec(service: Service, spec: &FaultSpec, seed: Option<u64>) -> String {
     let ops = operations(service, spec).join(", ");
-    let mut out = format!("{}: {} on ", spec.mode.name(), action(service, spec));
+    // A slow rule's action ends on "let the next rule decide": a comma
+    // keeps the calls it holds from reading as the next rule's.
+    let on = if spec.mode == Mode::Slow {
+        ", on"
+    } else {
+        " on"
+    };
+    let mut out = format!("{}: {}{on} ", spec.mode.name(), action(service, spec));
     match spec.calls {
         Some(n) => out.push_str(&format!("the next {}", count(n, "call"))),
         None => out.push_str("every call"),
@@ -56,7 +63,7 @@ pub fn action(service: Service, spec: &FaultSpec) -> String {
             spec.retry_after_s.unwrap_or(DEFAULT_RETRY_AFTER_S)
         ),
         Mode::Slow => format!(
-            "hold each call {} ms, then let the next rule decide,",
+            "hold each call {} ms, then let the next rule decide",
             spec.sleep_ms.unwrap_or(DEFAULT_SLOW_MS)
         ),
         Mode::SendThenCrash => format!("{happen}, then answer {status}"),
