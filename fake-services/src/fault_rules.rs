@@ -4,7 +4,9 @@
 //! which means changing the code under test. Here each service holds a list of
 //! rules (`GET|PUT /{service}/behavior`); every faultable call walks the list
 //! and the first rule that applies decides its fate. `slow` rules add latency
-//! and let the walk go on, so "slow, then crash" is two rules.
+//! and let the walk go on, so "slow, then crash" is two rules. A rule can be
+//! added, removed or moved on its own, and the others keep what they have
+//! used up: moving a half-spent `calls: 3` rule does not give it 3 again.
 //!
 //! The faults sit *in front of* the provider, like a failing gateway or load
 //! balancer: `crash`, `throttle` and `drop-before` never reach it, while
