@@ -271,7 +271,7 @@ async fn the_index_shows_each_service_and_the_faults_in_force() {
     let payments = block(&page, "payments");
     assert!(payments.contains("🛑"), "{payments}");
     assert!(
-        payments.contains("send-then-crash · next 2 calls (2 left) · charge only"),
+        payments.contains("rule 0: send-then-crash: let the charge happen, then answer 503 on the next 2 calls (charge) — 2 left"),
         "{payments}"
     );
     assert!(block(&page, "email").contains("✅"));
@@ -281,7 +281,100 @@ async fn the_index_shows_each_service_and_the_faults_in_force() {
     assert_eq!(payments["ok"], false);
     assert_eq!(payments["reachable"], true);
     assert_eq!(payments["faults"][0]["mode"], "send-then-crash");
+    assert_eq!(payments["faults"][0]["state"]["remaining_calls"], 2);
     assert_eq!(body["services"]["email"]["ok"], true);
+}
+
+#[tokio::test]
+async fn the_index_says_the_rules_as_the_behaviour_page_does_with_what_is_used_up() {
+    let web = web(Knobs::safe()).await;
+    web.fault(
+        Service::Email,
+        json!({"faults": [
+            {"mode": "slow", "sleep_ms": 5, "operations": ["search"]},
+            {"mode": "crash", "calls": 1},
+        ]}),
+    );
+    // The same words, from the one function, on both sites.
+    let words: Vec<String> = web
+        .fakes
+        .behavior(Service::Email)
+        .faults
+        .iter()
+        .map(|rule| fake_services::rule_words::rule(Service::Email, rule))
+        .collect();
+    assert_eq!(
+        words[1],
+        "crash: answer 503 with no effect on the next 1 call (send, search) — 1 left"
+    );
+    let behavior_page = web
+        .http
+        .get(format!("{}/email/behavior", web._fakes_server.url()))
+        .header(ACCEPT, "text/html")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let (_, page) = web.page("/").await;
+    let email = block(&page, "email");
+    assert!(email.contains("🛑"), "{email}");
+    for (i, words) in words.iter().enumerate() {
+        assert!(email.contains(&format!("rule {i}: {words}")), "{email}");
+        assert!(behavior_page.contains(words.as_str()), "{behavior_page}");
+    }
+    let (_, body) = web.json("/").await;
+    assert_eq!(
+        body["services"]["email"]["faults"][1]["words"],
+        words[1].as_str()
+    );
+    assert_eq!(body["services"]["email"]["faults"][1]["index"], 1);
+
+    // The crash used up: listed as spent, and Email is ✅ again once the
+    // slow search rule is removed too.
+    let call = fake_services::Call::new(
+        Service::Email,
+        fake_services::Operation::Effect,
+        json!({"to": "pat@example.com", "template_id": "t", "template_data": {}}),
+    );
+    assert_eq!(web.fakes.call(call).await.response().unwrap().status, 503);
+    web.fakes.remove_rule(Service::Email, 0).unwrap();
+    let (_, page) = web.page("/").await;
+    let email = block(&page, "email");
+    assert!(email.contains("✅"), "{email}");
+    assert!(email.contains("No fault rules in force."), "{email}");
+    assert!(
+        email.contains("<li class=\"spent\">rule 0: crash: answer 503 with no effect on the next 1 call (send, search) — spent after 1 call</li>"),
+        "{email}"
+    );
+    let (_, body) = web.json("/").await;
+    assert_eq!(
+        body["services"]["email"]["spent_faults"][0]["state"]["spent"],
+        true
+    );
+}
+
+#[tokio::test]
+async fn the_lab_and_the_fake_services_share_one_stylesheet() {
+    let web = web(Knobs::safe()).await;
+    let (_, page) = web.page("/").await;
+    assert!(page.contains(fake_services::style::STYLE), "{page}");
+    assert!(page.contains("<nav><a href=\"/\">idemlab</a>"), "{page}");
+    let fakes_page = web
+        .http
+        .get(format!("{}/", web._fakes_server.url()))
+        .header(ACCEPT, "text/html")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        fakes_page.contains(fake_services::style::STYLE),
+        "{fakes_page}"
+    );
 }
 
 #[tokio::test]

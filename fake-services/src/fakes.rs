@@ -17,7 +17,8 @@ use crate::books::{Books, Cursor, Filter, Page, UnknownCursor};
 use crate::call_log::{CallLog, LoggedCall, OrderCalls, ProviderDid};
 use crate::clock::{SharedClock, SystemClock};
 use crate::fault_rules::{
-    Action, Behavior, BehaviorSpec, BehaviorView, Decision, InvalidBehavior, Mode,
+    Action, Behavior, BehaviorSpec, BehaviorView, Decision, FaultSpec, InvalidBehavior, Mode,
+    RuleError,
 };
 use crate::idempotency::{Begin, IdempotencyStore, StoredResponse};
 use crate::ledger::{self, Record, Told};
@@ -607,6 +608,51 @@ impl FakeServices {
         let state = &mut *state;
         let rng = &mut state.rng;
         state.behavior = Behavior::from_spec(spec, now_ms, || rng.random());
+        Ok(state.behavior.view(now_ms))
+    }
+
+    /// Appends one rule; the rules already in force keep their counters.
+    pub fn add_rule(&self, service: Service, spec: FaultSpec) -> Result<BehaviorView, RuleError> {
+        self.edit_behavior(service, |behavior, now_ms, rng| {
+            behavior.add_rule(service, spec, now_ms, || rng.random())
+        })
+    }
+
+    /// Removes rule `index`; the others keep their counters.
+    pub fn remove_rule(&self, service: Service, index: usize) -> Result<BehaviorView, RuleError> {
+        self.edit_behavior(service, |behavior, _, _| behavior.remove_rule(index))
+    }
+
+    /// Moves rule `from` to position `to`; every rule keeps its counters.
+    pub fn move_rule(
+        &self,
+        service: Service,
+        from: usize,
+        to: usize,
+    ) -> Result<BehaviorView, RuleError> {
+        self.edit_behavior(service, |behavior, _, _| behavior.move_rule(from, to))
+    }
+
+    /// Sets the search lag and leaves the rules as they are.
+    pub fn set_search_lag(&self, service: Service, ms: u64) -> BehaviorView {
+        let Ok(view) = self.edit_behavior(service, |behavior, _, _| {
+            behavior.set_search_lag_ms(ms);
+            Ok::<(), std::convert::Infallible>(())
+        });
+        view
+    }
+
+    /// Changes the service's behaviour in place, under its lock, and shows
+    /// the result.
+    fn edit_behavior<E>(
+        &self,
+        service: Service,
+        edit: impl FnOnce(&mut Behavior, u64, &mut ChaCha8Rng) -> Result<(), E>,
+    ) -> Result<BehaviorView, E> {
+        let now_ms = self.inner.clock.now_ms();
+        let mut state = self.state(service);
+        let state = &mut *state;
+        edit(&mut state.behavior, now_ms, &mut state.rng)?;
         Ok(state.behavior.view(now_ms))
     }
 

@@ -4,7 +4,9 @@
 //! which means changing the code under test. Here each service holds a list of
 //! rules (`GET|PUT /{service}/behavior`); every faultable call walks the list
 //! and the first rule that applies decides its fate. `slow` rules add latency
-//! and let the walk go on, so "slow, then crash" is two rules.
+//! and let the walk go on, so "slow, then crash" is two rules. A rule can be
+//! added, removed or moved on its own, and the others keep what they have
+//! used up: moving a half-spent `calls: 3` rule does not give it 3 again.
 //!
 //! The faults sit *in front of* the provider, like a failing gateway or load
 //! balancer: `crash`, `throttle` and `drop-before` never reach it, while
@@ -67,6 +69,64 @@ impl Mode {
             Mode::DropAfter => "drop-after",
         }
     }
+
+    /// Whether a rule of this mode takes `field`; setting a field the mode
+    /// does not use is refused, so that nobody believes it does something.
+    pub fn uses(self, field: Field) -> bool {
+        match field {
+            Field::SleepMs => self == Mode::Slow,
+            Field::Status => matches!(self, Mode::Crash | Mode::SendThenCrash),
+            Field::RetryAfterS => self == Mode::Throttle,
+            Field::Calls | Field::Probability | Field::Seed | Field::ForMs | Field::Operations => {
+                true
+            }
+        }
+    }
+}
+
+/// A field of a rule besides its mode, as JSON and the forms name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Calls,
+    Probability,
+    Seed,
+    ForMs,
+    Operations,
+    SleepMs,
+    Status,
+    RetryAfterS,
+}
+
+impl Field {
+    /// Every field, in the order forms show them.
+    pub const ALL: [Field; 8] = [
+        Field::Calls,
+        Field::Probability,
+        Field::Seed,
+        Field::ForMs,
+        Field::Operations,
+        Field::SleepMs,
+        Field::Status,
+        Field::RetryAfterS,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Field::Calls => "calls",
+            Field::Probability => "probability",
+            Field::Seed => "seed",
+            Field::ForMs => "for_ms",
+            Field::Operations => "operations",
+            Field::SleepMs => "sleep_ms",
+            Field::Status => "status",
+            Field::RetryAfterS => "retry_after_s",
+        }
+    }
+
+    /// The modes that use this field.
+    pub fn modes(self) -> Vec<Mode> {
+        Mode::ALL.into_iter().filter(|m| m.uses(self)).collect()
+    }
 }
 
 /// One rule as a client writes it.
@@ -122,8 +182,17 @@ impl FaultSpec {
         }
     }
 
-    /// Checks what serde cannot: ranges, and keys that make no sense together.
-    fn validate(&self, service: Service, index: usize) -> Result<(), InvalidBehavior> {
+    /// Parses one rule that is to be rule `index` (`POST
+    /// /{service}/behavior/rules`); errors name the field as
+    /// `faults[index].…`, as for a whole behaviour. It is validated when it
+    /// is added ([`Behavior::add_rule`]).
+    pub fn from_json(body: &[u8], index: usize) -> Result<Self, InvalidBehavior> {
+        parse_json(body, &format!("faults[{index}]"))
+    }
+
+    /// Checks what serde cannot: ranges, and keys that make no sense
+    /// together; `index` is where the rule stands, for the error's field.
+    pub fn validate(&self, service: Service, index: usize) -> Result<(), InvalidBehavior> {
         let field = |name: &str| format!("faults[{index}].{name}");
         let mode = self.mode.name();
         if let Some(p) = self.probability {
@@ -148,31 +217,33 @@ impl FaultSpec {
         if self.for_ms == Some(0) {
             return Err(InvalidBehavior::new(field("for_ms"), "must be at least 1"));
         }
-        if self.sleep_ms.is_some() && self.mode != Mode::Slow {
+        let set = [
+            (Field::SleepMs, self.sleep_ms.is_some()),
+            (Field::Status, self.status.is_some()),
+            (Field::RetryAfterS, self.retry_after_s.is_some()),
+        ];
+        if let Some((unused, _)) = set.iter().find(|(f, set)| *set && !self.mode.uses(*f)) {
+            let modes: Vec<String> = unused
+                .modes()
+                .iter()
+                .map(|m| format!("`{}`", m.name()))
+                .collect();
             return Err(InvalidBehavior::new(
-                field("sleep_ms"),
-                format!("only applies to mode `slow`, not `{mode}`"),
+                field(unused.name()),
+                format!(
+                    "only applies to mode{} {}, not `{mode}`",
+                    if modes.len() == 1 { "" } else { "s" },
+                    modes.join(" and ")
+                ),
             ));
         }
         if let Some(status) = self.status {
-            if !matches!(self.mode, Mode::Crash | Mode::SendThenCrash) {
-                return Err(InvalidBehavior::new(
-                    field("status"),
-                    format!("only applies to modes `crash` and `send-then-crash`, not `{mode}`"),
-                ));
-            }
             if !(500..=599).contains(&status) {
                 return Err(InvalidBehavior::new(
                     field("status"),
                     format!("must be a 5xx status, got {status}"),
                 ));
             }
-        }
-        if self.retry_after_s.is_some() && self.mode != Mode::Throttle {
-            return Err(InvalidBehavior::new(
-                field("retry_after_s"),
-                format!("only applies to mode `throttle`, not `{mode}`"),
-            ));
         }
         if let Some(ops) = &self.operations {
             let allowed = service.faultable_operations();
@@ -216,28 +287,7 @@ impl BehaviorSpec {
     /// Parses and validates a behaviour for `service`, naming the offending
     /// field (`faults[1].probability`) in the error.
     pub fn from_json(service: Service, body: &[u8]) -> Result<Self, InvalidBehavior> {
-        let de = &mut serde_json::Deserializer::from_slice(body);
-        let spec: BehaviorSpec = serde_path_to_error::deserialize(&mut *de).map_err(|err| {
-            let path = err.path().to_string();
-            let err = err.into_inner();
-            // Malformed JSON is the body's fault, not a field's (its path
-            // would read like `faults[0].?`); the message has line and column.
-            let malformed = matches!(
-                err.classify(),
-                serde_json::error::Category::Syntax | serde_json::error::Category::Eof
-            );
-            InvalidBehavior::new(
-                if path == "." || malformed {
-                    "body".into()
-                } else {
-                    path
-                },
-                err.to_string(),
-            )
-        })?;
-        // Text after the JSON value (`{...} x`) is malformed too.
-        de.end()
-            .map_err(|err| InvalidBehavior::new("body", err.to_string()))?;
+        let spec: BehaviorSpec = parse_json(body, "")?;
         spec.validate(service)?;
         Ok(spec)
     }
@@ -254,6 +304,70 @@ impl BehaviorSpec {
             fault.validate(service, i)?;
         }
         Ok(())
+    }
+}
+
+/// Parses one JSON value, naming the offending field in the error: its
+/// path under `prefix` (`faults[1].probability`), `prefix` itself for an
+/// unknown key at the top, or `body` when the JSON is malformed.
+pub fn parse_json<T: serde::de::DeserializeOwned>(
+    body: &[u8],
+    prefix: &str,
+) -> Result<T, InvalidBehavior> {
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    let value: T = serde_path_to_error::deserialize(&mut *de).map_err(|err| {
+        let path = err.path().to_string();
+        let err = err.into_inner();
+        // Malformed JSON is the body's fault, not a field's (its path
+        // would read like `faults[0].?`); the message has line and column.
+        let malformed = matches!(
+            err.classify(),
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof
+        );
+        let field = match (malformed, path.as_str(), prefix) {
+            (true, _, _) | (false, ".", "") => "body".to_string(),
+            (false, ".", prefix) => prefix.to_string(),
+            (false, path, "") => path.to_string(),
+            (false, path, prefix) => format!("{prefix}.{path}"),
+        };
+        InvalidBehavior::new(field, err.to_string())
+    })?;
+    // Text after the JSON value (`{...} x`) is malformed too.
+    de.end()
+        .map_err(|err| InvalidBehavior::new("body", err.to_string()))?;
+    Ok(value)
+}
+
+/// Why one rule could not be added, removed or moved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuleError {
+    /// The path names a rule that is not there (404).
+    NoSuchRule { index: usize, rules: usize },
+    /// The new rule, or where to move one, is wrong (422).
+    Invalid(InvalidBehavior),
+}
+
+impl std::fmt::Display for RuleError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RuleError::NoSuchRule { index, rules: 0 } => {
+                write!(f, "there is no rule {index}: no rules are set")
+            }
+            RuleError::NoSuchRule { index, rules } => write!(
+                f,
+                "there is no rule {index}: the rules are numbered 0 to {}",
+                rules - 1
+            ),
+            RuleError::Invalid(err) => err.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for RuleError {}
+
+impl From<InvalidBehavior> for RuleError {
+    fn from(err: InvalidBehavior) -> Self {
+        RuleError::Invalid(err)
     }
 }
 
@@ -404,6 +518,71 @@ impl Behavior {
 
     pub fn search_lag_ms(&self) -> u64 {
         self.search_lag_ms
+    }
+
+    /// Sets the search lag and leaves the rules as they are.
+    pub fn set_search_lag_ms(&mut self, ms: u64) {
+        self.search_lag_ms = ms;
+    }
+
+    /// Appends a rule (validated here, as rule `len`); its counters and
+    /// window start now, the other rules' go on.
+    pub fn add_rule(
+        &mut self,
+        service: Service,
+        spec: FaultSpec,
+        now_ms: u64,
+        mut pick_seed: impl FnMut() -> u64,
+    ) -> Result<(), RuleError> {
+        let index = self.rules.len();
+        if index >= MAX_RULES {
+            return Err(InvalidBehavior::new(
+                "faults",
+                format!("at most {MAX_RULES} rules; remove one first"),
+            )
+            .into());
+        }
+        spec.validate(service, index)?;
+        self.rules.push(Rule::new(spec, now_ms, &mut pick_seed));
+        Ok(())
+    }
+
+    /// Takes rule `index` out; the rules after it move up one, with their
+    /// counters.
+    pub fn remove_rule(&mut self, index: usize) -> Result<(), RuleError> {
+        self.check_index(index)?;
+        self.rules.remove(index);
+        Ok(())
+    }
+
+    /// Moves rule `from` to position `to` (the others keep their order
+    /// and every rule its counters).
+    pub fn move_rule(&mut self, from: usize, to: usize) -> Result<(), RuleError> {
+        self.check_index(from)?;
+        if to >= self.rules.len() {
+            return Err(InvalidBehavior::new(
+                "to",
+                format!(
+                    "must be a rule number from 0 to {}, got {to}",
+                    self.rules.len() - 1
+                ),
+            )
+            .into());
+        }
+        let rule = self.rules.remove(from);
+        self.rules.insert(to, rule);
+        Ok(())
+    }
+
+    fn check_index(&self, index: usize) -> Result<(), RuleError> {
+        if index < self.rules.len() {
+            Ok(())
+        } else {
+            Err(RuleError::NoSuchRule {
+                index,
+                rules: self.rules.len(),
+            })
+        }
     }
 
     /// Walks the rules for one call of `operation`.
@@ -692,5 +871,105 @@ mod tests {
         assert!(b.has_active_faults(0));
         b.decide("charge", 0);
         assert!(!b.has_active_faults(0));
+    }
+
+    /// Each rule's (mode, hits, remaining calls), in order.
+    fn counters(b: &Behavior) -> Vec<(Mode, u64, Option<u64>)> {
+        b.view(0)
+            .faults
+            .iter()
+            .map(|r| (r.spec.mode, r.state.hits, r.state.remaining_calls))
+            .collect()
+    }
+
+    #[test]
+    fn adding_removing_and_moving_a_rule_keeps_every_rules_counters() {
+        let mut b = behavior(r#"{"faults":[{"mode":"crash","calls":3}]}"#, 0);
+        b.decide("charge", 0);
+        let slow = FaultSpec {
+            operations: Some(vec!["search".into()]),
+            ..FaultSpec::new(Mode::Slow)
+        };
+        b.add_rule(Service::Payments, slow, 0, || 1).unwrap();
+        assert_eq!(
+            counters(&b),
+            [(Mode::Crash, 1, Some(2)), (Mode::Slow, 0, None)]
+        );
+        b.move_rule(1, 0).unwrap();
+        assert_eq!(
+            counters(&b),
+            [(Mode::Slow, 0, None), (Mode::Crash, 1, Some(2))]
+        );
+        // The moved rules still decide: the crash has two calls left.
+        assert_eq!(b.decide("charge", 0).rule, Some(1));
+        assert_eq!(counters(&b)[1], (Mode::Crash, 2, Some(1)));
+        b.remove_rule(0).unwrap();
+        assert_eq!(counters(&b), [(Mode::Crash, 2, Some(1))]);
+    }
+
+    #[test]
+    fn a_bad_index_or_rule_is_refused_and_changes_nothing() {
+        let mut b = behavior(r#"{"faults":[{"mode":"crash"},{"mode":"throttle"}]}"#, 0);
+        assert_eq!(
+            b.remove_rule(2),
+            Err(RuleError::NoSuchRule { index: 2, rules: 2 })
+        );
+        assert_eq!(
+            b.remove_rule(2).unwrap_err().to_string(),
+            "there is no rule 2: the rules are numbered 0 to 1"
+        );
+        assert_eq!(
+            b.move_rule(5, 0),
+            Err(RuleError::NoSuchRule { index: 5, rules: 2 })
+        );
+        let Err(RuleError::Invalid(err)) = b.move_rule(0, 2) else {
+            panic!("moving past the end is refused");
+        };
+        assert_eq!(err.field, "to");
+        assert!(err.error.contains("from 0 to 1, got 2"), "{err}");
+        let bad = FaultSpec {
+            sleep_ms: Some(5),
+            ..FaultSpec::new(Mode::Crash)
+        };
+        let Err(RuleError::Invalid(err)) = b.add_rule(Service::Payments, bad, 0, || 1) else {
+            panic!("a bad rule is refused");
+        };
+        assert_eq!(err.field, "faults[2].sleep_ms");
+        assert!(
+            err.error
+                .contains("only applies to mode `slow`, not `crash`"),
+            "{err}"
+        );
+        assert_eq!(counters(&b).len(), 2);
+        assert_eq!(
+            Behavior::default().remove_rule(0).unwrap_err().to_string(),
+            "there is no rule 0: no rules are set"
+        );
+    }
+
+    #[test]
+    fn adding_past_max_rules_is_refused() {
+        let mut b = Behavior::from_spec(
+            BehaviorSpec {
+                faults: vec![FaultSpec::new(Mode::Crash); MAX_RULES],
+                search_lag_ms: 0,
+            },
+            0,
+            || 1,
+        );
+        let err = b
+            .add_rule(Service::Payments, FaultSpec::new(Mode::Crash), 0, || 1)
+            .unwrap_err();
+        assert!(err.to_string().contains("at most 100 rules"), "{err}");
+    }
+
+    #[test]
+    fn one_rule_parsed_alone_names_its_place() {
+        let err = FaultSpec::from_json(br#"{"mode":"crash","calls":"x"}"#, 3).unwrap_err();
+        assert_eq!(err.field, "faults[3].calls");
+        let err = FaultSpec::from_json(br#"{"mode":"crash","colour":1}"#, 3).unwrap_err();
+        assert_eq!(err.field, "faults[3].colour");
+        let err = FaultSpec::from_json(br#"{"mode":"#, 3).unwrap_err();
+        assert_eq!(err.field, "body");
     }
 }

@@ -8,7 +8,8 @@
 //!
 //! - [`fakes`]: [`FakeServices`], the state of all four and the one path every
 //!   call takes; also the in-process API (no sockets) for the simulator.
-//! - [`fault_rules`]: server-side fault rules and their limits.
+//! - [`fault_rules`]: server-side fault rules and their limits;
+//!   [`rule_words`]: a rule, and what each of its fields means, in words.
 //! - [`idempotency`]: the `Idempotency-Key` header's store;
 //!   [`idempotency_key`]: what the header may hold (server and clients).
 //! - [`ledger`]: the records of effects, with what the client was told;
@@ -23,7 +24,8 @@
 //!   to a rebound name, for every front door too.
 //! - [`routes`]: the method and path of each operation (router and clients).
 //! - [`http`]: the axum routes and HTML pages; [`serve`]: the server loop that
-//!   can drop a connection unanswered.
+//!   can drop a connection unanswered; [`style`]: the one stylesheet and page
+//!   shell (this crate's pages and the web lab's).
 //! - [`clock`]: wall or manual time; [`ids`]: `ch_1a2b3c4d`-style ids.
 //! - `memory`: freed memory given back to the system after a reset.
 //! - [`cli`]: `fake-services` / `lab fakes`.
@@ -46,8 +48,10 @@ pub mod metrics;
 pub mod negotiation;
 mod providers;
 pub mod routes;
+pub mod rule_words;
 pub mod serve;
 pub mod service;
+pub mod style;
 pub mod watch;
 
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};

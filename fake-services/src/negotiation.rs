@@ -77,6 +77,16 @@ pub fn body_is_json(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v == "application/json" || v.ends_with("+json"))
 }
 
+/// Whether the request's body is an HTML form's (URL-encoded), as a
+/// browser sends it: such a request is answered with a page or a redirect.
+pub fn body_is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(essence)
+        .is_some_and(|v| v == "application/x-www-form-urlencoded")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

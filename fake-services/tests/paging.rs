@@ -183,9 +183,11 @@ async fn bad_list_parameters_are_refused_with_what_was_wrong() {
     }
 }
 
-/// The ledger page at `path`: its rows' ids and the links it offers.
+/// The ledger page at `path`: its rows' ids and the links it offers
+/// (besides the navigation every page has).
 async fn ledger_page(tf: &TestFakes, path: &str) -> (Vec<String>, Vec<String>) {
-    let html = tf.page(path).await;
+    let page = tf.page(path).await;
+    let html = &page[page.find("</nav>").expect("the page's navigation")..];
     let rows = html
         .split("<tr")
         .skip(2)

@@ -17,7 +17,8 @@
 //!
 //! # Files
 //!
-//! - `layout.rs`: the page shell, escaping, money and time formatting.
+//! - `layout.rs`: the page shell (the one stylesheet and shell of
+//!   `fake_services::style`, with the lab's navigation), money and time formatting.
 //! - `pages.rs`: HTML-or-JSON answers and the error pages.
 //! - `status.rs`: `/` and the Service Status blocks.
 //! - `order_form.rs`: the order form, its parsing and its errors.

@@ -7,7 +7,8 @@ use std::fmt::Write as _;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
-use fake_services::{Operation, Route, Service};
+use fake_services::fault_rules::{BehaviorView, FaultView};
+use fake_services::{rule_words, Operation, Route, Service};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
@@ -59,10 +60,11 @@ struct FakeStatus {
     reachable: bool,
     /// What `GET /{service}/status` answered.
     status: Option<Value>,
-    /// The rules in force (not spent), as `GET /{service}/behavior` shows them.
-    faults: Vec<Value>,
+    /// The rules in force (not spent), as `GET /{service}/behavior` shows
+    /// them, each with its words.
+    faults: Vec<RuleStatus>,
     /// Rules that are used up (still listed by the service).
-    spent_faults: usize,
+    spent_faults: Vec<RuleStatus>,
     search_lag_ms: u64,
     /// Why the service is 🛑 beyond its faults: unreachable, rules unreadable.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -71,6 +73,17 @@ struct FakeStatus {
     ledger_url: String,
     #[serde(skip)]
     title: &'static str,
+}
+
+/// A service's rule as the service shows it, and in the words its
+/// behaviour page uses ([`rule_words::rule`]).
+#[derive(Serialize)]
+struct RuleStatus {
+    /// Its number on the service (the order the rules are looked at).
+    index: usize,
+    #[serde(flatten)]
+    rule: FaultView,
+    words: String,
 }
 
 pub(super) async fn index(State(web): State<WebState>, headers: HeaderMap) -> Response {
@@ -239,12 +252,16 @@ async fn fake_status(web: &Web, service: Service) -> FakeStatus {
         get_json(web, &status_url, false),
         get_json(web, &behavior_url, true)
     );
+    let behavior = behavior.and_then(|value| {
+        serde_json::from_value::<BehaviorView>(value)
+            .map_err(|err| format!("answered rules this lab does not understand: {err}"))
+    });
     let mut fake = FakeStatus {
         ok: false,
         reachable: status.is_ok(),
         status: None,
         faults: Vec::new(),
-        spent_faults: 0,
+        spent_faults: Vec::new(),
         search_lag_ms: 0,
         error: None,
         manage_url: behavior_url,
@@ -256,14 +273,20 @@ async fn fake_status(web: &Web, service: Service) -> FakeStatus {
         Err(err) => fake.error = Some(err),
     }
     match behavior {
-        Ok(value) => {
-            let rules = value["faults"].as_array().cloned().unwrap_or_default();
-            let (spent, live): (Vec<Value>, Vec<Value>) = rules
+        Ok(view) => {
+            let (spent, live): (Vec<RuleStatus>, Vec<RuleStatus>) = view
+                .faults
                 .into_iter()
-                .partition(|rule| rule["state"]["spent"].as_bool() == Some(true));
+                .enumerate()
+                .map(|(index, rule)| RuleStatus {
+                    index,
+                    words: rule_words::rule(service, &rule),
+                    rule,
+                })
+                .partition(|rule| rule.rule.state.spent);
             fake.faults = live;
-            fake.spent_faults = spent.len();
-            fake.search_lag_ms = value["search_lag_ms"].as_u64().unwrap_or(0);
+            fake.spent_faults = spent;
+            fake.search_lag_ms = view.search_lag_ms;
         }
         Err(err) if fake.error.is_none() => {
             fake.error = Some(format!("could not read the fault rules: {err}"));
@@ -273,44 +296,6 @@ async fn fake_status(web: &Web, service: Service) -> FakeStatus {
     fake.ok =
         fake.reachable && fake.error.is_none() && fake.faults.is_empty() && fake.search_lag_ms == 0;
     fake
-}
-
-/// One fault rule in words: `send-then-crash · next 2 calls (2 left) · charge only`.
-fn describe_rule(rule: &Value) -> String {
-    let mut parts = vec![rule["mode"].as_str().unwrap_or("?").to_string()];
-    let state = &rule["state"];
-    if let Some(calls) = rule["calls"].as_u64() {
-        let left = state["remaining_calls"]
-            .as_u64()
-            .map(|n| format!(" ({n} left)"))
-            .unwrap_or_default();
-        parts.push(format!("next {calls} calls{left}"));
-    }
-    if let Some(p) = rule["probability"].as_f64() {
-        let seed = state["seed"]
-            .as_u64()
-            .or(rule["seed"].as_u64())
-            .map(|s| format!(", seed {s}"))
-            .unwrap_or_default();
-        parts.push(format!("probability {p}{seed}"));
-    }
-    if let Some(ms) = rule["for_ms"].as_u64() {
-        parts.push(format!("for {ms} ms"));
-    }
-    if let Some(ops) = rule["operations"].as_array() {
-        let ops: Vec<&str> = ops.iter().filter_map(Value::as_str).collect();
-        parts.push(format!("{} only", ops.join(", ")));
-    }
-    if let Some(ms) = rule["sleep_ms"].as_u64() {
-        parts.push(format!("sleep {ms} ms"));
-    }
-    if let Some(status) = rule["status"].as_u64() {
-        parts.push(format!("status {status}"));
-    }
-    if let Some(hits) = state["hits"].as_u64() {
-        parts.push(format!("{hits} hits so far"));
-    }
-    parts.join(" · ")
 }
 
 fn badge(ok: bool) -> &'static str {
@@ -384,15 +369,8 @@ fn fake_html(service: Service, status: &FakeStatus) -> String {
     if status.faults.is_empty() {
         out.push_str("<p>No fault rules in force.</p>\n");
     } else {
-        out.push_str("<p class=\"bad\">Fault rules in force:</p>\n<ul>\n");
-        for rule in &status.faults {
-            let _ = writeln!(
-                out,
-                "<li><code>{}</code></li>",
-                escape(&describe_rule(rule))
-            );
-        }
-        out.push_str("</ul>\n");
+        out.push_str("<p class=\"bad\">Fault rules in force:</p>\n");
+        out.push_str(&rules_html(&status.faults, ""));
     }
     if status.search_lag_ms > 0 {
         let _ = writeln!(
@@ -401,12 +379,9 @@ fn fake_html(service: Service, status: &FakeStatus) -> String {
             status.search_lag_ms
         );
     }
-    if status.spent_faults > 0 {
-        let _ = writeln!(
-            out,
-            "<p>{} spent rule(s) not shown.</p>",
-            status.spent_faults
-        );
+    if !status.spent_faults.is_empty() {
+        out.push_str("<p>Spent rules (still listed by the service):</p>\n");
+        out.push_str(&rules_html(&status.spent_faults, " class=\"spent\""));
     }
     let _ = writeln!(
         out,
@@ -414,6 +389,21 @@ fn fake_html(service: Service, status: &FakeStatus) -> String {
         escape(&status.manage_url),
         escape(&status.ledger_url),
     );
+    out
+}
+
+/// Rules as a list, each with its number on the service and its words.
+fn rules_html(rules: &[RuleStatus], class: &str) -> String {
+    let mut out = String::from("<ul>\n");
+    for rule in rules {
+        let _ = writeln!(
+            out,
+            "<li{class}>rule {}: {}</li>",
+            rule.index,
+            escape(&rule.words)
+        );
+    }
+    out.push_str("</ul>\n");
     out
 }
 

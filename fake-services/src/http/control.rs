@@ -1,4 +1,6 @@
-//! The control routes: behaviour (JSON and the HTML form), ledgers, reset.
+//! The control routes: behaviour (JSON and the HTML form), ledgers, reset,
+//! and what the behaviour routes share with the one-rule routes
+//! (`rules.rs`): the token check, form parsing, the page after a form.
 
 use axum::body::Body;
 use axum::extract::{FromRequestParts, RawQuery, State};
@@ -9,9 +11,10 @@ use axum::Json;
 use serde_json::{json, Map, Value};
 
 use super::api::read_body;
+use super::behavior_page::{behavior_page, Draft};
 use super::{pages, token_for_links, ApiError, AppState, ServiceSegment};
 use crate::books::Filter;
-use crate::fault_rules::{BehaviorSpec, InvalidBehavior};
+use crate::fault_rules::{BehaviorSpec, Field, InvalidBehavior, Mode, RuleError};
 use crate::negotiation::Accept;
 use crate::service::Service;
 
@@ -89,14 +92,68 @@ impl<S: Send + Sync> FromRequestParts<S> for BehaviorRequest {
 }
 
 impl BehaviorRequest {
+    pub(super) fn service(&self) -> Service {
+        self.service
+    }
+
+    pub(super) fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
     /// See [`authorize`]; `form` is the submitted form's fields, if any.
-    fn authorize(&self, app: &AppState, form: &[(String, String)]) -> Result<(), ApiError> {
+    pub(super) fn authorize(
+        &self,
+        app: &AppState,
+        form: &[(String, String)],
+    ) -> Result<(), ApiError> {
         authorize(app, &self.headers, self.query.as_deref(), form)
     }
 
     fn token_for_links(&self, app: &AppState) -> Option<String> {
         token_for_links(app, self.query.as_deref())
     }
+
+    /// The token to carry on in the page's links and forms after a form
+    /// was submitted: the form's own, else the address's.
+    pub(super) fn form_token(&self, app: &AppState, form: &[(String, String)]) -> Option<String> {
+        form.iter()
+            .find(|(k, _)| k == "token")
+            .map(|(_, v)| v.clone())
+            .or_else(|| self.token_for_links(app))
+    }
+
+    /// After a form's change: back to the behaviour page (303).
+    pub(super) fn back_to_page(&self, token: Option<&str>) -> Response {
+        let to = pages::with_token(&format!("/{}/behavior", self.service.name()), token);
+        Redirect::to(&to).into_response()
+    }
+
+    /// A form's change refused: the behaviour page again with why, and
+    /// what was typed (422, or 404 for a rule that is not there).
+    pub(super) fn page_with_problem(
+        &self,
+        app: &AppState,
+        token: Option<&str>,
+        problem: &RuleError,
+        draft: &Draft<'_>,
+    ) -> Response {
+        let status = match problem {
+            RuleError::NoSuchRule { .. } => StatusCode::NOT_FOUND,
+            RuleError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        };
+        let page = behavior_page(app, self.service, token, Some(problem), draft);
+        (status, Html(page)).into_response()
+    }
+}
+
+/// The URL-encoded fields of a form body; 422 when it is not one.
+pub(super) fn parse_form(body: &[u8]) -> Result<Vec<(String, String)>, ApiError> {
+    serde_urlencoded::from_bytes(body).map_err(|err| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("the form body is not URL-encoded: {err}"),
+        )
+    })
 }
 
 pub(super) async fn get_behavior(
@@ -106,7 +163,11 @@ pub(super) async fn get_behavior(
     request.authorize(&app, &[])?;
     if Accept::of(&request.headers).wants_html() {
         let token = request.token_for_links(&app);
-        let page = pages::behavior_page(&app, request.service, token.as_deref(), None);
+        let draft = Draft {
+            mode: chosen_mode(request.query.as_deref())?,
+            ..Draft::default()
+        };
+        let page = behavior_page(&app, request.service, token.as_deref(), None, &draft);
         return Ok(Html(page).into_response());
     }
     Ok(Json(app.fakes.behavior(request.service)).into_response())
@@ -130,7 +191,33 @@ pub(super) async fn put_behavior(
     )
 }
 
-fn invalid_behavior(err: &InvalidBehavior) -> Response {
+/// The page's `?mode=`: which mode's fields the add-rule form shows; 400
+/// naming the modes when it is none of them.
+fn chosen_mode(query: Option<&str>) -> Result<Option<Mode>, ApiError> {
+    let pairs = query_pairs(query);
+    let Some((_, name)) = pairs.iter().find(|(k, _)| k == "mode") else {
+        return Ok(None);
+    };
+    if name.is_empty() {
+        return Ok(None);
+    }
+    Mode::ALL
+        .into_iter()
+        .find(|m| m.name() == name)
+        .map(Some)
+        .ok_or_else(|| {
+            let names: Vec<&str> = Mode::ALL.iter().map(|m| m.name()).collect();
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "mode: `{name}` is not a mode; the modes are {}",
+                    names.join(", ")
+                ),
+            )
+        })
+}
+
+pub(super) fn invalid_behavior(err: &InvalidBehavior) -> Response {
     (
         StatusCode::UNPROCESSABLE_ENTITY,
         Json(json!({"error": err.to_string(), "field": err.field})),
@@ -146,38 +233,25 @@ pub(super) async fn post_behavior_form(
 ) -> Result<Response, ApiError> {
     let service = request.service;
     let body = read_body(body).await?;
-    let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).map_err(|err| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("the form body is not URL-encoded: {err}"),
-        )
-    })?;
+    let form = parse_form(&body)?;
     request.authorize(&app, &form)?;
-    let token = form
-        .iter()
-        .find(|(k, _)| k == "token")
-        .map(|(_, v)| v.clone())
-        .or_else(|| request.token_for_links(&app));
+    let token = request.form_token(&app, &form);
     let spec = form_to_json(service, &form);
     let result = serde_json::to_vec(&spec)
         .map_err(|e| InvalidBehavior::new("form", e.to_string()))
         .and_then(|json| BehaviorSpec::from_json(service, &json))
         .and_then(|spec| app.fakes.set_behavior(service, spec));
     Ok(match result {
-        Ok(_) => {
-            let to = pages::with_token(&format!("/{}/behavior", service.name()), token.as_deref());
-            Redirect::to(&to).into_response()
-        }
-        Err(err) => (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Html(pages::behavior_page(
-                &app,
-                service,
-                token.as_deref(),
-                Some(&err),
-            )),
-        )
-            .into_response(),
+        Ok(_) => request.back_to_page(token.as_deref()),
+        Err(err) => request.page_with_problem(
+            &app,
+            token.as_deref(),
+            &RuleError::Invalid(err),
+            &Draft {
+                mode: None,
+                form: &form,
+            },
+        ),
     })
 }
 
@@ -186,18 +260,36 @@ pub(super) async fn post_behavior_form(
 /// serves both. A number field that does not parse is passed on as text, so
 /// the error names the field.
 fn form_to_json(service: Service, form: &[(String, String)]) -> Value {
-    let field = |name: &str| {
-        form.iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.trim())
-            .filter(|v| !v.is_empty())
-    };
-    let number = |text: &str| {
-        text.parse::<i64>()
-            .map(Value::from)
-            .or_else(|_| text.parse::<f64>().map(Value::from))
-            .unwrap_or_else(|_| Value::from(text))
-    };
+    let mut spec = Map::new();
+    spec.insert("faults".into(), Value::Array(form_rules(service, form)));
+    if let Some(lag) = form_field(form, "search_lag_ms") {
+        spec.insert("search_lag_ms".into(), form_number(lag));
+    }
+    Value::Object(spec)
+}
+
+/// A form field's value, trimmed; `None` when missing or blank.
+pub(super) fn form_field<'f>(form: &'f [(String, String)], name: &str) -> Option<&'f str> {
+    form.iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.trim())
+        .filter(|v| !v.is_empty())
+}
+
+/// A number typed in a form, as JSON; text that is no number stays text,
+/// so that the validation names the field.
+pub(super) fn form_number(text: &str) -> Value {
+    text.parse::<i64>()
+        .map(Value::from)
+        .or_else(|_| text.parse::<f64>().map(Value::from))
+        .unwrap_or_else(|_| Value::from(text))
+}
+
+/// The rules a form describes (`mode_0`, `calls_0`, …, `remove_0`), as the
+/// JSON objects `PUT` takes, in row order: rows with no mode or ticked
+/// `remove` are left out.
+pub(super) fn form_rules(service: Service, form: &[(String, String)]) -> Vec<Value> {
+    let field = |name: &str| form_field(form, name);
     let mut faults = Vec::new();
     let rows = form
         .iter()
@@ -213,17 +305,12 @@ fn form_to_json(service: Service, form: &[(String, String)]) -> Value {
         }
         let mut rule = Map::new();
         rule.insert("mode".into(), Value::from(mode));
-        for key in [
-            "calls",
-            "probability",
-            "seed",
-            "for_ms",
-            "sleep_ms",
-            "status",
-            "retry_after_s",
-        ] {
+        for key in Field::ALL.map(Field::name) {
+            if key == Field::Operations.name() {
+                continue;
+            }
             if let Some(text) = field(&format!("{key}_{row}")) {
-                rule.insert(key.into(), number(text));
+                rule.insert(key.into(), form_number(text));
             }
         }
         let ops: Vec<Value> = form
@@ -237,12 +324,7 @@ fn form_to_json(service: Service, form: &[(String, String)]) -> Value {
         }
         faults.push(Value::Object(rule));
     }
-    let mut spec = Map::new();
-    spec.insert("faults".into(), Value::Array(faults));
-    if let Some(lag) = field("search_lag_ms") {
-        spec.insert("search_lag_ms".into(), number(lag));
-    }
-    Value::Object(spec)
+    faults
 }
 
 /// `GET /{service}/ledger`: every record, oldest first, as a bare array;

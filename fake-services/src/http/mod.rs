@@ -2,11 +2,18 @@
 //! routes, the HTML pages and `GET /metrics` (Prometheus text, outside the
 //! JSON content check: a scraper asks for `text/plain` or OpenMetrics), all
 //! over one [`FakeServices`].
+//!
+//! `api.rs` has the book server's routes, `control.rs` the behaviour (whole),
+//! ledger and reset routes, `rules.rs` the routes that edit one rule,
+//! `calls.rs` the call log, `pages.rs` the index and ledger pages and
+//! `behavior_page.rs` the rules page.
 
 mod api;
+mod behavior_page;
 mod calls;
 mod control;
 mod pages;
+mod rules;
 
 use std::sync::Arc;
 
@@ -15,7 +22,7 @@ use axum::http::request::Parts;
 use axum::http::{header, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde_json::json;
 
@@ -59,6 +66,17 @@ pub fn router(fakes: FakeServices, options: HttpOptions) -> Router {
                 .put(control::put_behavior)
                 .post(control::post_behavior_form),
         )
+        .route("/{service}/behavior/rules", post(rules::add))
+        .route("/{service}/behavior/rules/{index}", delete(rules::remove))
+        .route(
+            "/{service}/behavior/rules/{index}/remove",
+            post(rules::remove),
+        )
+        .route(
+            "/{service}/behavior/rules/{index}/move",
+            post(rules::move_to),
+        )
+        .route("/{service}/behavior/search_lag", post(rules::search_lag))
         .route("/{service}/ledger", get(control::ledger))
         .route("/calls", get(calls::calls))
         .route("/{service}/ui", get(pages::ledger_page));
@@ -177,13 +195,32 @@ impl<S: Send + Sync> FromRequestParts<S> for ServiceSegment {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let Path(name) = Path::<String>::from_request_parts(parts, state)
-            .await
-            .map_err(|err| ApiError::new(err.status(), err.body_text()))?;
+        let name = path_param(parts, state, "service").await?;
         name.parse()
             .map(ServiceSegment)
             .map_err(|err: crate::service::UnknownService| {
                 ApiError::new(StatusCode::NOT_FOUND, err.to_string())
             })
     }
+}
+
+/// The path parameter `name` of a route (`{service}`, `{index}`).
+async fn path_param<S: Send + Sync>(
+    parts: &mut Parts,
+    state: &S,
+    name: &str,
+) -> Result<String, ApiError> {
+    let Path(params) = Path::<Vec<(String, String)>>::from_request_parts(parts, state)
+        .await
+        .map_err(|err| ApiError::new(err.status(), err.body_text()))?;
+    params
+        .into_iter()
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("the route has no `{{{name}}}` in its path"),
+            )
+        })
 }

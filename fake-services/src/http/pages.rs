@@ -1,7 +1,7 @@
 //! Server-rendered HTML: the index, a ledger page per service ("NONE YET"
 //! when empty, as in the book server, plus what the client was told and which
-//! orders have more than one effect), and the "Make it behave badly" form.
-//! No JavaScript: every page works from a plain form.
+//! orders have more than one effect), and the shell and helpers the
+//! behaviour page shares. No JavaScript: every page works from plain forms.
 
 use std::fmt::Write;
 
@@ -10,35 +10,16 @@ use axum::response::{Html, IntoResponse, Response};
 
 use super::{token_for_links, ApiError, AppState, ServiceSegment};
 use crate::books::{Cursor, Filter, Page};
-use crate::fault_rules::{InvalidBehavior, Mode};
 use crate::ledger::{scalar_to_string, Record};
 use crate::service::Service;
+use crate::style::{self, Shell};
 
 /// Records on a ledger page unless `limit` says otherwise.
 const PAGE_RECORDS: usize = 50;
 /// Orders named in a page's duplicate warning; the rest are counted.
 const DUPLICATES_NAMED: usize = 20;
 
-const STYLE: &str = "
-body { font-family: system-ui, helvetica, sans-serif; color: #222; margin: 1.5rem; }
-h1 { font-weight: 500; letter-spacing: 1px; }
-table { border-collapse: collapse; margin: 1rem 0; }
-th, td { border: solid thin #888; padding: .35rem .6rem; text-align: left; vertical-align: top; }
-th { background: #e8e8e8; font-weight: 500; }
-tr.dup td { background: #ffe3e3; }
-tr.spent td { color: #888; }
-.warn { background: #fff3cd; border: solid thin #e0b000; padding: .6rem; }
-.error { background: #ffe3e3; border: solid thin #c00; padding: .6rem; }
-code, .mono { font-family: ui-monospace, monospace; font-size: 90%; }
-fieldset { margin: .6rem 0; }
-label { margin-right: .8rem; }
-fieldset input:not([type]) { width: 6rem; }
-";
-
-/// Escapes text for HTML element content and quoted attribute values.
-pub(super) fn escape(text: &str) -> String {
-    html_escape::encode_quoted_attribute(text).into_owned()
-}
+pub(super) use crate::style::escape;
 
 /// Percent-encodes a query parameter value.
 pub(super) fn url_encode(text: &str) -> String {
@@ -47,10 +28,24 @@ pub(super) fn url_encode(text: &str) -> String {
         .unwrap_or_default()
 }
 
-fn page(title: &str, body: &str) -> String {
-    format!(
-        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{t}</title><style>{STYLE}</style></head>\n<body><main>\n<p><a href=\"/\">idemlab fake services</a></p>\n<h1>{t}</h1>\n{body}\n</main></body></html>\n",
-        t = escape(title)
+/// A page in the shell every page shares ([`crate::style`]), with these
+/// services' navigation: the index and each service's ledger.
+pub(super) fn page(title: &str, body: &str, token: Option<&str>) -> String {
+    let mut nav = vec![(with_token("/", token), "idemlab fake services")];
+    for service in Service::ALL {
+        nav.push((
+            with_token(&format!("/{}/ui", service.name()), token),
+            service.title(),
+        ));
+    }
+    style::page(
+        &Shell {
+            head_title: &format!("{title} · idemlab fake services"),
+            title,
+            nav: &nav,
+            refresh: false,
+        },
+        body,
     )
 }
 
@@ -64,7 +59,7 @@ pub(super) fn with_token(path: &str, token: Option<&str>) -> String {
 
 /// A hidden form field carrying the token, or a field to type it in when the
 /// server wants one and the page was not given it.
-fn token_field(app: &AppState, token: Option<&str>) -> String {
+pub(super) fn token_field(app: &AppState, token: Option<&str>) -> String {
     match token {
         Some(token) => format!(
             "<input type=\"hidden\" name=\"token\" value=\"{}\">",
@@ -99,7 +94,7 @@ pub(super) async fn index(State(app): State<AppState>, RawQuery(query): RawQuery
         "</tbody></table>\n<form method=\"post\" action=\"/reset\">{}<button>Reset every ledger and behaviour</button></form>",
         token_field(&app, token.as_deref())
     );
-    Html(page("Fake services", &body))
+    Html(page("Fake services", &body, token.as_deref()))
 }
 
 /// A ledger table's column: its header, and how to read its cell.
@@ -242,7 +237,7 @@ pub(super) async fn ledger_page(
         n = service.name(),
         behavior = escape(&with_token(&format!("/{}/behavior", service.name()), token.as_deref())),
     );
-    Ok(Html(page(service.title(), &body)).into_response())
+    Ok(Html(page(service.title(), &body, token.as_deref())).into_response())
 }
 
 /// "Newest · ← Newer · Older →", each where there is such a page.
@@ -305,133 +300,4 @@ fn page_links(
         return String::new();
     }
     format!("<p class=\"pages\">{}</p>\n", links.join(" · "))
-}
-
-/// The behaviour form: one fieldset per rule in force (with its state), one
-/// blank fieldset to add a rule, and the search lag.
-pub(super) fn behavior_page(
-    app: &AppState,
-    service: Service,
-    token: Option<&str>,
-    problem: Option<&InvalidBehavior>,
-) -> String {
-    let view = app.fakes.behavior(service);
-    let n = service.name();
-    let mut body = String::new();
-    if let Some(err) = problem {
-        let _ = writeln!(
-            body,
-            "<p class=\"error\">Not saved: <code>{}</code>: {}</p>",
-            escape(&err.field),
-            escape(&err.error)
-        );
-    }
-    let _ = writeln!(
-        body,
-        "<p>Rules are looked at in order for each <code>{}</code> or <code>search</code> call; the first that applies decides (a <code>slow</code> rule adds latency and lets the next decide). Saving replaces every rule and restarts its counters.</p>",
-        service.effect_name()
-    );
-    let _ = writeln!(body, "<form method=\"post\" action=\"/{n}/behavior\">");
-    body.push_str(&token_field(app, token));
-    let blank = crate::fault_rules::FaultView {
-        spec: crate::fault_rules::FaultSpec::new(Mode::Crash),
-        state: crate::fault_rules::FaultState {
-            hits: 0,
-            remaining_calls: None,
-            expires_at_ms: None,
-            seed: None,
-            spent: false,
-        },
-    };
-    let rows = view.faults.iter().map(Some).chain([None]);
-    for (i, rule) in rows.enumerate() {
-        let spec = rule.map_or(&blank.spec, |r| &r.spec);
-        let legend = match rule {
-            Some(r) => format!(
-                "Rule {i}: {} — applied {} time(s){}",
-                spec.mode.name(),
-                r.state.hits,
-                if r.state.spent { ", spent" } else { "" }
-            ),
-            None => "Add a rule".to_string(),
-        };
-        let _ = writeln!(body, "<fieldset><legend>{}</legend>", escape(&legend));
-        let _ = write!(body, "<label>mode <select name=\"mode_{i}\">");
-        if rule.is_none() {
-            body.push_str("<option value=\"\" selected>(none)</option>");
-        }
-        for mode in Mode::ALL {
-            let selected = rule.is_some() && spec.mode == mode;
-            let _ = write!(
-                body,
-                "<option value=\"{m}\"{s}>{m}</option>",
-                m = mode.name(),
-                s = if selected { " selected" } else { "" }
-            );
-        }
-        body.push_str("</select></label>\n");
-        let numbers: [(&str, Option<String>); 7] = [
-            ("calls", spec.calls.map(|v| v.to_string())),
-            ("probability", spec.probability.map(|v| v.to_string())),
-            // The seed in use, also when the server chose it: saving the form
-            // again keeps the rule reproducible.
-            (
-                "seed",
-                spec.seed
-                    .or(rule.and_then(|r| r.state.seed))
-                    .map(|v| v.to_string()),
-            ),
-            ("for_ms", spec.for_ms.map(|v| v.to_string())),
-            ("sleep_ms", spec.sleep_ms.map(|v| v.to_string())),
-            ("status", spec.status.map(|v| v.to_string())),
-            ("retry_after_s", spec.retry_after_s.map(|v| v.to_string())),
-        ];
-        for (name, value) in numbers {
-            let _ = write!(
-                body,
-                "<label>{name} <input name=\"{name}_{i}\" value=\"{}\" inputmode=\"decimal\"></label>",
-                escape(value.as_deref().unwrap_or(""))
-            );
-        }
-        body.push_str("<br>operations: ");
-        for op in service.faultable_operations() {
-            let checked = spec
-                .operations
-                .as_ref()
-                .is_none_or(|ops| ops.iter().any(|o| o == op));
-            let _ = write!(
-                body,
-                "<label><input type=\"checkbox\" name=\"operations_{i}\" value=\"{op}\"{}> {op}</label>",
-                if checked { " checked" } else { "" }
-            );
-        }
-        if rule.is_some() {
-            let _ = write!(
-                body,
-                "<label><input type=\"checkbox\" name=\"remove_{i}\" value=\"1\"> remove</label>"
-            );
-        }
-        body.push_str("</fieldset>\n");
-    }
-    let _ = writeln!(
-        body,
-        "<p><label>search lag (ms) <input name=\"search_lag_ms\" value=\"{}\" inputmode=\"numeric\"></label></p>",
-        view.search_lag_ms
-    );
-    body.push_str("<button>Save</button></form>\n");
-    let _ = writeln!(
-        body,
-        "<form method=\"post\" action=\"/{n}/behavior\">{}<input type=\"hidden\" name=\"search_lag_ms\" value=\"0\"><button>Behave well again (clear every rule)</button></form>",
-        token_field(app, token)
-    );
-    let _ = writeln!(
-        body,
-        "<p><a href=\"{}\">{} ledger</a></p>",
-        escape(&with_token(&format!("/{n}/ui"), token)),
-        service.title()
-    );
-    page(
-        &format!("{} — make it behave badly", service.title()),
-        &body,
-    )
 }
