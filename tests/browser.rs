@@ -220,7 +220,7 @@ async fn walkthrough(client: &Client, web: &str) -> i64 {
         .click()
         .await
         .unwrap();
-    let add_rule = "//fieldset[legend[normalize-space()='Add a rule']]";
+    let add_rule = "//h2[normalize-space()='Add a rule']/following-sibling::form[1]";
     wait_until_within("the email behaviour form", PAGE_WAIT, || async {
         client.find(Locator::XPath(add_rule)).await.is_ok()
     })
@@ -247,7 +247,7 @@ async fn walkthrough(client: &Client, web: &str) -> i64 {
         .await
         .unwrap();
     let saved =
-        "//fieldset/legend[starts-with(normalize-space(), 'Rule') and contains(., 'crash')]";
+        "//table[@id='rules']//tr[starts-with(@id, 'rule-')]/td[2][normalize-space()='crash']";
     wait_until_within("the crash rule saved", PAGE_WAIT, || async {
         client.find(Locator::XPath(saved)).await.is_ok()
     })
