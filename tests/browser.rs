@@ -383,6 +383,8 @@ async fn the_readme_walkthrough_shows_a_double_charge_in_chromium() {
         unavailable("chromium and chromedriver (apt-get install chromium chromium-driver)");
         return;
     };
+    // This run's screenshots only: no failure.png left from an earlier one.
+    let _ = std::fs::remove_dir_all(screenshot_dir());
     let data_dir = tempfile::tempdir().unwrap();
     let mut child = lab_serve(env!("CARGO_BIN_EXE_lab"), data_dir.path())
         .args(["--structure", "monolithic", "--charge", "none"])
