@@ -749,3 +749,56 @@ async fn two_charges_for_one_order_are_marked() {
         assert_eq!(marked, dup, "row of {id}");
     }
 }
+
+/// The index and the ledger pages answer JSON to a client that prefers it,
+/// with what the page shows: sizes, faults in force, the duplicate marks.
+#[tokio::test]
+async fn the_pages_answer_json_too() {
+    let tf = spawn().await;
+    let (_, first) = send_json(tf.charge(7)).await;
+    send_json(tf.charge(7)).await;
+    let (_, other) = send_json(tf.charge(8)).await;
+    let get_json = |path: &str| {
+        let request = tf
+            .client
+            .get(tf.url(path))
+            .header("accept", "application/json");
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            assert!(response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("application/json"));
+            response.json::<Value>().await.unwrap()
+        }
+    };
+    let index = get_json("/").await;
+    let payments = &index["services"][0];
+    assert_eq!(payments["service"], "payments");
+    assert_eq!(payments["records"], 3);
+    assert_eq!(payments["faults_in_force"], false);
+    assert_eq!(payments["links"]["page"], "/payments/ui");
+    assert_eq!(index["services"].as_array().unwrap().len(), 4);
+
+    let page = get_json("/payments/ui?limit=2").await;
+    assert_eq!(page["object"], "list");
+    assert_eq!(page["records"], 3);
+    assert_eq!(page["has_more"], true);
+    assert_eq!(page["duplicated_orders"], 1);
+    assert_eq!(page["duplicates"], json!([{"order_id": "7", "effects": 2}]));
+    let data = page["data"].as_array().unwrap();
+    // Newest first: order 8's charge, then order 7's second.
+    assert_eq!(data[0]["id"], other["charge_id"]);
+    assert_eq!(data[0]["duplicate"], false);
+    assert_eq!(data[1]["duplicate"], true);
+    let older = get_json(&format!(
+        "/payments/ui?limit=2&starting_after={}",
+        data[1]["id"].as_str().unwrap()
+    ))
+    .await;
+    assert_eq!(older["data"][0]["id"], first["charge_id"]);
+    assert_eq!(older["has_more"], false);
+    // A browser still gets the page.
+    assert!(tf.page("/payments/ui").await.contains("<table"));
+}

@@ -2,15 +2,21 @@
 //! when empty, as in the book server, plus what the client was told and which
 //! orders have more than one effect), and the shell and helpers the
 //! behaviour page shares. No JavaScript: every page works from plain forms.
+//! A client that prefers JSON (`Accept: application/json`, no `text/html`)
+//! gets the same facts as JSON from the same address.
 
 use std::fmt::Write;
 
 use axum::extract::{RawQuery, State};
+use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
 
 use super::{token_for_links, ApiError, AppState, ServiceSegment};
 use crate::books::{Cursor, Filter, Page};
 use crate::ledger::{scalar_to_string, Record};
+use crate::negotiation::Accept;
 use crate::service::Service;
 use crate::style::{self, Shell};
 
@@ -72,7 +78,36 @@ pub(super) fn token_field(app: &AppState, token: Option<&str>) -> String {
     }
 }
 
-pub(super) async fn index(State(app): State<AppState>, RawQuery(query): RawQuery) -> Html<String> {
+/// `GET /`: each service's ledger size and whether faults are in force,
+/// with its pages; as JSON, `{"services": [{"service", "title", "records",
+/// "dropped_records", "faults_in_force", "links"}]}`.
+pub(super) async fn index(
+    State(app): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    if Accept::of(&headers).prefers_json() {
+        let services: Vec<Value> = Service::ALL
+            .into_iter()
+            .map(|service| {
+                let (records, dropped) = app.fakes.ledger_size(service);
+                let n = service.name();
+                json!({
+                    "service": n,
+                    "title": service.title(),
+                    "records": records,
+                    "dropped_records": dropped,
+                    "faults_in_force": app.fakes.has_active_faults(service),
+                    "links": {
+                        "page": format!("/{n}/ui"),
+                        "ledger": format!("/{n}/ledger"),
+                        "behavior": format!("/{n}/behavior"),
+                    },
+                })
+            })
+            .collect();
+        return Json(json!({ "services": services })).into_response();
+    }
     let token = token_for_links(&app, query.as_deref());
     let mut body = String::from(
         "<table><thead><tr><th>Service</th><th>Records</th><th>Faults</th><th></th></tr></thead><tbody>\n",
@@ -94,7 +129,7 @@ pub(super) async fn index(State(app): State<AppState>, RawQuery(query): RawQuery
         "</tbody></table>\n<form method=\"post\" action=\"/reset\">{}<button>Reset every ledger and behaviour</button></form>",
         token_field(&app, token.as_deref())
     );
-    Html(page("Fake services", &body, token.as_deref()))
+    Html(page("Fake services", &body, token.as_deref())).into_response()
 }
 
 /// A ledger table's column: its header, and how to read its cell.
@@ -151,6 +186,7 @@ pub(super) async fn ledger_page(
     State(app): State<AppState>,
     ServiceSegment(service): ServiceSegment,
     RawQuery(query): RawQuery,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let token = token_for_links(&app, query.as_deref());
     let params = super::api::query_object(RawQuery(query.clone()));
@@ -165,6 +201,34 @@ pub(super) async fn ledger_page(
         .map_err(|e| super::list_error(crate::providers::unknown_cursor(service, e)))?;
     let (kept, dropped) = app.fakes.ledger_size(service);
     let (duplicated, named) = app.fakes.duplicated_orders(service, DUPLICATES_NAMED);
+    let marked = |record: &Record| {
+        record.is_success()
+            && record
+                .order_id()
+                .is_some_and(|o| app.fakes.successes_for(service, &o) > 1)
+    };
+    if Accept::of(&headers).prefers_json() {
+        // The page's list (as `/{service}/ledger` pages it), each record
+        // with the page's mark, and the counts above the table.
+        let mut body = crate::providers::list_body(shown, |r| {
+            let mut value = serde_json::to_value(r).unwrap_or(Value::Null);
+            if let Some(map) = value.as_object_mut() {
+                map.insert("duplicate".into(), json!(marked(r)));
+            }
+            value
+        });
+        if let Some(map) = body.as_object_mut() {
+            map.insert("records".into(), json!(kept));
+            map.insert("dropped_records".into(), json!(dropped));
+            map.insert("duplicated_orders".into(), json!(duplicated));
+            let named: Vec<Value> = named
+                .iter()
+                .map(|(order, n)| json!({"order_id": order, "effects": n}))
+                .collect();
+            map.insert("duplicates".into(), Value::from(named));
+        }
+        return Ok(Json(body).into_response());
+    }
     let mut body = String::new();
     let _ = write!(body, "<p>{kept} record(s)");
     if dropped > 0 {
@@ -202,11 +266,7 @@ pub(super) async fn ledger_page(
         );
     }
     for record in &shown.records {
-        let duplicated = record.is_success()
-            && record
-                .order_id()
-                .is_some_and(|o| app.fakes.successes_for(service, &o) > 1);
-        body.push_str(if duplicated {
+        body.push_str(if marked(record) {
             "<tr class=\"dup\">"
         } else {
             "<tr>"
