@@ -1110,8 +1110,10 @@ async fn pages_answer_only_to_this_servers_addresses() {
     assert_eq!(status, StatusCode::OK);
 }
 
-#[tokio::test]
-async fn the_order_page_shows_a_double_charge_from_the_payments_ledger() {
+/// The README's walkthrough: the naive monolithic pipeline, one email
+/// crash, an order placed through the form and its jobs run to the end
+/// (the retry charges again). The web lab and the order's page.
+async fn double_charged_order() -> (Web, String) {
     let web = web(Knobs {
         structure: idemlab::pipeline::Structure::Monolithic,
         charge: idemlab::pipeline::ChargeDedup::None,
@@ -1124,6 +1126,12 @@ async fn the_order_page_shows_a_double_charge_from_the_payments_ledger() {
     );
     let path = web.order_via_form("1 Main St").await;
     web.drain().await;
+    (web, path)
+}
+
+#[tokio::test]
+async fn the_order_page_shows_a_double_charge_from_the_payments_ledger() {
+    let (web, path) = double_charged_order().await;
     let (status, page) = web.page(&path).await;
     assert_eq!(status, 200);
     let row = |id: &str| {
@@ -1158,18 +1166,7 @@ fn timeline_rows(page: &str) -> Vec<&str> {
 
 #[tokio::test]
 async fn the_timeline_shows_why_an_order_was_charged_twice() {
-    let web = web(Knobs {
-        structure: idemlab::pipeline::Structure::Monolithic,
-        charge: idemlab::pipeline::ChargeDedup::None,
-        ..Knobs::safe()
-    })
-    .await;
-    web.fault(
-        Service::Email,
-        json!({"faults": [{"mode": "crash", "calls": 1}]}),
-    );
-    let path = web.order_via_form("1 Main St").await;
-    web.drain().await;
+    let (web, path) = double_charged_order().await;
     let (_, page) = web.page(&path).await;
     let rows = timeline_rows(&page);
     // What each row is: an attempt and its outcome, or a call and what the
