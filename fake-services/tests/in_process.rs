@@ -199,7 +199,7 @@ async fn a_watcher_sees_each_effect_after_it_is_recorded_and_before_it_is_answer
         .collect();
     assert_eq!(
         ledger,
-        [id.clone()],
+        std::slice::from_ref(&id),
         "the charge is in the ledger while its answer waits for the watcher"
     );
     assert!(!call.is_finished(), "the answer waits for the watcher");
