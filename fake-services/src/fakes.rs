@@ -25,7 +25,7 @@ use crate::ledger::{self, Record, Told};
 use crate::metrics::Metrics;
 use crate::providers::{self, Desk, EffectOutcome, MAX_LIMIT};
 use crate::service::{Operation, Service};
-use crate::watch::{Activity, Counters, EffectWatcher, FiredFault, InFlight};
+use crate::watch::{Activity, Counters, EffectWatcher, FiredFault, InFlight, Pause};
 
 /// The longest `X-Be-Slow` a client can ask for, so a typo cannot hang a
 /// connection for a day.
@@ -472,7 +472,11 @@ impl FakeServices {
                 ProviderDid::Refused { status: 422 },
             ),
             Some(Begin::Proceed) | None => {
-                let (response, performed) = self.provide(call, told, reservation);
+                let Provided {
+                    response,
+                    performed,
+                    pause,
+                } = self.provide(call, told, reservation);
                 let did = match &performed {
                     Some(record) => ProviderDid::Performed {
                         record: record.id.clone(),
@@ -487,8 +491,8 @@ impl FakeServices {
                         status: response.status,
                     },
                 };
-                if let Some(record) = performed {
-                    self.tell_watcher(&record).await;
+                if let Some(pause) = pause {
+                    pause.await;
                 }
                 (response, did)
             }
@@ -516,41 +520,36 @@ impl FakeServices {
             .clone()
     }
 
-    /// Holds the answer back while the watcher acts on a performed effect.
-    async fn tell_watcher(&self, record: &Record) {
-        if let Some(pause) = self.watcher().and_then(|w| w.performed(record)) {
-            pause.await;
-        }
-    }
-
-    /// The provider's part of a call, and the record of the effect it
-    /// performed, if it did.
+    /// The provider's part of a call, under the service's lock: its
+    /// answer, and the effect it performed, if it did, with the watcher
+    /// already told of it.
     fn provide(
         &self,
         call: &Call,
         told: Option<Told>,
         reservation: Option<Reservation>,
-    ) -> (Response, Option<Record>) {
-        let now_ms = self.inner.clock.now_ms();
+    ) -> Provided {
         let mut state = self.state(call.service);
         let state = &mut *state;
+        // Read under the lock: a record's time is never earlier than the
+        // one recorded before it, so time order is the ledger's order.
+        let now_ms = self.inner.clock.now_ms();
         match call.operation {
-            Operation::Status => (
-                Response::json(200, &providers::status(call.service, state.books.len())),
-                None,
-            ),
-            Operation::Search => (
+            Operation::Status => Provided::answer(Response::json(
+                200,
+                &providers::status(call.service, state.books.len()),
+            )),
+            Operation::Search => Provided::answer(
                 match providers::search(call.service, &state.books, &call.body, now_ms) {
                     Ok(found) => Response::json(200, &found),
                     Err((status, error)) => Response::json(status, &error),
                 },
-                None,
             ),
             Operation::Clear => {
                 state.books.clear();
                 state.keys.clear();
                 crate::memory::give_back();
-                (Response::empty(200), None)
+                Provided::answer(Response::empty(200))
             }
             Operation::Effect => {
                 let mut desk = Desk {
@@ -586,7 +585,17 @@ impl FakeServices {
                 let performed = (executed && state.books.made() > made_before)
                     .then(|| state.books.newest())
                     .flatten();
-                (response, performed)
+                // Told before the lock is let go, so that the watcher hears
+                // of a service's effects in its ledger's order: the lab's
+                // "kill after the second charge" is the ledger's second.
+                let pause = performed
+                    .as_ref()
+                    .and_then(|record| self.watcher().and_then(|w| w.performed(record)));
+                Provided {
+                    response,
+                    performed,
+                    pause,
+                }
             }
         }
     }
@@ -845,6 +854,26 @@ fn action_name(action: Action) -> &'static str {
     }
 }
 
+/// What the provider did with a call.
+struct Provided {
+    response: Response,
+    /// The record of the effect it performed, if it did.
+    performed: Option<Record>,
+    /// The watcher's hold on the answer, awaited once the lock is let go.
+    pause: Option<Pause>,
+}
+
+impl Provided {
+    /// An answer that performed nothing.
+    fn answer(response: Response) -> Self {
+        Self {
+            response,
+            performed: None,
+            pause: None,
+        }
+    }
+}
+
 /// The client gave up before the provider answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TimedOut;
@@ -885,5 +914,97 @@ impl Drop for Reservation {
             .state(self.service)
             .keys
             .finish(self.operation, &self.key, None);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{OnceLock, TryLockError};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::clock::{Clock, Sleep};
+
+    /// The services' clock and their effect watcher at once, noting at each
+    /// reading and each telling whether the payments ledger was locked:
+    /// whether another call could have recorded a charge in between.
+    #[derive(Default)]
+    struct Probe {
+        fakes: OnceLock<FakeServices>,
+        now_ms: AtomicU64,
+        /// (the time read, the ledger locked then), each reading distinct.
+        readings: Mutex<Vec<(u64, bool)>>,
+        /// (the record told of, the ledger locked then).
+        told: Mutex<Vec<(String, bool)>>,
+    }
+
+    impl Probe {
+        fn ledger_locked(&self) -> bool {
+            self.fakes.get().is_some_and(|fakes| {
+                matches!(
+                    fakes.inner.services[Service::Payments.index()].try_lock(),
+                    Err(TryLockError::WouldBlock)
+                )
+            })
+        }
+    }
+
+    impl Clock for Probe {
+        fn now_ms(&self) -> u64 {
+            let now = self.now_ms.fetch_add(1, Ordering::SeqCst) + 1;
+            let locked = self.ledger_locked();
+            self.readings.lock().unwrap().push((now, locked));
+            now
+        }
+
+        fn sleep(&self, ms: u64) -> Sleep {
+            Box::pin(tokio::time::sleep(Duration::from_millis(ms)))
+        }
+    }
+
+    impl EffectWatcher for Probe {
+        fn performed(&self, record: &Record) -> Option<Pause> {
+            let locked = self.ledger_locked();
+            self.told.lock().unwrap().push((record.id.clone(), locked));
+            None
+        }
+    }
+
+    /// "The Nth charge" must mean the ledger's Nth record everywhere: to
+    /// the watcher (the lab's worker kills count what it is told) and on a
+    /// timeline sorted by `created_at_ms`. Both hold only if no other call
+    /// can record a charge between a record's time being read and the
+    /// record, nor between the record and the watcher hearing of it.
+    #[tokio::test]
+    async fn a_charge_is_timed_and_told_while_no_other_charge_can_be_recorded() {
+        let probe = Arc::new(Probe::default());
+        let fakes = FakeServices::with_clock(probe.clone(), 7);
+        let _ = probe.fakes.set(fakes.clone());
+        fakes.watch_effects(probe.clone());
+        for order in 1..=2 {
+            let charge = json!({"amount_cents": 500, "metadata": {"order_id": order}});
+            let reply = fakes
+                .call(Call::new(Service::Payments, Operation::Effect, charge))
+                .await;
+            assert_eq!(reply.response().map(|r| r.status), Some(201));
+        }
+        let ledger = fakes.ledger(Service::Payments);
+        assert_eq!(ledger.len(), 2);
+        let readings = probe.readings.lock().unwrap().clone();
+        for record in &ledger {
+            let reading = readings.iter().find(|(at, _)| *at == record.created_at_ms);
+            assert_eq!(
+                reading.map(|(_, locked)| *locked),
+                Some(true),
+                "{}'s time was read with the ledger open to another charge",
+                record.id
+            );
+        }
+        let told = probe.told.lock().unwrap().clone();
+        let expected: Vec<(String, bool)> = ledger.iter().map(|r| (r.id.clone(), true)).collect();
+        assert_eq!(
+            told, expected,
+            "each charge told of, in ledger order, before another could be recorded"
+        );
     }
 }

@@ -25,8 +25,12 @@ pub type Pause = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// is in the ledger), before the client is answered; and of each fault the
 /// service's rules fire, as it is decided.
 pub trait EffectWatcher: Send + Sync {
-    /// The record just written; a returned pause is awaited before the
-    /// answer goes out.
+    /// The record just written, told while the service's ledger is still
+    /// locked: a watcher hears of one service's effects in its ledger's
+    /// order (its second is the ledger's second), even when calls run
+    /// concurrently. So it must be quick and must not call the services
+    /// (that would wait on the lock it is told under); a returned pause is
+    /// awaited, with the lock let go, before the answer goes out.
     fn performed(&self, record: &Record) -> Option<Pause>;
 
     /// A rule fired on a call (a crash leaves no record, so this is the

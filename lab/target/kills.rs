@@ -49,7 +49,8 @@ pub struct Killer {
 struct State {
     /// Each planned kill, and whether it has fired.
     plan: Vec<(PlannedKill, bool)>,
-    /// Effects performed so far, per service.
+    /// Effects performed so far, per service: the services tell them under
+    /// the ledger's lock, so the `calls`-th is the ledger's `calls`-th.
     performed: Vec<(Service, u64)>,
 }
 

@@ -180,6 +180,9 @@ fn calls_two_kills_after_the_second_charge() {
         "{}",
         kills[0].what
     );
+    // The timeline's charges in time order are the ledger's order (a
+    // record is timed and its watcher told under the ledger's lock; equal
+    // times keep the ledger's order), which is what the kill counts by.
     let charges: Vec<Moment> = run
         .timeline()
         .into_iter()
