@@ -362,8 +362,115 @@ async fn orders_across_a_redis_restart(
     (lab, running, fakes, failed)
 }
 
+async fn t<T: std::fmt::Debug>(f: impl std::future::Future<Output = T>) -> String {
+    match tokio::time::timeout(Duration::from_secs(8), f).await {
+        Ok(v) => format!("{v:?}"),
+        Err(_) => "TIMED OUT after 8 s".into(),
+    }
+}
+
+async fn diag(lab: &Lab, store: &Store, url: &str) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let orders = store.orders().await.unwrap_or_default();
+    let _ = writeln!(out, "orders: {}", orders.len());
+    for o in orders.iter().filter(|o| !o.is_complete()) {
+        let _ = writeln!(out, "  incomplete order {} state {:?}", o.id, o.state());
+    }
+    let outbox = store.outbox().await.unwrap_or_default();
+    let pending: Vec<_> = outbox
+        .iter()
+        .filter(|e| e.relayed_at_ms.is_none())
+        .collect();
+    let _ = writeln!(
+        out,
+        "outbox rows {} pending {}",
+        outbox.len(),
+        pending.len()
+    );
+    let b = lab.runner.backend();
+    let _ = writeln!(out, "queue_sizes: {}", t(b.queue_sizes()).await);
+    for set in [
+        idemlab::runner::JobSet::Retry,
+        idemlab::runner::JobSet::Schedule,
+        idemlab::runner::JobSet::Dead,
+    ] {
+        let _ = writeln!(
+            out,
+            "set {set:?}: {}",
+            t(async {
+                b.set_entries(set).await.map(|v| {
+                    v.iter()
+                        .map(|e| (e.job.class.clone(), e.job.args.clone(), e.at_ms))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .await
+        );
+    }
+    let _ = writeln!(out, "processes: {}", t(b.processes()).await);
+    let _ = writeln!(
+        out,
+        "busy: {}",
+        t(async {
+            b.busy().await.map(|v| {
+                v.iter()
+                    .map(|j| (j.process.clone(), j.job.class.clone(), j.job.args.clone()))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .await
+    );
+    let _ = writeln!(
+        out,
+        "waiting: {}",
+        t(async {
+            b.waiting_jobs().await.map(|v| {
+                v.iter()
+                    .map(|j| (j.class.clone(), j.args.clone()))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .await
+    );
+    let port = url.rsplit(':').next().unwrap();
+    let raw = Command::new("redis-cli")
+        .args(["-p", port, "--scan"])
+        .output();
+    let _ = writeln!(
+        out,
+        "redis-cli keys: {:?}",
+        raw.map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+    );
+    let raw = Command::new("redis-cli")
+        .args(["-p", port, "client", "list"])
+        .output();
+    let _ = writeln!(
+        out,
+        "redis-cli clients: {:?}",
+        raw.map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+    );
+    let attempts = lab.runner.history().attempts();
+    let _ = writeln!(out, "attempts: {}", attempts.len());
+    for a in attempts.iter().rev().take(15) {
+        let _ = writeln!(
+            out,
+            "  {} {:?} {} {} {:?}",
+            a.class, a.args, a.attempt, a.process, a.outcome
+        );
+    }
+    out
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_restart_during_a_run_loses_no_order_with_the_outbox() {
+    let _ = tracing::subscriber::set_global_default(
+        tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .with_test_writer()
+            .finish(),
+    );
     let Some(mut redis) = PrivateRedis::start(true) else {
         return;
     };
@@ -371,12 +478,14 @@ async fn redis_restart_during_a_run_loses_no_order_with_the_outbox() {
     let (lab, running, fakes, failed) =
         orders_across_a_redis_restart(Enqueue::Outbox, &mut redis, store.clone()).await;
     assert_eq!(failed, 0, "the outbox takes orders while Redis is down");
-    wait_until_within(
-        "all 30 orders are complete",
-        Duration::from_secs(90),
-        || all_complete(&store, 30),
-    )
-    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !all_complete(&store, 30).await {
+        if tokio::time::Instant::now() > deadline {
+            let seen = diag(&lab, &store, &redis.url()).await;
+            panic!("DIAG STALL: not all 30 orders complete after 60 s:\n{seen}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     running.stop().await;
     let violations = violations(&lab, &store, &fakes).await;
     assert!(violations.is_empty(), "{}", describe(&violations));

@@ -39,6 +39,25 @@ pub struct Fetch<'a> {
     /// Real time to wait for a job when every queue is empty; zero is one
     /// look.
     pub wait: Duration,
+    /// Which call of which fetcher this is, when the fetcher asks again with
+    /// the same call after a failed one ([`FetchCall`]); `None`: a one-off.
+    pub call: Option<FetchCall>,
+}
+
+/// One call of one of a process's fetchers: `slot` is the fetcher (0 to
+/// concurrency - 1), `n` counts its calls and moves on only once a call has
+/// been answered.
+///
+/// A call can take a job on the server and still fail on the client: Redis
+/// stopped between running the script and sending its reply, and the job is
+/// now in the in-progress list of a process that is alive and beating, so
+/// no recovery would ever put it back (the order waits forever). Asked again
+/// with the same call, a backend that keeps the job each call took answers
+/// with that job instead of taking another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FetchCall {
+    pub slot: usize,
+    pub n: u64,
 }
 
 impl<'a> Fetch<'a> {
@@ -49,12 +68,21 @@ impl<'a> Fetch<'a> {
             mode,
             process,
             wait: Duration::ZERO,
+            call: None,
         }
     }
 
     /// The same request, waiting up to `wait` for a job.
     pub fn waiting(self, wait: Duration) -> Self {
         Self { wait, ..self }
+    }
+
+    /// The same request, as `call` of a fetcher.
+    pub fn as_call(self, call: FetchCall) -> Self {
+        Self {
+            call: Some(call),
+            ..self
+        }
     }
 }
 

@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::backend::{BusyJob, Finished, ProcessInfo};
-use super::fetch::{Fetch, FetchMode};
+use super::fetch::{Fetch, FetchCall, FetchMode};
 use super::processor::{JobOutcome, Runner, Settle};
 use super::{Job, JobSet};
 
@@ -64,8 +64,9 @@ impl Runner {
             }
         }));
         let fetchers = (0..self.config().concurrency.max(1))
-            .map(|_| {
+            .map(|slot| {
                 tokio::spawn(fetch_loop(
+                    slot,
                     self.clone(),
                     identity.clone(),
                     busy.clone(),
@@ -262,6 +263,7 @@ async fn poll(runner: &Runner) {
 }
 
 async fn fetch_loop(
+    slot: usize,
     runner: Runner,
     identity: String,
     busy: Busy,
@@ -270,6 +272,9 @@ async fn fetch_loop(
 ) {
     let config = runner.config().clone();
     let fetch = Fetch::new(&config.queues, config.fetch, &identity).waiting(config.fetch_wait);
+    // Moves on once a call is answered: a failed call is asked again as the
+    // same one, so a job it took before its reply was lost comes back.
+    let mut call = FetchCall { slot, n: 0 };
     // The last job run, settled by the next fetch in the same round trip;
     // kept until a round trip succeeds, so a job finished while the backend
     // was unreachable is acknowledged once it is back, not held for good.
@@ -290,8 +295,11 @@ async fn fetch_loop(
         }
         let fetched = runner
             .backend()
-            .settle_and_fetch(finished.clone(), &fetch)
+            .settle_and_fetch(finished.clone(), &fetch.as_call(call))
             .await;
+        if fetched.is_ok() {
+            call.n += 1;
+        }
         let job = match fetched {
             Ok(Some(job)) => {
                 finished = None;

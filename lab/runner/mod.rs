@@ -35,7 +35,7 @@ pub mod worker;
 pub use self::redis::RedisBackend;
 pub use backend::{Backend, BackendError, Finished, JobSet};
 pub use client::Client;
-pub use fetch::{Fetch, FetchMode};
+pub use fetch::{Fetch, FetchCall, FetchMode};
 pub use history::{Attempt, AttemptOutcome, History};
 pub use job::Job;
 pub use job_counts::JobCounts;

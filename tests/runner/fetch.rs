@@ -18,6 +18,7 @@ on_each_backend!(
 on_redis!(
     a_waiting_fetch_sees_a_push_from_another_client,
     a_waiting_fetch_does_not_stall_other_commands,
+    a_fetch_asked_again_after_its_reply_was_lost_gets_the_job_it_took,
 );
 
 async fn queues_are_served_in_strict_priority_order(b: Backends) {
@@ -262,5 +263,42 @@ async fn a_fetch_with_nothing_to_take_returns_none_at_its_deadline(b: Backends) 
     assert_eq!(
         jids(&backend.waiting_jobs().await.unwrap()),
         [format!("{:024x}", 1)]
+    );
+}
+
+/// Redis stopped between running a fetch and answering it: the job is in the
+/// in-progress list of a process that lives on, and its fetcher asks again
+/// with the same call. It must get that job back, not take the next one and
+/// leave the first where no recovery ever finds it (a process that beats
+/// keeps its list).
+async fn a_fetch_asked_again_after_its_reply_was_lost_gets_the_job_it_took(b: Backends) {
+    let (backend, _raw) = b.fresh_redis().await;
+    for n in 1..=2 {
+        backend.push(job("J", n, "default", T0), T0).await.unwrap();
+    }
+    let queues = ["default".to_string()];
+    let fetch =
+        |slot, n| Fetch::new(&queues, FetchMode::Reliable, "p").as_call(FetchCall { slot, n });
+    let first = backend.fetch(&fetch(0, 7)).await.unwrap().unwrap();
+    // The reply to that call was lost: the same call again.
+    let again = backend.fetch(&fetch(0, 7)).await.unwrap();
+    assert_eq!(again.as_ref().map(|j| &j.jid), Some(&first.jid));
+    assert_eq!(
+        backend.queue_sizes().await.unwrap(),
+        vec![("default".to_string(), 1)],
+        "the second job still waits"
+    );
+    // Another fetcher, or the next call, takes the second job.
+    let second = backend.fetch(&fetch(1, 7)).await.unwrap().unwrap();
+    assert_ne!(second.jid, first.jid);
+    assert_eq!(backend.fetch(&fetch(0, 8)).await.unwrap(), None);
+    // Once acknowledged, the first job is not handed out again.
+    backend.acknowledge("p", &first).await.unwrap();
+    assert_eq!(backend.fetch(&fetch(0, 7)).await.unwrap(), None);
+    let held = backend.waiting_jobs().await.unwrap();
+    assert_eq!(
+        jids(&held),
+        vec![second.jid.clone()],
+        "only the second is held"
     );
 }

@@ -43,8 +43,8 @@ mod prelude {
     pub use fake_services::Clock;
     pub use idemlab::runner::backend::{BusyJob, ProcessInfo, DEAD_MAX_JOBS, DEAD_TIMEOUT_MS};
     pub use idemlab::runner::{
-        AttemptOutcome, Backend, Fetch, FetchMode, Finished, Job, JobSet, RedisBackend, Registry,
-        RetryPolicy, RunnerConfig,
+        AttemptOutcome, Backend, Fetch, FetchCall, FetchMode, Finished, Job, JobSet, RedisBackend,
+        Registry, RetryPolicy, RunnerConfig,
     };
     pub use idemlab_test_support::wait_until;
     pub use serde_json::{json, Value};

@@ -15,6 +15,7 @@
 //! | `<identity>:work` | HASH | jid → `{"queue":…,"payload":"<job JSON>","run_at":<epoch s>}` (Sidekiq 7's name) |
 //! | `<identity>:workers` | HASH | the same (Sidekiq 6's name, which 6.4's `Sidekiq::WorkSet` reads) |
 //! | `inprogress:<identity>` | LIST | reliable fetch: the jobs a process holds, newest on the left |
+//! | `inprogress:<identity>:taken` | HASH | reliable fetch: fetcher slot → `<call>:<job JSON>`, the job each fetcher took last, so a call asked again after its reply was lost gets that job back |
 //! | `inprogress` | SET | identities that have an in-progress list, so a list whose process is gone is found without `SCAN` |
 //!
 //! The code version goes in `info.tag` (the label Sidekiq 6's web UI shows
@@ -86,6 +87,9 @@ impl Keys {
     }
     pub(super) fn in_progress(&self, identity: &str) -> String {
         format!("{}inprogress:{identity}", self.prefix)
+    }
+    pub(super) fn taken(&self, identity: &str) -> String {
+        format!("{}inprogress:{identity}:taken", self.prefix)
     }
     pub(super) fn in_progress_index(&self) -> String {
         self.in_progress_index.clone()

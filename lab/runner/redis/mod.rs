@@ -582,6 +582,7 @@ impl Backend for RedisBackend {
                 self.keys.process(identity),
                 self.keys.work(identity),
                 self.keys.workers(identity),
+                self.keys.taken(identity),
             ])
             .ignore()
             .query_async(&mut self.conn())
@@ -747,6 +748,7 @@ impl Backend for RedisBackend {
             keys.push(self.keys.workers(identity));
         }
         keys.extend(holders.iter().map(|id| self.keys.in_progress(id)));
+        keys.extend(holders.iter().map(|id| self.keys.taken(id)));
         let _: () = ::redis::pipe()
             .atomic()
             .del(keys)

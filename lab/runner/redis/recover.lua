@@ -7,7 +7,8 @@
 -- KEYS[5]  its in-progress list (inprogress:<identity>)
 -- KEYS[6]  inprogress (the set of identities that have an in-progress list)
 -- KEYS[7]  queues (the set of queue names)
--- KEYS[8..] the queue lists the jobs go back to
+-- KEYS[8]  its fetchers' last takes (inprogress:<identity>:taken)
+-- KEYS[9..] the queue lists the jobs go back to
 -- ARGV[1]  the identity
 -- ARGV[2]  now, in epoch milliseconds (the caller's clock)
 -- ARGV[3]  the heartbeat TTL, in milliseconds
@@ -41,7 +42,7 @@ for i = 4, #ARGV, 4 do
   end
 end
 redis.call('SREM', KEYS[1], ARGV[1])
-redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[8])
 if redis.call('EXISTS', KEYS[5]) == 0 then
   redis.call('SREM', KEYS[6], ARGV[1])
 end

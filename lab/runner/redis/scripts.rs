@@ -73,12 +73,17 @@ impl RedisBackend {
             .key(&self.keys.in_progress_index)
             .key(&self.keys.processed)
             .key(&self.keys.failed)
+            .key(self.keys.taken(fetch.process))
             .arg(mode_arg(fetch.mode))
             .arg(fetch.process)
             .arg(settle.payload)
             .arg(settle.jid)
             .arg(settle.processed)
             .arg(settle.failed);
+        match fetch.call {
+            Some(call) => invocation.arg(call.slot).arg(call.n),
+            None => invocation.arg("").arg(""),
+        };
         invocation.invoke_async(&mut self.conn()).await
     }
 
@@ -182,6 +187,7 @@ impl RedisBackend {
             list.clone(),
             self.keys.in_progress_index(),
             self.keys.queues(),
+            self.keys.taken(identity),
         ]);
         let mut args = vec![identity.to_string(), now_ms.to_string(), ttl_ms.to_string()];
         let mut jobs = Vec::new();
