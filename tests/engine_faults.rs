@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::servers::{PrivatePostgres, PrivateRedis};
-use common::wait_until_within;
+use common::{wait_until_within, wait_until_within_or_tell};
 use fake_services::http::router;
 use fake_services::serve::RunningServer;
 use fake_services::{BehaviorSpec, FakeServices, Service, SharedClock, SystemClock};
@@ -22,7 +22,7 @@ use idemlab::checker::{self, Expect, Invariant, Snapshot, Violation};
 use idemlab::clients::ProviderClients;
 use idemlab::pipeline::{place_order, Enqueue, Knobs, PlaceError};
 use idemlab::runner::{
-    AttemptOutcome, Backend, FetchMode, RedisBackend, RetryPolicy, Runner, RunnerConfig,
+    AttemptOutcome, Backend, FetchMode, JobSet, RedisBackend, RetryPolicy, Runner, RunnerConfig,
 };
 use idemlab::store::{NewOrder, Store};
 
@@ -362,115 +362,76 @@ async fn orders_across_a_redis_restart(
     (lab, running, fakes, failed)
 }
 
-async fn t<T: std::fmt::Debug>(f: impl std::future::Future<Output = T>) -> String {
-    match tokio::time::timeout(Duration::from_secs(8), f).await {
-        Ok(v) => format!("{v:?}"),
-        Err(_) => "TIMED OUT after 8 s".into(),
+/// What a stalled wait saw: the orders not complete and their state, the
+/// outbox rows not relayed, and where the jobs are in Redis (queues, sets,
+/// in-progress lists), the processes and what they run. Each read is given
+/// 5 s, so a backend that hangs is told too.
+async fn what_is_left(lab: &Lab, store: &Store) -> String {
+    async fn read<T: std::fmt::Debug>(read: impl std::future::Future<Output = T>) -> String {
+        match tokio::time::timeout(Duration::from_secs(5), read).await {
+            Ok(value) => format!("{value:?}"),
+            Err(_) => "no answer within 5 s".into(),
+        }
     }
-}
-
-async fn diag(lab: &Lab, store: &Store, url: &str) -> String {
-    use std::fmt::Write;
-    let mut out = String::new();
     let orders = store.orders().await.unwrap_or_default();
-    let _ = writeln!(out, "orders: {}", orders.len());
-    for o in orders.iter().filter(|o| !o.is_complete()) {
-        let _ = writeln!(out, "  incomplete order {} state {:?}", o.id, o.state());
-    }
+    let incomplete: Vec<String> = orders
+        .iter()
+        .filter(|o| !o.is_complete())
+        .map(|o| format!("{} {:?}", o.id, o.state()))
+        .collect();
     let outbox = store.outbox().await.unwrap_or_default();
-    let pending: Vec<_> = outbox
+    let pending: Vec<i64> = outbox
         .iter()
         .filter(|e| e.relayed_at_ms.is_none())
+        .map(|e| e.order_id)
         .collect();
-    let _ = writeln!(
-        out,
-        "outbox rows {} pending {}",
-        outbox.len(),
-        pending.len()
-    );
     let b = lab.runner.backend();
-    let _ = writeln!(out, "queue_sizes: {}", t(b.queue_sizes()).await);
-    for set in [
-        idemlab::runner::JobSet::Retry,
-        idemlab::runner::JobSet::Schedule,
-        idemlab::runner::JobSet::Dead,
-    ] {
-        let _ = writeln!(
-            out,
-            "set {set:?}: {}",
-            t(async {
-                b.set_entries(set).await.map(|v| {
-                    v.iter()
-                        .map(|e| (e.job.class.clone(), e.job.args.clone(), e.at_ms))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .await
-        );
+    let jobs = |jobs: Vec<idemlab::runner::Job>| -> Vec<String> {
+        jobs.iter()
+            .map(|j| format!("{}{}", j.class, serde_json::Value::from(j.args.clone())))
+            .collect()
+    };
+    let mut sets = String::new();
+    for set in [JobSet::Retry, JobSet::Schedule, JobSet::Dead] {
+        let entries = read(async {
+            b.set_entries(set)
+                .await
+                .map(|v| jobs(v.into_iter().map(|e| e.job).collect()))
+        });
+        sets += &format!("{} set: {}\n", set.key(), entries.await);
     }
-    let _ = writeln!(out, "processes: {}", t(b.processes()).await);
-    let _ = writeln!(
-        out,
-        "busy: {}",
-        t(async {
-            b.busy().await.map(|v| {
-                v.iter()
-                    .map(|j| (j.process.clone(), j.job.class.clone(), j.job.args.clone()))
+    format!(
+        "{} orders, not complete: {incomplete:?}\n\
+         outbox rows not relayed (order ids): {pending:?}\n\
+         queue sizes: {}\n\
+         queued or held in progress: {}\n\
+         {sets}\
+         processes: {}\n\
+         busy: {}\n\
+         attempts recorded: {}",
+        orders.len(),
+        read(b.queue_sizes()).await,
+        read(async { b.waiting_jobs().await.map(jobs) }).await,
+        read(async {
+            b.processes().await.map(|ps| {
+                ps.iter()
+                    .map(|p| format!("{} beat {} busy {}", p.identity, p.beat_ms, p.busy))
                     .collect::<Vec<_>>()
             })
         })
-        .await
-    );
-    let _ = writeln!(
-        out,
-        "waiting: {}",
-        t(async {
-            b.waiting_jobs().await.map(|v| {
-                v.iter()
-                    .map(|j| (j.class.clone(), j.args.clone()))
-                    .collect::<Vec<_>>()
-            })
+        .await,
+        read(async {
+            b.busy()
+                .await
+                .map(|busy| jobs(busy.into_iter().map(|j| j.job).collect()))
         })
-        .await
-    );
-    let port = url.rsplit(':').next().unwrap();
-    let raw = Command::new("redis-cli")
-        .args(["-p", port, "--scan"])
-        .output();
-    let _ = writeln!(
-        out,
-        "redis-cli keys: {:?}",
-        raw.map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-    );
-    let raw = Command::new("redis-cli")
-        .args(["-p", port, "client", "list"])
-        .output();
-    let _ = writeln!(
-        out,
-        "redis-cli clients: {:?}",
-        raw.map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-    );
-    let attempts = lab.runner.history().attempts();
-    let _ = writeln!(out, "attempts: {}", attempts.len());
-    for a in attempts.iter().rev().take(15) {
-        let _ = writeln!(
-            out,
-            "  {} {:?} {} {} {:?}",
-            a.class, a.args, a.attempt, a.process, a.outcome
-        );
-    }
-    out
+        .await,
+        lab.runner.history().attempts().len(),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_restart_during_a_run_loses_no_order_with_the_outbox() {
-    let _ = tracing::subscriber::set_global_default(
-        tracing_subscriber::fmt()
-            .with_ansi(false)
-            .with_max_level(tracing::Level::INFO)
-            .with_test_writer()
-            .finish(),
-    );
     let Some(mut redis) = PrivateRedis::start(true) else {
         return;
     };
@@ -478,14 +439,13 @@ async fn redis_restart_during_a_run_loses_no_order_with_the_outbox() {
     let (lab, running, fakes, failed) =
         orders_across_a_redis_restart(Enqueue::Outbox, &mut redis, store.clone()).await;
     assert_eq!(failed, 0, "the outbox takes orders while Redis is down");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while !all_complete(&store, 30).await {
-        if tokio::time::Instant::now() > deadline {
-            let seen = diag(&lab, &store, &redis.url()).await;
-            panic!("DIAG STALL: not all 30 orders complete after 60 s:\n{seen}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until_within_or_tell(
+        "all 30 orders are complete",
+        Duration::from_secs(90),
+        || all_complete(&store, 30),
+        || what_is_left(&lab, &store),
+    )
+    .await;
     running.stop().await;
     let violations = violations(&lab, &store, &fakes).await;
     assert!(violations.is_empty(), "{}", describe(&violations));
@@ -501,13 +461,14 @@ async fn redis_restart_during_a_run_loses_orders_enqueued_after_commit() {
         orders_across_a_redis_restart(Enqueue::AfterCommit, &mut redis, store.clone()).await;
     assert_eq!(failed, 10, "each order placed while Redis was down");
     // The 20 others complete; the 10 saved while Redis was down never will.
-    wait_until_within(
+    wait_until_within_or_tell(
         "the 20 orders with a job are complete",
         Duration::from_secs(90),
         || async {
             let orders = store.orders().await.unwrap_or_default();
             orders.iter().filter(|o| o.is_complete()).count() == 20
         },
+        || what_is_left(&lab, &store),
     )
     .await;
     running.stop().await;

@@ -18,7 +18,9 @@ use std::time::Duration;
 use fake_services::http::router;
 use fake_services::serve::RunningServer;
 use fake_services::{BehaviorSpec, Clock, FakeServices, ManualClock, Service};
-pub use fake_services_test_support::{scrape, wait_until, wait_until_within};
+pub use fake_services_test_support::{
+    scrape, wait_until, wait_until_within, wait_until_within_or_tell,
+};
 use idemlab::clients::ProviderClients;
 use idemlab::pipeline::{self, place_order, Knobs, Shop, WorkerDeaths};
 use idemlab::runner::{MemoryBackend, RetryPolicy, Runner, RunnerConfig};

@@ -237,17 +237,39 @@ where
 
 /// [`wait_until`] with a deadline of `limit`, for waits on real servers and
 /// processes (a worker booting, a heartbeat expiring).
-pub async fn wait_until_within<F, Fut>(what: &str, limit: Duration, mut condition: F)
+pub async fn wait_until_within<F, Fut>(what: &str, limit: Duration, condition: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
+    wait_until_within_or_tell(what, limit, condition, || async { String::new() }).await;
+}
+
+/// [`wait_until_within`] whose failure also says what `seen` finds then (the
+/// state a stalled wait was stuck in), so a timeout in CI can be diagnosed
+/// from its message alone.
+pub async fn wait_until_within_or_tell<F, Fut, S, SFut>(
+    what: &str,
+    limit: Duration,
+    mut condition: F,
+    seen: S,
+) where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+    S: FnOnce() -> SFut,
+    SFut: Future<Output = String>,
+{
     let deadline = tokio::time::Instant::now() + limit;
     while !condition().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {limit:?} waiting until {what}"
-        );
+        if tokio::time::Instant::now() >= deadline {
+            let seen = seen().await;
+            let seen = if seen.is_empty() {
+                seen
+            } else {
+                format!(":\n{seen}")
+            };
+            panic!("timed out after {limit:?} waiting until {what}{seen}");
+        }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }
