@@ -30,7 +30,12 @@
 //! A fetch cancelled mid-call (a killed or stopped process) may still have
 //! moved a job on the server: reliable fetch then holds it in the list of a
 //! process that is gone, and the next [`Backend::recover_expired`] puts it
-//! back; basic fetch loses it, as Sidekiq's `BRPOP` can.
+//! back; basic fetch loses it, as Sidekiq's `BRPOP` can. A fetch whose reply
+//! is lost while its process lives on (Redis stopped between running the
+//! script and answering: the job is in the list of a process that keeps
+//! beating, which no recovery touches) is asked again by its fetcher as the
+//! same [`FetchCall`](super::fetch::FetchCall), and the script answers with
+//! the job that call took (`inprogress:<identity>:taken`).
 //!
 //! # Differences from the memory backend
 //!
