@@ -26,7 +26,7 @@ struct Web {
     lab: Lab,
     url: String,
     http: reqwest::Client,
-    _fakes_server: RunningServer,
+    fakes_server: RunningServer,
     _web_server: RunningServer,
 }
 
@@ -86,7 +86,7 @@ async fn web_with(
         url: web_server.url(),
         lab,
         http,
-        _fakes_server: fakes_server,
+        fakes_server,
         _web_server: web_server,
     }
 }
@@ -135,6 +135,19 @@ impl Web {
             .await
             .unwrap();
         (response.status(), response.text().await.unwrap())
+    }
+
+    /// A page of the fake services, as a browser asks for it.
+    async fn fakes_page(&self, path: &str) -> String {
+        self.http
+            .get(format!("{}{path}", self.fakes_server.url()))
+            .header(ACCEPT, "text/html")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
     }
 
     async fn json(&self, path: &str) -> (StatusCode, Value) {
@@ -241,7 +254,7 @@ async fn the_index_shows_each_service_and_the_faults_in_force() {
     for service in ["error-catcher", "payments", "fulfillment", "email"] {
         let b = block(&page, service);
         assert!(b.contains("✅"), "{service}: {b}");
-        let manage = format!("{}/{service}/behavior\">Manage…", web._fakes_server.url());
+        let manage = format!("{}/{service}/behavior\">Manage…", web.fakes_server.url());
         assert!(b.contains(&manage), "{service}: {b}");
     }
     assert!(page.contains("safe pipeline"), "{page}");
@@ -307,16 +320,7 @@ async fn the_index_says_the_rules_as_the_behaviour_page_does_with_what_is_used_u
         words[1],
         "crash: answer 503 with no effect on the next 1 call (send, search) — 1 left"
     );
-    let behavior_page = web
-        .http
-        .get(format!("{}/email/behavior", web._fakes_server.url()))
-        .header(ACCEPT, "text/html")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let behavior_page = web.fakes_page("/email/behavior").await;
     let (_, page) = web.page("/").await;
     let email = block(&page, "email");
     assert!(email.contains("🛑"), "{email}");
@@ -361,16 +365,7 @@ async fn the_lab_and_the_fake_services_share_one_stylesheet() {
     let (_, page) = web.page("/").await;
     assert!(page.contains(fake_services::style::STYLE), "{page}");
     assert!(page.contains("<nav><a href=\"/\">idemlab</a>"), "{page}");
-    let fakes_page = web
-        .http
-        .get(format!("{}/", web._fakes_server.url()))
-        .header(ACCEPT, "text/html")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let fakes_page = web.fakes_page("/").await;
     assert!(
         fakes_page.contains(fake_services::style::STYLE),
         "{fakes_page}"

@@ -51,12 +51,12 @@ pub(super) struct OrderView {
     now_ms: u64,
 }
 
-/// The providers whose ledgers the order page counts, with the step each
-/// belongs to and what one effect is called.
-const LEDGERS: [(Service, &str, &str); 3] = [
-    (Service::Payments, "payment", "charge"),
-    (Service::Email, "email", "email"),
-    (Service::Fulfillment, "fulfillment", "request"),
+/// The providers whose ledgers the order page counts, in the order of the
+/// steps, with what one effect is called.
+const LEDGERS: [(Service, &str); 3] = [
+    (Service::Payments, "charge"),
+    (Service::Email, "email"),
+    (Service::Fulfillment, "request"),
 ];
 
 /// The order's calls and effect counts, from the fake services' call log
@@ -112,7 +112,7 @@ impl OrderView {
             let ledger: serde_json::Map<String, Value> = LEDGERS
                 .iter()
                 .zip(self.ledger)
-                .map(|((service, _, _), count)| (service.name().to_string(), json!(count)))
+                .map(|((service, _), count)| (service.name().to_string(), json!(count)))
                 .collect();
             map.insert("ledger".into(), Value::Object(ledger));
         }
@@ -150,7 +150,7 @@ pub(super) async fn order_view(web: &Web, order: Order) -> OrderView {
     let history = web.lab.runner.history().for_first_arg(&json!(order.id));
     let (ledger, timeline, calls_note) = match order_calls(web, order.id).await {
         Ok(answer) => {
-            let ledger = LEDGERS.map(|(service, _, _)| answer.effects.get(&service).copied());
+            let ledger = LEDGERS.map(|(service, _)| answer.effects.get(&service).copied());
             let note = answer.log.kept_since_ms.map(|since| {
                 format!(
                     "The fake services keep their newest calls only: calls before {} are forgotten.",
@@ -288,7 +288,7 @@ pub(super) fn order_html(view: &OrderView) -> String {
     out.push_str(
         "<table id=\"steps\"><tr><th>Step</th><th>Status</th><th>In the provider's ledger</th></tr>\n",
     );
-    for ((key, name, step), (count, (_, _, effect))) in [
+    for ((key, name, step), (count, (_, effect))) in [
         ("payment", "Payment", &view.payment),
         ("email", "Confirmation Email", &view.email),
         ("fulfillment", "Fulfillment", &view.fulfillment),
